@@ -1,0 +1,35 @@
+# Everything runs from a local virtualenv so a machine with only python3 can
+# build, test and run Mailroom.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint run sandbox clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# Starts the local Fastmail stand-in with a Screener full of mail, runs the
+# service against it and applies triage labels the way a user would.
+run: $(STAMP)
+	$(BIN)/mailroom demo
+
+sandbox: $(STAMP)
+	$(BIN)/mailroom sandbox
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""CardDAV (RFC 6352): discovery, contact search, vCards and contact groups."""

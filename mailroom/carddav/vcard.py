@@ -1,0 +1,176 @@
+"""vCard 3.0 contacts and Apple-style groups, read and written with vobject.
+
+Groups are cards with ``X-ADDRESSBOOKSERVER-KIND:group`` whose members are
+``X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:<UID>`` lines: the format Fastmail and
+Cyrus keep as written and Fastmail's rules match on. Edits keep every property
+Mailroom does not own (the user's notes, phones, REV …) untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import vobject
+
+ContactKind = Literal["person", "company"]
+
+KIND = "x-addressbookserver-kind"
+MEMBER = "x-addressbookserver-member"
+UUID_PREFIX = "urn:uuid:"
+
+
+class VCardError(ValueError):
+    """A card that cannot be parsed or lacks what Mailroom needs."""
+
+
+def parse(text: str, where: str = "vCard") -> Any:
+    try:
+        card = vobject.readOne(text)
+    except Exception as exc:  # vobject raises a zoo of exception types
+        raise VCardError(f"{where}: cannot parse ({type(exc).__name__})") from None
+    if card.name.upper() != "VCARD":
+        raise VCardError(f"{where}: not a VCARD but {card.name}")
+    return card
+
+
+def _values(card: Any, prop: str) -> list[Any]:
+    return [line.value for line in card.contents.get(prop, [])]
+
+
+def _first(card: Any, prop: str) -> str:
+    values = _values(card, prop)
+    return str(values[0]).strip() if values and isinstance(values[0], str) else ""
+
+
+def uid(card: Any) -> str:
+    value = _first(card, "uid")
+    if not value:
+        raise VCardError("vCard has no UID")
+    return value.removeprefix(UUID_PREFIX)
+
+
+def emails(card: Any) -> set[str]:
+    return {str(v).strip().lower() for v in _values(card, "email") if str(v).strip()}
+
+
+def is_group(card: Any) -> bool:
+    return _first(card, KIND).lower() == "group"
+
+
+def display_name(card: Any) -> str:
+    return _first(card, "fn")
+
+
+def members(card: Any) -> set[str]:
+    out = set()
+    for value in _values(card, MEMBER):
+        text = str(value).strip()
+        if text:
+            out.add(text.removeprefix(UUID_PREFIX))
+    return out
+
+
+def _set_single(card: Any, prop: str, value: Any) -> None:
+    card.contents.pop(prop, None)
+    card.add(prop).value = value
+
+
+def new_group(group_uid: str, name: str) -> str:
+    card = vobject.vCard()
+    card.add("version").value = "3.0"
+    card.add("uid").value = group_uid
+    card.add("fn").value = name
+    card.add("n").value = vobject.vcard.Name(family=name)
+    card.add(KIND).value = "group"
+    return str(card.serialize())
+
+
+def with_member(text: str, member_uid: str) -> str | None:
+    """The group card with ``member_uid`` added, or None if already a member."""
+    card = parse(text, "group")
+    if member_uid in members(card):
+        return None
+    card.add(MEMBER).value = UUID_PREFIX + member_uid
+    return str(card.serialize())
+
+
+def without_member(text: str, member_uid: str) -> str | None:
+    """The group card with ``member_uid`` removed, or None if not a member."""
+    card = parse(text, "group")
+    lines = card.contents.get(MEMBER, [])
+    keep = [ln for ln in lines if str(ln.value).strip().removeprefix(UUID_PREFIX) != member_uid]
+    if len(keep) == len(lines):
+        return None
+    if keep:
+        card.contents[MEMBER] = keep
+    else:
+        del card.contents[MEMBER]
+    return str(card.serialize())
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """(given, family) from a display name: "Doe, Jane" or "Jane Q. Doe"."""
+    name = " ".join(name.split())
+    if "," in name:
+        family, given = (part.strip() for part in name.split(",", 1))
+        return given, family
+    if " " in name:
+        given, family = name.rsplit(" ", 1)
+        return given, family
+    return name, ""
+
+
+def _company_name(address: str, name: str) -> str:
+    return name or address.rpartition("@")[2]
+
+
+def new_contact(contact_uid: str, address: str, name: str, kind: ContactKind) -> str:
+    card = vobject.vCard()
+    card.add("version").value = "3.0"
+    card.add("uid").value = contact_uid
+    card.add("fn").value = name or address
+    if kind == "person":
+        given, family = split_name(name)
+        card.add("n").value = vobject.vcard.Name(family=family, given=given)
+    else:
+        card.add("n").value = vobject.vcard.Name()
+        card.add("org").value = [_company_name(address, name)]
+        card.add("x-abshowas").value = "COMPANY"
+    line = card.add("email")
+    line.value = address
+    line.type_param = "INTERNET"
+    return str(card.serialize())
+
+
+def fill_contact(text: str, address: str, name: str, kind: ContactKind) -> str | None:
+    """Fill the contact's empty fields; never overwrite what the user wrote.
+
+    Returns the new card, or None when there was nothing to fill.
+    """
+    card = parse(text, "contact")
+    changed = False
+    if not _first(card, "fn"):
+        _set_single(card, "fn", name or address)
+        changed = True
+    if address.lower() not in emails(card):
+        line = card.add("email")
+        line.value = address
+        line.type_param = "INTERNET"
+        changed = True
+    if kind == "person" and name:
+        current = _values(card, "n")
+        n = current[0] if current else None
+        if n is None or not (str(n.family).strip() or str(n.given).strip()):
+            given, family = split_name(name)
+            _set_single(card, "n", vobject.vcard.Name(family=family, given=given))
+            changed = True
+    if kind == "company":
+        orgs = _values(card, "org")
+        if not orgs or not any(str(part).strip() for part in orgs[0]):
+            _set_single(card, "org", [_company_name(address, name)])
+            changed = True
+    if not _values(card, "n"):
+        # vCard 3.0 requires N; some clients write cards without it.
+        card.add("n").value = vobject.vcard.Name()
+        changed = True
+    return str(card.serialize()) if changed else None

@@ -1,0 +1,95 @@
+"""Command line: ``mailroom run``, ``mailroom sandbox``, ``mailroom demo``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from mailroom import __version__
+from mailroom.settings import SettingsError, load_settings
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mailroom", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mailroom {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the triage service (settings from MAILROOM_* variables)")
+    commands.add_parser("check", help="validate the settings and exit")
+    sandbox = commands.add_parser("sandbox", help="run the local Fastmail stand-in")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--flavour", choices=("fastmail", "rfc"), default="fastmail")
+    sandbox.add_argument("--seed", action="store_true", help="fill the Screener with demo mail")
+    demo = commands.add_parser("demo", help="stand-in + service + a simulated user")
+    demo.add_argument("--poll-interval", type=float, default=5.0)
+    demo.add_argument("--debounce", type=float, default=3.0)
+    demo.add_argument("--pause", type=float, default=2.0, help="seconds between user actions")
+    demo.add_argument("--keep-running", action="store_true")
+    args = parser.parse_args(argv)
+
+    if args.command in ("run", "check"):
+        return _run(check_only=args.command == "check")
+    if args.command == "sandbox":
+        return _sandbox(args.host, args.port, args.flavour, args.seed)
+    from mailroom.sandbox.demo import run_demo
+
+    return run_demo(
+        poll_interval=args.poll_interval,
+        debounce=args.debounce,
+        pause=args.pause,
+        keep_running=args.keep_running,
+    )
+
+
+def _run(*, check_only: bool) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print("mailroom: invalid settings:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if check_only:
+        print("mailroom: settings are valid")
+        return 0
+    from mailroom.observe.logging import setup_logging
+    from mailroom.service import run_until_signalled
+
+    setup_logging(settings.log_level, settings.log_format)
+    return asyncio.run(run_until_signalled(settings))
+
+
+def _sandbox(host: str, port: int, flavour: str, seed: bool) -> int:
+    from mailroom.sandbox.demo import seed as seed_mail
+    from mailroom.sandbox.server import Sandbox
+
+    sandbox = Sandbox(host=host, port=port, flavour=flavour)  # type: ignore[arg-type]
+    try:
+        sandbox.start()
+    except OSError as exc:
+        print(f"mailroom sandbox: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    if seed:
+        seed_mail(sandbox)
+    sandbox.mail.ensure_mailbox("Screener")
+    print(f"# Mailroom stand-in ({flavour} flavour) listening on {sandbox.url}")
+    print("# Point the service at it with:")
+    for key, value in sandbox.env().items():
+        print(f"export {key}={value}")
+    print(
+        f"# Deliver mail: curl -H 'Authorization: Bearer {sandbox.token}' "
+        f"""-d '{{"from": "someone@example.com"}}' {sandbox.url}/_sandbox/deliver"""
+    )
+    sys.stdout.flush()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    sandbox.stop()
+    return 0

@@ -1,0 +1,1 @@
+"""Pure building blocks shared by the clients and the service (no IO)."""

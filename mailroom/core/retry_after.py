@@ -1,0 +1,26 @@
+"""Parse an HTTP ``Retry-After`` value (RFC 9110 §10.2.3)."""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import UTC, datetime
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait, or None when the header is absent or unusable.
+
+    Accepts delay-seconds or an HTTP-date; a date in the past means 0.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(int(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now or datetime.now(UTC)
+    return max(0.0, (when - current).total_seconds())

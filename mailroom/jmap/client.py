@@ -1,0 +1,331 @@
+"""An asynchronous JMAP client: discovery, batched calls, paging and chunking."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from mailroom.core.secret import Secret
+from mailroom.jmap.errors import (
+    JmapAuthError,
+    JmapHttpError,
+    JmapMethodError,
+    JmapProtocolError,
+    JmapRequestError,
+    JmapSetError,
+    JmapTransportError,
+)
+from mailroom.jmap.session import CORE, MAIL, Session, parse_session
+from mailroom.net import RetryExhausted, Sleep, TransportFailure, send_with_retry
+
+USING = [CORE, MAIL]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One method call; ``call_id`` names it for back-references."""
+
+    name: str
+    args: dict[str, Any]
+    call_id: str
+
+
+def ref(call_id: str, name: str, path: str) -> dict[str, str]:
+    """A result reference (RFC 8620 §3.7), e.g. ``ref("q", "Email/query", "/ids")``."""
+    return {"resultOf": call_id, "name": name, "path": path}
+
+
+class Responses:
+    """Method responses of one request, looked up by call id."""
+
+    def __init__(self, items: Sequence[tuple[str, dict[str, Any], str]]) -> None:
+        self._by_id: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for name, args, call_id in items:
+            self._by_id.setdefault(call_id, []).append((name, args))
+
+    def get(self, call_id: str, name: str | None = None) -> dict[str, Any]:
+        """The arguments of the response to ``call_id``; raise on a method error."""
+        entries = self._by_id.get(call_id)
+        if not entries:
+            raise JmapProtocolError(f"no response for call {call_id!r}")
+        for resp_name, args in entries:
+            if resp_name == "error":
+                raise JmapMethodError(
+                    name or call_id,
+                    str(args.get("type", "unknown")),
+                    _text(args.get("description")),
+                )
+            if name is None or resp_name == name:
+                return args
+        raise JmapProtocolError(f"call {call_id!r}: no {name} response")
+
+
+@dataclass
+class SetOutcome:
+    """What a chunked ``/set`` did; ``failures`` holds ids the server refused."""
+
+    new_state: str | None = None
+    mailbox_state: str | None = None
+    updated: set[str] = field(default_factory=set)
+    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: int = 0
+
+
+class JmapClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        session_url: str,
+        token: Secret,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        retries: int = 3,
+    ) -> None:
+        self._http = http
+        self._session_url = session_url
+        self._token = token
+        self._sleep = sleep
+        self._retries = retries
+        self._session: Session | None = None
+        self.requests_made = 0
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("JmapClient.discover() has not run")
+        return self._session
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token.reveal()}"}
+
+    async def discover(self) -> Session:
+        response = await self._send("GET", self._session_url, what="JMAP session")
+        self._session = parse_session(_json(response, "JMAP session"), str(response.url))
+        return self._session
+
+    async def request(self, calls: Sequence[Call]) -> Responses:
+        """Send ``calls`` as one HTTP request (they may back-reference each other)."""
+        session = self.session
+        if len(calls) > session.max_calls_in_request:
+            raise ValueError(
+                f"{len(calls)} calls exceed maxCallsInRequest={session.max_calls_in_request}"
+            )
+        body = {
+            "using": USING,
+            "methodCalls": [
+                [c.name, {"accountId": session.account_id, **c.args}, c.call_id] for c in calls
+            ],
+        }
+        response = await self._send("POST", session.api_url, what="JMAP API", json=body)
+        data = _json(response, "JMAP API")
+        items = data.get("methodResponses") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise JmapProtocolError("JMAP API: response has no methodResponses list")
+        parsed: list[tuple[str, dict[str, Any], str]] = []
+        for item in items:
+            if (
+                not isinstance(item, list)
+                or len(item) != 3
+                or not isinstance(item[0], str)
+                or not isinstance(item[1], dict)
+                or not isinstance(item[2], str)
+            ):
+                raise JmapProtocolError("JMAP API: malformed method response")
+            parsed.append((item[0], item[1], item[2]))
+        return Responses(parsed)
+
+    async def get_mailboxes(self) -> tuple[list[dict[str, Any]], str]:
+        """Every mailbox and the Mailbox state."""
+        result = (await self.request([Call("Mailbox/get", {"ids": None}, "m")])).get(
+            "m", "Mailbox/get"
+        )
+        return _list_of_objects(result, "Mailbox/get"), str(result.get("state", ""))
+
+    async def create_mailbox(self, name: str, parent_id: str | None = None) -> str:
+        args = {"create": {"new": {"name": name, "parentId": parent_id}}}
+        result = (await self.request([Call("Mailbox/set", args, "c")])).get("c", "Mailbox/set")
+        if result.get("notCreated"):
+            raise JmapSetError("Mailbox/set", "notCreated", result["notCreated"])
+        created = result.get("created") or {}
+        new = created.get("new") if isinstance(created, dict) else None
+        if not isinstance(new, dict) or not isinstance(new.get("id"), str):
+            raise JmapProtocolError("Mailbox/set: created mailbox has no id")
+        return str(new["id"])
+
+    def page_size(self, wanted: int = 256) -> int:
+        return max(1, min(wanted, self.session.max_objects_in_get))
+
+    def query_page_calls(
+        self,
+        filter_: Mapping[str, Any],
+        properties: Sequence[str],
+        *,
+        position: int,
+        limit: int,
+        prefix: str = "",
+    ) -> list[Call]:
+        """An Email/query and the Email/get of its ids, as one request's calls."""
+        q, g = prefix + "q", prefix + "g"
+        return [
+            Call(
+                "Email/query",
+                {
+                    "filter": filter_,
+                    "sort": [{"property": "receivedAt", "isAscending": True}],
+                    "position": position,
+                    "limit": limit,
+                },
+                q,
+            ),
+            Call(
+                "Email/get",
+                {"#ids": ref(q, "Email/query", "/ids"), "properties": list(properties)},
+                g,
+            ),
+        ]
+
+    async def query_emails(
+        self, filter_: Mapping[str, Any], properties: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Every email matching ``filter_``, paged by position until a short page.
+
+        ``total`` is not relied on: Fastmail omits it unless asked.
+        """
+        size = self.page_size()
+        out: list[dict[str, Any]] = []
+        position = 0
+        while True:
+            resp = await self.request(
+                self.query_page_calls(filter_, properties, position=position, limit=size)
+            )
+            ids = resp.get("q", "Email/query").get("ids")
+            emails = _list_of_objects(resp.get("g", "Email/get"), "Email/get")
+            if not isinstance(ids, list):
+                raise JmapProtocolError("Email/query: ids is not a list")
+            out.extend(emails)
+            if len(ids) < size:
+                return out
+            position += len(ids)
+
+    async def get_emails(
+        self, ids: Sequence[str], properties: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """Fetch emails by id, chunked to ``maxObjectsInGet``."""
+        session = self.session
+        chunks = _chunks(list(ids), session.max_objects_in_get)
+        out: list[dict[str, Any]] = []
+        for batch in _chunks(chunks, session.max_calls_in_request):
+            calls = [
+                Call("Email/get", {"ids": chunk, "properties": list(properties)}, f"g{i}")
+                for i, chunk in enumerate(batch)
+            ]
+            resp = await self.request(calls)
+            for i in range(len(batch)):
+                out.extend(_list_of_objects(resp.get(f"g{i}", "Email/get"), "Email/get"))
+        return out
+
+    async def update_emails(
+        self, updates: Mapping[str, Mapping[str, Any]], *, want_mailbox_state: bool = True
+    ) -> SetOutcome:
+        """Apply ``Email/set`` updates chunked to the session's limits.
+
+        Chunks ride in as few requests as ``maxCallsInRequest`` allows. The last
+        request also reads the Mailbox state, so callers learn every state
+        their own writes produced without another round trip.
+        """
+        session = self.session
+        outcome = SetOutcome()
+        if not updates:
+            return outcome
+        chunks = _chunks(list(updates.items()), session.max_objects_in_set)
+        per_request = max(1, session.max_calls_in_request - (1 if want_mailbox_state else 0))
+        batches = _chunks(chunks, per_request)
+        for number, batch in enumerate(batches):
+            calls = [
+                Call("Email/set", {"update": dict(chunk)}, f"s{i}") for i, chunk in enumerate(batch)
+            ]
+            last = number == len(batches) - 1
+            if last and want_mailbox_state:
+                calls.append(Call("Mailbox/get", {"ids": []}, "mb"))
+            resp = await self.request(calls)
+            outcome.requests += 1
+            for i in range(len(batch)):
+                result = resp.get(f"s{i}", "Email/set")
+                if isinstance(result.get("newState"), str):
+                    outcome.new_state = result["newState"]
+                updated = result.get("updated") or {}
+                if isinstance(updated, dict):
+                    outcome.updated.update(updated)
+                for key, err in (result.get("notUpdated") or {}).items():
+                    outcome.failures[key] = err if isinstance(err, dict) else {"type": str(err)}
+            if last and want_mailbox_state:
+                state = resp.get("mb", "Mailbox/get").get("state")
+                outcome.mailbox_state = state if isinstance(state, str) else None
+        return outcome
+
+    async def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
+        self.requests_made += 1
+        try:
+            response = await send_with_retry(
+                self._http,
+                method,
+                url,
+                what=what,
+                sleep=self._sleep,
+                retries=self._retries,
+                headers=self.auth_headers,
+                **kwargs,
+            )
+        except TransportFailure as exc:
+            raise JmapTransportError(str(exc)) from None
+        except RetryExhausted as exc:
+            raise JmapHttpError(exc.status, what, "server busy, retries exhausted") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise JmapAuthError(status, what)
+        if status == 400:
+            problem = _problem(response)
+            if problem is not None:
+                raise JmapRequestError(*problem)
+        if status != 200:
+            raise JmapHttpError(status, what, response.reason_phrase)
+        return response
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise JmapProtocolError(f"{what}: response is not JSON") from None
+
+
+def _problem(response: httpx.Response) -> tuple[str, str] | None:
+    try:
+        data = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if isinstance(data, dict) and isinstance(data.get("type"), str):
+        return data["type"], _text(data.get("detail")) or ""
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _list_of_objects(result: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
+    items = result.get("list")
+    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+        raise JmapProtocolError(f"{what}: 'list' is not a list of objects")
+    return items
+
+
+def _chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]

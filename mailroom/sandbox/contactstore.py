@@ -1,0 +1,263 @@
+"""An in-memory CardDAV address book: the subset Fastmail offers and Mailroom uses.
+
+Cards are kept byte for byte as written. ETags change on every write and
+``If-Match``/``If-None-Match`` are enforced (412), as on Fastmail and Cyrus.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from xml.etree.ElementTree import Element
+from xml.sax.saxutils import escape
+
+import defusedxml.ElementTree as SafeET
+
+from mailroom.carddav import vcard
+from mailroom.carddav.dav_xml import CARD, DAV, tag
+from mailroom.carddav.vcard import VCardError
+
+
+@dataclass
+class StoredCard:
+    etag: str
+    text: str
+
+
+class DavError(Exception):
+    def __init__(self, status: int, reason: str = "") -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class ContactStore:
+    def __init__(self, username: str) -> None:
+        self.username = username
+        self.lock = threading.RLock()
+        self.cards: dict[str, StoredCard] = {}  # name ("x.vcf") -> card
+        self._etags = 0
+        # Test hook: runs before a PUT is applied, e.g. to make a concurrent edit.
+        self.before_put: Callable[[str], None] | None = None
+
+    @property
+    def principal_path(self) -> str:
+        return f"/dav/principals/user/{self.username}/"
+
+    @property
+    def home_path(self) -> str:
+        return f"/dav/addressbooks/user/{self.username}/"
+
+    @property
+    def book_path(self) -> str:
+        return self.home_path + "Default/"
+
+    def _etag(self) -> str:
+        self._etags += 1
+        return f'"{self._etags}"'
+
+    # -- direct helpers for tests ---------------------------------------------
+
+    def write(self, name: str, text: str) -> str:
+        """Store a card as another client would (new ETag)."""
+        with self.lock:
+            etag = self._etag()
+            self.cards[name] = StoredCard(etag, text)
+            return etag
+
+    def parsed(self) -> list[tuple[str, object]]:
+        with self.lock:
+            items = list(self.cards.items())
+        return [(name, vcard.parse(card.text, name)) for name, card in items]
+
+    def group_members(self, group_name: str) -> set[str]:
+        """UIDs in the group called ``group_name`` (empty if there is none)."""
+        for _, card in self.parsed():
+            if vcard.is_group(card) and vcard.display_name(card) == group_name:
+                return vcard.members(card)
+        return set()
+
+    def groups_named(self, group_name: str) -> int:
+        return sum(
+            1
+            for _, card in self.parsed()
+            if vcard.is_group(card) and vcard.display_name(card) == group_name
+        )
+
+    def contact_uid(self, address: str) -> str | None:
+        for _, card in self.parsed():
+            if not vcard.is_group(card) and address.lower() in vcard.emails(card):
+                return vcard.uid(card)
+        return None
+
+    def contact_text(self, address: str) -> str | None:
+        with self.lock:
+            for card in self.cards.values():
+                parsed = vcard.parse(card.text)
+                if not vcard.is_group(parsed) and address.lower() in vcard.emails(parsed):
+                    return card.text
+        return None
+
+    def groups_of_address(self, address: str) -> set[str]:
+        uid = self.contact_uid(address)
+        return {
+            vcard.display_name(card)
+            for _, card in self.parsed()
+            if uid is not None and vcard.is_group(card) and uid in vcard.members(card)
+        }
+
+    # -- DAV methods -----------------------------------------------------------
+
+    def card_name(self, path: str) -> str:
+        if not path.startswith(self.book_path) or "/" in path[len(self.book_path) :]:
+            raise DavError(404)
+        name = path[len(self.book_path) :]
+        if not name:
+            raise DavError(405)
+        return name
+
+    def propfind(self, path: str, depth: str) -> str:
+        if path in (self.principal_path, "/.well-known/carddav"):
+            return _multistatus(
+                [
+                    _response(
+                        self.principal_path,
+                        f"<d:current-user-principal><d:href>{self.principal_path}</d:href>"
+                        "</d:current-user-principal>"
+                        f"<c:addressbook-home-set><d:href>{self.home_path}</d:href>"
+                        "</c:addressbook-home-set>",
+                    )
+                ]
+            )
+        if path == self.home_path:
+            items = [_response(self.home_path, "<d:resourcetype><d:collection/></d:resourcetype>")]
+            if depth != "0":
+                items.append(
+                    _response(
+                        self.book_path,
+                        "<d:resourcetype><d:collection/><c:addressbook/></d:resourcetype>"
+                        "<d:displayname>Personal</d:displayname>",
+                    )
+                )
+            return _multistatus(items)
+        if path == self.book_path:
+            return _multistatus(
+                [
+                    _response(
+                        self.book_path,
+                        "<d:resourcetype><d:collection/><c:addressbook/></d:resourcetype>",
+                    )
+                ]
+            )
+        raise DavError(404)
+
+    def report(self, path: str, body: bytes) -> str:
+        if path != self.book_path:
+            raise DavError(404)
+        try:
+            root = SafeET.fromstring(body)
+        except Exception:
+            raise DavError(400, "malformed XML") from None
+        with self.lock:
+            if root.tag == tag(CARD, "addressbook-multiget"):
+                out = []
+                for href in root.findall(tag(DAV, "href")):
+                    name = (href.text or "").rsplit("/", 1)[-1]
+                    card = self.cards.get(name)
+                    if card is None:
+                        out.append(
+                            f"<d:response><d:href>{escape(href.text or '')}</d:href>"
+                            "<d:status>HTTP/1.1 404 Not Found</d:status></d:response>"
+                        )
+                    else:
+                        out.append(self._card_response(name, card))
+                return _multistatus(out)
+            if root.tag == tag(CARD, "addressbook-query"):
+                flt = root.find(tag(CARD, "filter"))
+                return _multistatus(
+                    [
+                        self._card_response(name, card)
+                        for name, card in sorted(self.cards.items())
+                        if flt is None or _matches(card.text, flt)
+                    ]
+                )
+        raise DavError(400, "unsupported REPORT")
+
+    def _card_response(self, name: str, card: StoredCard) -> str:
+        return _response(
+            self.book_path + name,
+            f"<d:getetag>{escape(card.etag)}</d:getetag>"
+            f"<c:address-data>{escape(card.text)}</c:address-data>",
+        )
+
+    def get(self, path: str) -> StoredCard:
+        with self.lock:
+            card = self.cards.get(self.card_name(path))
+            if card is None:
+                raise DavError(404)
+            return StoredCard(card.etag, card.text)
+
+    def put(
+        self, path: str, text: str, if_match: str | None, if_none_match: str | None
+    ) -> tuple[int, str]:
+        name = self.card_name(path)
+        if self.before_put is not None:
+            self.before_put(name)
+        try:
+            vcard.parse(text, name)
+        except VCardError:
+            raise DavError(415, "not a vCard") from None
+        with self.lock:
+            existing = self.cards.get(name)
+            if if_none_match == "*" and existing is not None:
+                raise DavError(412)
+            if if_match is not None and (existing is None or existing.etag != if_match):
+                raise DavError(412)
+            etag = self._etag()
+            self.cards[name] = StoredCard(etag, text)
+            return (204 if existing else 201), etag
+
+    def delete(self, path: str, if_match: str | None) -> None:
+        name = self.card_name(path)
+        with self.lock:
+            existing = self.cards.get(name)
+            if existing is None:
+                raise DavError(404)
+            if if_match is not None and existing.etag != if_match:
+                raise DavError(412)
+            del self.cards[name]
+
+
+def _matches(text: str, flt: Element) -> bool:
+    try:
+        card = vcard.parse(text)
+    except VCardError:
+        return False
+    results = []
+    for pf in flt.findall(tag(CARD, "prop-filter")):
+        prop = pf.get("name", "").lower()
+        tm = pf.find(tag(CARD, "text-match"))
+        needle = (tm.text or "").casefold() if tm is not None else ""
+        match_type = tm.get("match-type", "contains") if tm is not None else "contains"
+        values = [str(line.value).casefold() for line in card.contents.get(prop, [])]
+        if match_type == "equals":
+            results.append(needle in values)
+        else:
+            results.append(any(needle in v for v in values))
+    if not results:
+        return True
+    return any(results) if flt.get("test", "anyof") == "anyof" else all(results)
+
+
+def _response(href: str, props: str) -> str:
+    return (
+        f"<d:response><d:href>{escape(href)}</d:href><d:propstat><d:prop>{props}</d:prop>"
+        "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
+    )
+
+
+def _multistatus(responses: list[str]) -> str:
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f'<d:multistatus xmlns:d="DAV:" xmlns:c="{CARD}">{"".join(responses)}</d:multistatus>'
+    )

@@ -1,0 +1,91 @@
+"""Fault switches a test (or a curious user) flips on a running stand-in."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+Route = Literal["session", "api", "eventsource", "carddav"]
+StreamMode = Literal["normal", "close", "silent"]
+
+
+@dataclass
+class ForcedStatus:
+    status: int
+    headers: dict[str, str]
+    remaining: int | None  # None: until cleared
+
+
+@dataclass
+class Faults:
+    """Thread-safe switches, read by the server on every request.
+
+    - ``drop``: accept connections and close them without an answer.
+    - ``force(route, status)``: answer a route with a status (401, 429 …).
+    - ``stream``: ``close`` ends each stream right after its headers (an
+      accept-then-close server); ``silent`` keeps it open and sends nothing.
+    - ``malformed_events``: the next N state events carry broken JSON.
+    - ``oversized_line``: the next stream write is one line of that many bytes.
+    - ``retry_ms``: streams start with a ``retry:`` field.
+    - ``delay``: seconds to wait before answering any request.
+    """
+
+    drop: bool = False
+    stream: StreamMode = "normal"
+    malformed_events: int = 0
+    oversized_line: int = 0
+    retry_ms: int | None = None
+    delay: float = 0.0
+    _forced: dict[str, ForcedStatus] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def force(
+        self,
+        route: Route,
+        status: int,
+        headers: dict[str, str] | None = None,
+        times: int | None = None,
+    ) -> None:
+        with self._lock:
+            self._forced[route] = ForcedStatus(status, dict(headers or {}), times)
+
+    def clear(self, route: Route | None = None) -> None:
+        with self._lock:
+            if route is None:
+                self._forced.clear()
+            else:
+                self._forced.pop(route, None)
+
+    def take_forced(self, route: Route) -> ForcedStatus | None:
+        with self._lock:
+            forced = self._forced.get(route)
+            if forced is None:
+                return None
+            if forced.remaining is not None:
+                forced.remaining -= 1
+                if forced.remaining <= 0:
+                    del self._forced[route]
+            return forced
+
+    def take_malformed(self) -> bool:
+        with self._lock:
+            if self.malformed_events > 0:
+                self.malformed_events -= 1
+                return True
+            return False
+
+    def take_oversized(self) -> int:
+        with self._lock:
+            size, self.oversized_line = self.oversized_line, 0
+            return size
+
+    def reset(self) -> None:
+        with self._lock:
+            self.drop = False
+            self.stream = "normal"
+            self.malformed_events = 0
+            self.oversized_line = 0
+            self.retry_ms = None
+            self.delay = 0.0
+            self._forced.clear()

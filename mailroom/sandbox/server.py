@@ -1,0 +1,497 @@
+"""The local Fastmail stand-in: JMAP, EventSource and CardDAV on loopback.
+
+A stdlib threading HTTP server (one thread per connection, so a long-lived
+EventSource stream never blocks API calls) over the in-memory stores.
+``flavour="fastmail"`` mimics Fastmail (absolute URLs, plain eventSourceUrl,
+``{"changed":…,"type":…}`` envelopes, no ids, no pings); ``flavour="rfc"``
+mimics Cyrus and RFC 8620 (relative URLs, URL template, ``StateChange``,
+``id:`` lines, ping events).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from mailroom.sandbox.contactstore import ContactStore, DavError
+from mailroom.sandbox.faults import Faults, Route
+from mailroom.sandbox.mailstore import ACCOUNT_ID, MailStore, RequestError
+
+Flavour = Literal["fastmail", "rfc"]
+
+MAX_BODY = 10 * 1024 * 1024
+
+
+class Sandbox:
+    """A running stand-in. Use as a context manager, or start()/stop()."""
+
+    def __init__(
+        self,
+        *,
+        flavour: Flavour = "fastmail",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = "sandbox-token",
+        username: str = "user@sandbox.test",
+        password: str = "sandbox-password",
+        mail: MailStore | None = None,
+        event_source: bool = True,
+    ) -> None:
+        self.flavour = flavour
+        self.host = host
+        self.port = port
+        self.token = token
+        self.username = username
+        self.password = password
+        self.mail = mail or MailStore()
+        self.contacts = ContactStore(username)
+        self.faults = Faults()
+        self.event_source = event_source  # False: session without eventSourceUrl
+        self.requests: dict[str, int] = {}
+        self._requests_lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._generation = 0  # bumped to end every open stream
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        self._stopping = False
+        server = _Server((self.host, self.port), _Handler)
+        server.sandbox = self
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.close_streams()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def set_refusing(self, refusing: bool) -> None:
+        """Stop listening (connections are refused) or listen again on the same port."""
+        if refusing and self._server is not None:
+            self.stop()
+        elif not refusing and self._server is None:
+            self.start()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def close_streams(self) -> None:
+        """End every open EventSource response (a server reset mid-stream)."""
+        with self.mail.lock:
+            self._generation += 1
+            self.mail.changed.notify_all()
+
+    # -- addresses ---------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def session_url(self) -> str:
+        return self.url + "/jmap/session"
+
+    def env(self) -> dict[str, str]:
+        """MAILROOM_* settings pointing ``mailroom run`` at this stand-in."""
+        return {
+            "MAILROOM_JMAP_SESSION_URL": self.session_url,
+            "MAILROOM_JMAP_TOKEN": self.token,
+            "MAILROOM_CARDDAV_URL": self.url,
+            "MAILROOM_CARDDAV_USERNAME": self.username,
+            "MAILROOM_CARDDAV_PASSWORD": self.password,
+        }
+
+    def count(self, route: str) -> None:
+        with self._requests_lock:
+            self.requests[route] = self.requests.get(route, 0) + 1
+
+    def total_requests(self, *routes: str) -> int:
+        with self._requests_lock:
+            return sum(v for k, v in self.requests.items() if not routes or k in routes)
+
+    def session_document(self) -> dict[str, Any]:
+        base = self.url if self.flavour == "fastmail" else ""
+        doc: dict[str, Any] = {
+            "capabilities": {
+                "urn:ietf:params:jmap:core": {
+                    "maxSizeUpload": 50_000_000,
+                    "maxConcurrentUpload": 4,
+                    "maxSizeRequest": MAX_BODY,
+                    "maxConcurrentRequests": 4,
+                    "maxCallsInRequest": self.mail.max_calls,
+                    "maxObjectsInGet": self.mail.max_get,
+                    "maxObjectsInSet": self.mail.max_set,
+                    "collationAlgorithms": ["i;ascii-casemap"],
+                },
+                "urn:ietf:params:jmap:mail": {},
+            },
+            "accounts": {
+                ACCOUNT_ID: {
+                    "name": self.username,
+                    "isPersonal": True,
+                    "isReadOnly": False,
+                    "accountCapabilities": {"urn:ietf:params:jmap:mail": {}},
+                }
+            },
+            "primaryAccounts": {"urn:ietf:params:jmap:mail": ACCOUNT_ID},
+            "username": self.username,
+            "apiUrl": base + "/jmap/api/",
+            "downloadUrl": base + "/jmap/download/{accountId}/{blobId}/{name}?accept={type}",
+            "uploadUrl": base + "/jmap/upload/{accountId}/",
+            "state": "0",
+        }
+        if self.event_source:
+            doc["eventSourceUrl"] = (
+                base + "/jmap/event/"
+                if self.flavour == "fastmail"
+                else "/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}"
+            )
+        return doc
+
+    def stream_generation(self) -> int:
+        return self._generation
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    sandbox: Sandbox
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        # The "drop" fault: accept the connection, then close it unanswered.
+        return not self.sandbox.faults.drop
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without this, Nagle plus
+    # delayed ACKs add ~40 ms to every loopback request.
+    disable_nagle_algorithm = True
+    server: _Server
+    body: bytes = b""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the stand-in is quiet; tests read its counters instead
+
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.server.sandbox
+
+    # -- plumbing -------------------------------------------------------------
+
+    def _read_body(self) -> bytes | None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return None
+        if length < 0 or length > MAX_BODY:
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        if body or status not in (204, 304):
+            self.send_header("Content-Type", content_type)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode())
+
+    def _route(self) -> Route | Literal["admin"]:
+        path = urlsplit(self.path).path
+        if path.startswith("/_sandbox/"):
+            return "admin"
+        if path.startswith("/jmap/event"):
+            return "eventsource"
+        if path == "/jmap/session" or path == "/.well-known/jmap":
+            return "session"
+        if path.startswith("/jmap/"):
+            return "api"
+        return "carddav"
+
+    def _forced(self, route: Route) -> bool:
+        forced = self.sandbox.faults.take_forced(route)
+        if forced is None:
+            return False
+        body = b"" if forced.status == 204 else json.dumps({"error": forced.status}).encode()
+        self._send(forced.status, body, headers=forced.headers)
+        return True
+
+    def _bearer_ok(self) -> bool:
+        return self.headers.get("Authorization") == f"Bearer {self.sandbox.token}"
+
+    def _basic_ok(self) -> bool:
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return user == self.sandbox.username and password == self.sandbox.password
+
+    def _dispatch(self) -> None:
+        route = self._route()
+        self.sandbox.count(route)
+        # Read the body before any early answer, or keep-alive desyncs.
+        body = self._read_body()
+        if body is None:
+            self.close_connection = True
+            self._send(413, b'{"error":"bad length"}')
+            return
+        self.body = body
+        if self.sandbox.faults.delay:
+            time.sleep(self.sandbox.faults.delay)
+        if route != "admin" and self._forced(route):
+            return
+        if route == "carddav":
+            self._carddav()
+            return
+        if not self._bearer_ok():
+            self._send(401, b'{"error":"unauthorized"}', headers={"WWW-Authenticate": "Bearer"})
+            return
+        if route == "admin":
+            self._admin()
+        elif route == "session":
+            self._json(200, self.sandbox.session_document())
+        elif route == "eventsource":
+            self._eventsource()
+        elif self.command == "POST" and urlsplit(self.path).path == "/jmap/api/":
+            self._api()
+        else:
+            self._send(404, b'{"error":"not found"}')
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PROPFIND = do_REPORT = _dispatch
+
+    # -- JMAP API -------------------------------------------------------------
+
+    def _api(self) -> None:
+        try:
+            request = json.loads(self.body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            self._json(400, {"type": "urn:ietf:params:jmap:error:notJSON", "status": 400})
+            return
+        try:
+            response = self.sandbox.mail.handle(request)
+        except RequestError as exc:
+            self._json(400, {"type": exc.type, "status": 400, "detail": exc.detail})
+            return
+        self._json(200, response)
+
+    def _admin(self) -> None:
+        """``POST /_sandbox/deliver`` {"from", "name"?, "subject"?, "mailboxes"?}: add mail."""
+        if self.command != "POST" or urlsplit(self.path).path != "/_sandbox/deliver":
+            self._send(404, b'{"error":"not found"}')
+            return
+        try:
+            spec = json.loads(self.body)
+            sender = spec["from"]
+            if not isinstance(sender, str) or "@" not in sender:
+                raise ValueError("from")
+            email_id = self.sandbox.mail.deliver(
+                sender,
+                name=str(spec.get("name", "")),
+                subject=str(spec.get("subject", "")),
+                mailboxes=list(spec.get("mailboxes") or ["Screener"]),
+            )
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+            self._json(400, {"error": 'expected {"from": "someone@example.com", ...}'})
+            return
+        self._json(201, {"id": email_id})
+
+    # -- EventSource ----------------------------------------------------------
+
+    def _eventsource(self) -> None:
+        sandbox = self.sandbox
+        query = parse_qs(urlsplit(self.path).query)
+        types_text = (query.get("types") or [""])[0]
+        if not types_text:
+            self._send(204)  # what Cyrus answers without types
+            return
+        wanted = {"Email", "Mailbox"} if types_text == "*" else set(types_text.split(","))
+        closeafter = (query.get("closeafter") or ["no"])[0]
+        try:
+            ping = int((query.get("ping") or ["0"])[0])
+        except ValueError:
+            self._send(400, b'{"error":"bad ping"}')
+            return
+        rfc = sandbox.flavour == "rfc"
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        mail = sandbox.mail
+        faults = sandbox.faults
+        try:
+            if faults.stream == "close":
+                return
+            generation = sandbox.stream_generation()
+            if faults.retry_ms is not None:
+                self._write(f"retry: {faults.retry_ms}\n\n")
+            sent = mail.states()
+            last_id = self.headers.get("Last-Event-ID")
+            if not rfc:
+                self._write_state(sent, wanted, connect=True)
+            elif last_id is not None and last_id != _event_id(sent):
+                # Replay: Cyrus answers Last-Event-ID with every type changed since.
+                self._write_state(sent, wanted)
+            last_write = time.monotonic()
+            while True:
+                with mail.lock:
+                    deadline = last_write + ping if rfc and ping > 0 else None
+                    while (
+                        mail.states() == sent
+                        and generation == sandbox.stream_generation()
+                        and not sandbox.stopping
+                    ):
+                        timeout = 1.0 if deadline is None else deadline - time.monotonic()
+                        if timeout <= 0:
+                            break
+                        mail.changed.wait(min(timeout, 1.0))
+                        if deadline is None:
+                            # Notice a vanished client within a second or so.
+                            break
+                    current = mail.states()
+                if generation != sandbox.stream_generation() or sandbox.stopping:
+                    return
+                if faults.stream == "silent":
+                    sent = current
+                    continue
+                size = faults.take_oversized()
+                if size:
+                    self._write("data: " + "x" * size + "\n\n")
+                if current != sent:
+                    changed = {k: v for k, v in current.items() if sent.get(k) != v}
+                    sent = current
+                    if changed.keys() & wanted:
+                        self._write_state(current, wanted, changed=changed)
+                        last_write = time.monotonic()
+                        if closeafter == "state":
+                            return
+                elif rfc and ping > 0 and time.monotonic() - last_write >= ping:
+                    self._write(f'event: ping\ndata: {{"interval":{ping}}}\n\n')
+                    last_write = time.monotonic()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            return
+
+    def _write(self, text: str) -> None:
+        self.wfile.write(text.encode())
+        self.wfile.flush()
+
+    def _write_state(
+        self,
+        states: dict[str, str],
+        wanted: set[str],
+        *,
+        connect: bool = False,
+        changed: dict[str, str] | None = None,
+    ) -> None:
+        faults = self.sandbox.faults
+        if faults.take_malformed():
+            self._write('event: state\ndata: {"changed": {broken\n\n')
+            return
+        types = {k: v for k, v in (changed or states).items() if k in wanted}
+        if self.sandbox.flavour == "fastmail":
+            data = {"changed": {ACCOUNT_ID: types}, "type": "connect" if connect else "change"}
+            self._write(f"event: state\ndata: {json.dumps(data)}\n\n")
+        else:
+            data = {"@type": "StateChange", "changed": {ACCOUNT_ID: types}}
+            self._write(f"id: {_event_id(states)}\nevent: state\ndata: {json.dumps(data)}\n\n")
+
+    # -- CardDAV --------------------------------------------------------------
+
+    def _carddav(self) -> None:
+        store = self.sandbox.contacts
+        path = urlsplit(self.path).path
+        if path == "/.well-known/carddav" and self.command in ("GET", "PROPFIND"):
+            self._send(301, headers={"Location": store.principal_path})
+            return
+        if not self._basic_ok():
+            self._send(401, b"", headers={"WWW-Authenticate": 'Basic realm="sandbox"'})
+            return
+        xml = "application/xml; charset=utf-8"
+        try:
+            if self.command == "PROPFIND":
+                text = store.propfind(path, self.headers.get("Depth", "0"))
+                self._send(207, text.encode(), xml)
+            elif self.command == "REPORT":
+                self._send(207, store.report(path, self.body).encode(), xml)
+            elif self.command == "GET":
+                card = store.get(path)
+                self._send(
+                    200, card.text.encode(), "text/vcard; charset=utf-8", {"ETag": card.etag}
+                )
+            elif self.command == "PUT":
+                body = self.body.decode("utf-8", errors="replace")
+                status, etag = store.put(
+                    path, body, self.headers.get("If-Match"), self.headers.get("If-None-Match")
+                )
+                self._send(status, headers={"ETag": etag})
+            elif self.command == "DELETE":
+                store.delete(path, self.headers.get("If-Match"))
+                self._send(204)
+            else:
+                self._send(405)
+        except DavError as exc:
+            self._send(exc.status)
+
+
+def _event_id(states: dict[str, str]) -> str:
+    # A modseq-like id: every state only grows, so their sum does too.
+    return str(sum(int(v) for v in states.values()))
+
+
+@contextmanager
+def running(**kwargs: Any) -> Iterator[Sandbox]:
+    sandbox = Sandbox(**kwargs)
+    with sandbox:
+        yield sandbox
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,243 @@
+"""Pure triage decisions: from what the server holds to what to write.
+
+Nothing here does IO, so every rule of the Screener workflow (conflicts,
+re-triage, re-filing, "never zero mailboxes") is tested with plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailroom.triage.categories import Categories, Category
+
+EXCLUDED_ROLES = frozenset({"trash", "junk"})
+
+
+@dataclass(frozen=True)
+class MailboxMap:
+    """Mailbox ids Mailroom works with, resolved from names and roles."""
+
+    inbox: str
+    screener: str
+    error_label: str
+    labels: Mapping[str, str]  # category name -> label mailbox id
+    destinations: Mapping[str, str]  # destination mailbox name -> id
+    excluded: frozenset[str]  # Trash and Junk: never re-filed
+
+    def label_category(self, categories: Categories) -> dict[str, Category]:
+        """label mailbox id -> category"""
+        return {self.labels[c.name]: c for c in categories}
+
+
+@dataclass(frozen=True)
+class MailboxResolution:
+    found: Mapping[str, str]  # name -> id for every name asked for
+    missing: tuple[str, ...]  # names with no mailbox
+    inbox: str | None
+    excluded: frozenset[str]
+
+
+def resolve_mailboxes(
+    mailboxes: Sequence[Mapping[str, Any]], names: Iterable[str]
+) -> MailboxResolution:
+    """Find mailboxes by name (a top-level one wins over a nested one) and by role."""
+    by_name: dict[str, tuple[bool, str]] = {}
+    inbox = None
+    excluded = set()
+    for box in mailboxes:
+        mid, name, role = box.get("id"), box.get("name"), box.get("role")
+        if not isinstance(mid, str) or not isinstance(name, str):
+            continue
+        nested = box.get("parentId") is not None
+        if name not in by_name or (by_name[name][0] and not nested):
+            by_name[name] = (nested, mid)
+        if role == "inbox":
+            inbox = mid
+        if role in EXCLUDED_ROLES:
+            excluded.add(mid)
+    wanted = list(dict.fromkeys(names))
+    found = {n: by_name[n][1] for n in wanted if n in by_name}
+    if inbox is None and "Inbox" in by_name:
+        inbox = by_name["Inbox"][1]
+    return MailboxResolution(
+        found=found,
+        missing=tuple(n for n in wanted if n not in found),
+        inbox=inbox,
+        excluded=frozenset(excluded),
+    )
+
+
+# -- scanning the label mailboxes ------------------------------------------
+
+
+@dataclass
+class SenderWork:
+    """A sender to triage into ``category``; ``emails`` are the labelled ones."""
+
+    sender: str
+    category: Category
+    display_name: str
+    emails: dict[str, frozenset[str]] = field(default_factory=dict)  # id -> mailbox ids
+
+
+@dataclass
+class ScanPlan:
+    senders: dict[str, SenderWork] = field(default_factory=dict)
+    # sender -> labelled email ids that get the error label (conflicting labels)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
+    # labelled emails without a usable sender address: flagged, never guessed
+    unreadable: list[str] = field(default_factory=list)
+    skipped: int = 0  # labelled emails already carrying the error label
+
+
+def sender_of(email: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(lowercased address, display name) of the first From address, or None."""
+    from_ = email.get("from")
+    if not isinstance(from_, list) or not from_ or not isinstance(from_[0], dict):
+        return None
+    address = from_[0].get("email")
+    if not isinstance(address, str) or "@" not in address.strip():
+        return None
+    name = from_[0].get("name")
+    return address.strip().lower(), name.strip() if isinstance(name, str) else ""
+
+
+def mailbox_ids_of(email: Mapping[str, Any]) -> frozenset[str]:
+    boxes = email.get("mailboxIds")
+    if not isinstance(boxes, dict):
+        return frozenset()
+    return frozenset(k for k, v in boxes.items() if v)
+
+
+def plan_scan(
+    emails: Iterable[Mapping[str, Any]], boxes: MailboxMap, categories: Categories
+) -> ScanPlan:
+    """Group labelled emails by sender; find conflicts and unreadable ones."""
+    by_label = boxes.label_category(categories)
+    plan = ScanPlan()
+    seen: dict[str, dict[str, frozenset[str]]] = {}
+    cats: dict[str, set[str]] = {}
+    names: dict[str, str] = {}
+    for email in emails:
+        eid = email.get("id")
+        if not isinstance(eid, str):
+            continue
+        mailbox_ids = mailbox_ids_of(email)
+        if boxes.error_label in mailbox_ids:
+            plan.skipped += 1
+            continue
+        labels = {by_label[m].name for m in mailbox_ids if m in by_label}
+        if not labels:
+            continue  # label removed since the query ran
+        who = sender_of(email)
+        if who is None:
+            plan.unreadable.append(eid)
+            continue
+        address, name = who
+        seen.setdefault(address, {})[eid] = mailbox_ids
+        cats.setdefault(address, set()).update(labels)
+        if name and not names.get(address):
+            names[address] = name
+    for address, found in seen.items():
+        if len(cats[address]) > 1:
+            plan.conflicts[address] = sorted(found)
+            continue
+        (category_name,) = cats[address]
+        plan.senders[address] = SenderWork(
+            sender=address,
+            category=categories.by_name(category_name),
+            display_name=names.get(address, ""),
+            emails=found,
+        )
+    return plan
+
+
+# -- contact groups -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+
+
+def plan_groups(current: Iterable[str], category: Category, categories: Categories) -> GroupPlan:
+    """Groups to join (the chain) and to leave (managed groups outside the chain).
+
+    Joins come first so a contact is never briefly in no group at all and
+    Fastmail's rules keep routing its mail during a re-triage.
+    """
+    chain = [c.contact_group for c in reversed(categories.chain(category))]
+    have = set(current)
+    managed = set(categories.contact_groups)
+    return GroupPlan(
+        add=tuple(g for g in chain if g not in have),
+        remove=tuple(sorted(g for g in have & managed if g not in chain)),
+    )
+
+
+# -- re-filing ----------------------------------------------------------------
+
+
+def target_mailboxes(
+    current: frozenset[str], category: Category, categories: Categories, boxes: MailboxMap
+) -> frozenset[str]:
+    """Where an email of a sender triaged into ``category`` belongs."""
+    chain = categories.chain(category)
+    chain_dest = {boxes.destinations[c.destination] for c in chain}
+    other_dest = {boxes.destinations[c.destination] for c in categories} - chain_dest
+    out = (current - {boxes.screener} - other_dest) | chain_dest
+    if category.add_to_inbox and boxes.screener in current:
+        out |= {boxes.inbox}
+    return frozenset(out)
+
+
+def patch_for(current: frozenset[str], target: frozenset[str]) -> dict[str, Any]:
+    """A JMAP patch turning ``current`` mailboxes into ``target`` ({} if equal)."""
+    if not target:
+        raise ValueError("refusing to leave an email in no mailbox")
+    patch: dict[str, Any] = {f"mailboxIds/{m}": True for m in sorted(target - current)}
+    patch.update({f"mailboxIds/{m}": None for m in sorted(current - target)})
+    return patch
+
+
+def plan_refile(
+    emails: Mapping[str, frozenset[str]],
+    category: Category,
+    categories: Categories,
+    boxes: MailboxMap,
+) -> dict[str, dict[str, Any]]:
+    """Patches re-filing a sender's mail; Trash and Junk are left alone."""
+    out = {}
+    for eid, current in emails.items():
+        if current & boxes.excluded:
+            continue
+        patch = patch_for(current, target_mailboxes(current, category, categories, boxes))
+        if patch:
+            out[eid] = patch
+    return out
+
+
+def plan_label_removal(
+    emails: Mapping[str, frozenset[str]],
+    category: Category,
+    categories: Categories,
+    boxes: MailboxMap,
+) -> dict[str, dict[str, Any]]:
+    """Patches taking the triage label off the labelled emails, written last.
+
+    ``emails`` are the mailboxes each email has after re-filing. Should an
+    email hold nothing but its label, it keeps the category's destination.
+    """
+    label = boxes.labels[category.name]
+    out = {}
+    for eid, current in emails.items():
+        if label not in current:
+            continue
+        remaining = current - {label}
+        if not remaining:
+            remaining = frozenset({boxes.destinations[category.destination]})
+        out[eid] = patch_for(current, remaining)
+    return out

@@ -1,0 +1,313 @@
+"""The Screener workflow: one idempotent ``poll()`` over JMAP and CardDAV.
+
+A poll scans every triage-label mailbox in one request. For each sender it
+puts the contact in the category's groups, re-files all their mail, and only
+then takes the triage label off, so anything that fails is simply seen again
+by the next poll. A poll with nothing to do is exactly one HTTP request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailroom.carddav.addressbook import AddressBook, GroupMissingError
+from mailroom.carddav.client import CardDavError
+from mailroom.carddav.vcard import VCardError
+from mailroom.jmap.client import Call, JmapClient, SetOutcome
+from mailroom.jmap.errors import JmapError, JmapProtocolError, JmapSetError
+from mailroom.triage.categories import Categories
+from mailroom.triage.planning import (
+    MailboxMap,
+    SenderWork,
+    mailbox_ids_of,
+    plan_groups,
+    plan_label_removal,
+    plan_refile,
+    plan_scan,
+    resolve_mailboxes,
+    sender_of,
+    target_mailboxes,
+)
+
+log = logging.getLogger(__name__)
+
+EMAIL_PROPERTIES = ("id", "from", "mailboxIds")
+MAILBOX_PROPERTIES = ["id", "name", "parentId", "role"]
+
+
+class SetupError(Exception):
+    """The account is not set up the way Mailroom needs (e.g. no Screener)."""
+
+
+@dataclass(frozen=True)
+class TriageConfig:
+    categories: Categories
+    screener_mailbox: str
+    error_label: str
+
+
+@dataclass
+class PollResult:
+    """What one poll did, and the JMAP states it saw and produced."""
+
+    triaged: Counter[str] = field(default_factory=Counter)  # category -> senders
+    emails_refiled: int = 0
+    conflicts: int = 0  # senders whose emails got the error label
+    failures: int = 0  # senders left for the next poll
+    # States the server reported when the scan ran, and those Mailroom's own
+    # writes produced: push events carrying only the latter are echoes.
+    seen_states: dict[str, str] = field(default_factory=dict)
+    own_states: dict[str, set[str]] = field(
+        default_factory=lambda: {"Email": set(), "Mailbox": set()}
+    )
+
+    @property
+    def senders_triaged(self) -> int:
+        return sum(self.triaged.values())
+
+    def record(self, outcome: SetOutcome) -> None:
+        if outcome.new_state is not None:
+            self.own_states["Email"].add(outcome.new_state)
+        if outcome.mailbox_state is not None:
+            self.own_states["Mailbox"].add(outcome.mailbox_state)
+
+
+class Triage:
+    def __init__(self, jmap: JmapClient, book: AddressBook, config: TriageConfig) -> None:
+        self._jmap = jmap
+        self._book = book
+        self._config = config
+        self._boxes: MailboxMap | None = None
+        self._groups_stale = False
+
+    @property
+    def mailboxes(self) -> MailboxMap:
+        if self._boxes is None:
+            raise RuntimeError("Triage.setup() has not run")
+        return self._boxes
+
+    # -- setup ------------------------------------------------------------------
+
+    def _names(self) -> list[str]:
+        cats = self._config.categories
+        return [
+            self._config.screener_mailbox,
+            self._config.error_label,
+            *cats.labels,
+            *cats.destinations,
+        ]
+
+    async def setup(self) -> None:
+        """Resolve mailboxes (creating labels and destinations) and contact groups."""
+        mailboxes, _ = await self._jmap.get_mailboxes()
+        self._boxes = await self._resolve(mailboxes)
+        await self._book.ensure_groups(self._config.categories.contact_groups)
+
+    async def _resolve(self, mailboxes: list[dict[str, Any]]) -> MailboxMap:
+        cfg = self._config
+        res = resolve_mailboxes(mailboxes, self._names())
+        if cfg.screener_mailbox in res.missing:
+            raise SetupError(
+                f"no mailbox named {cfg.screener_mailbox!r}: create it, and a rule that "
+                "files mail from unknown senders there (or set MAILROOM_SCREENER_MAILBOX)"
+            )
+        if res.inbox is None:
+            raise SetupError("the account has no Inbox (no mailbox with role 'inbox')")
+        found = dict(res.found)
+        for name in res.missing:
+            # Labels, the error label and destinations are Mailroom's own
+            # vocabulary; making them saves the user a setup step.
+            found[name] = await self._jmap.create_mailbox(name)
+            log.info("created mailbox", extra={"fields": {"mailbox": name}})
+        return MailboxMap(
+            inbox=res.inbox,
+            screener=found[cfg.screener_mailbox],
+            error_label=found[cfg.error_label],
+            labels={c.name: found[c.label] for c in cfg.categories},
+            destinations={d: found[d] for d in cfg.categories.destinations},
+            excluded=res.excluded,
+        )
+
+    def _still_valid(self, mailboxes: list[dict[str, Any]]) -> bool:
+        boxes = self.mailboxes
+        res = resolve_mailboxes(mailboxes, self._names())
+        expected = {
+            self._config.screener_mailbox: boxes.screener,
+            self._config.error_label: boxes.error_label,
+            **{c.label: boxes.labels[c.name] for c in self._config.categories},
+            **boxes.destinations,
+        }
+        return not res.missing and all(res.found[n] == i for n, i in expected.items())
+
+    # -- poll -------------------------------------------------------------------
+
+    async def poll(self) -> PollResult:
+        result = PollResult()
+        emails = await self._scan(result)
+        plan = plan_scan(emails, self.mailboxes, self._config.categories)
+        if plan.skipped:
+            log.debug(
+                "skipped emails with the error label", extra={"fields": {"count": plan.skipped}}
+            )
+        flagged = [eid for ids in plan.conflicts.values() for eid in ids] + plan.unreadable
+        if flagged:
+            await self._flag(flagged, result)
+            result.conflicts = len(plan.conflicts)
+            for sender, ids in plan.conflicts.items():
+                log.warning(
+                    "conflicting triage labels; added the error label",
+                    extra={"fields": {"sender": sender, "emails": len(ids)}},
+                )
+            if plan.unreadable:
+                log.warning(
+                    "labelled emails without a sender address; added the error label",
+                    extra={"fields": {"emails": len(plan.unreadable)}},
+                )
+        for work in plan.senders.values():
+            try:
+                refiled = await self._triage_sender(work, result)
+            except (JmapError, CardDavError, VCardError, ValueError) as exc:
+                result.failures += 1
+                if isinstance(exc, GroupMissingError):
+                    self._groups_stale = True
+                log.error(
+                    "triage failed; labels kept for the next poll",
+                    extra={
+                        "fields": {
+                            "sender": work.sender,
+                            "category": work.category.name,
+                            "error": str(exc),
+                        }
+                    },
+                )
+                continue
+            result.triaged[work.category.name] += 1
+            result.emails_refiled += refiled
+            log.info(
+                "triaged sender",
+                extra={
+                    "fields": {
+                        "sender": work.sender,
+                        "category": work.category.name,
+                        "emails_refiled": refiled,
+                    }
+                },
+            )
+        if self._groups_stale:
+            # A managed group vanished: look the groups up (or recreate them)
+            # so the next poll can succeed.
+            self._groups_stale = False
+            await self._book.ensure_groups(self._config.categories.contact_groups)
+        return result
+
+    async def _scan(self, result: PollResult) -> list[dict[str, Any]]:
+        """Every email in a triage-label mailbox; one request when there are few."""
+        for _attempt in range(2):
+            boxes = self.mailboxes
+            label_filter = {
+                "operator": "OR",
+                "conditions": [{"inMailbox": m} for m in boxes.labels.values()],
+            }
+            size = self._jmap.page_size()
+            calls = [
+                Call("Mailbox/get", {"ids": None, "properties": MAILBOX_PROPERTIES}, "m"),
+                *self._jmap.query_page_calls(
+                    label_filter, EMAIL_PROPERTIES, position=0, limit=size
+                ),
+            ]
+            resp = await self._jmap.request(calls)
+            mailbox_get = resp.get("m", "Mailbox/get")
+            mailboxes = mailbox_get.get("list")
+            if not isinstance(mailboxes, list):
+                raise JmapProtocolError("Mailbox/get: 'list' is not a list")
+            if not self._still_valid(mailboxes):
+                # A label or destination was renamed, deleted or recreated.
+                log.info("mailboxes changed; resolving them again")
+                self._boxes = await self._resolve(mailboxes)
+                continue
+            query = resp.get("q", "Email/query")
+            got = resp.get("g", "Email/get")
+            result.seen_states = {
+                "Mailbox": str(mailbox_get.get("state", "")),
+                "Email": str(got.get("state", "")),
+            }
+            emails = list(got.get("list") or [])
+            position = len(query.get("ids") or [])
+            if position >= size:
+                # More than a page labelled at once: fetch the rest by position.
+                emails.extend(await self._rest(label_filter, position))
+            return emails
+        raise JmapProtocolError("mailboxes keep changing during the scan")
+
+    async def _rest(self, label_filter: dict[str, Any], position: int) -> list[dict[str, Any]]:
+        size = self._jmap.page_size()
+        out: list[dict[str, Any]] = []
+        while True:
+            resp = await self._jmap.request(
+                self._jmap.query_page_calls(
+                    label_filter, EMAIL_PROPERTIES, position=position, limit=size
+                )
+            )
+            ids = resp.get("q", "Email/query").get("ids") or []
+            out.extend(resp.get("g", "Email/get").get("list") or [])
+            if len(ids) < size:
+                return out
+            position += len(ids)
+
+    async def _flag(self, ids: list[str], result: PollResult) -> None:
+        patch = {eid: {f"mailboxIds/{self.mailboxes.error_label}": True} for eid in ids}
+        outcome = await self._jmap.update_emails(patch)
+        result.record(outcome)
+        _raise_unless_gone(outcome)
+
+    async def _triage_sender(self, work: SenderWork, result: PollResult) -> int:
+        cats = self._config.categories
+        boxes = self.mailboxes
+        # 1. Contact and groups first: they are what routes future mail.
+        existing = await self._book.find_contact(work.sender)
+        contact = await self._book.upsert_contact(
+            work.sender, work.display_name, work.category.contact_type, existing
+        )
+        current = await self._book.groups_of(contact.uid)
+        groups = plan_groups(current, work.category, cats)
+        for group in groups.add:
+            await self._book.add_member(group, contact.uid)
+        for group in groups.remove:
+            await self._book.remove_member(group, contact.uid)
+
+        # 2. Every email of the sender. The from filter is a text match, so
+        #    the exact address is confirmed here.
+        found = await self._jmap.query_emails({"from": work.sender}, EMAIL_PROPERTIES)
+        mail: dict[str, frozenset[str]] = dict(work.emails)
+        for email in found:
+            who = sender_of(email)
+            if who is not None and who[0] == work.sender and isinstance(email.get("id"), str):
+                mail[email["id"]] = mailbox_ids_of(email)
+        refile = plan_refile(mail, work.category, cats, boxes)
+        refiled = await self._jmap.update_emails(refile)
+        result.record(refiled)
+        _raise_unless_gone(refiled)
+
+        # 3. The label comes off last, so a failure above is retried.
+        after = {
+            eid: target_mailboxes(mail[eid], work.category, cats, boxes)
+            if eid in refile
+            else mail[eid]
+            for eid in work.emails
+        }
+        outcome = await self._jmap.update_emails(
+            plan_label_removal(after, work.category, cats, boxes)
+        )
+        result.record(outcome)
+        _raise_unless_gone(outcome)
+        return len(refile) - len(refiled.failures)
+
+
+def _raise_unless_gone(outcome: SetOutcome) -> None:
+    """Emails deleted meanwhile need no re-filing; any other refusal is a failure."""
+    real = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}
+    if real:
+        raise JmapSetError("Email/set", "notUpdated", real)

@@ -1,0 +1,315 @@
+"""The Screener workflow end to end against the stand-in, over real sockets."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailroom.carddav import vcard
+from mailroom.sandbox.mailstore import MailStore, MethodError
+from mailroom.sandbox.server import Sandbox
+from tests.conftest import Harness
+
+pytestmark = pytest.mark.anyio
+
+
+def label(h: Harness, email_id: str, label_name: str) -> None:
+    names = h.mail.mailbox_names(email_id) | {label_name}
+    h.mail.set_mailboxes(email_id, names)
+
+
+def from_sender(h: Harness, address: str) -> list[str]:
+    return sorted(
+        (e.id for e in h.mail.emails.values() if e.from_[0]["email"] == address),
+        key=lambda x: int(x[1:]),
+    )
+
+
+async def test_label_one_email_triages_the_sender(harness: Harness) -> None:
+    h = harness
+    ids = [h.mail.deliver("news@acme.com", name="Acme News") for _ in range(3)]
+    other = h.mail.deliver("someone@else.com")
+    label(h, ids[1], "@ToFeed")
+
+    result = await h.triage.poll()
+
+    assert dict(result.triaged) == {"Feed": 1}
+    assert result.emails_refiled == 3
+    assert h.contacts.groups_of_address("news@acme.com") == {"Feed"}
+    for eid in ids:
+        assert h.mail.mailbox_names(eid) == {"Feed"}
+    assert h.mail.mailbox_names(other) == {"Screener"}
+    card = vcard.parse(h.contacts.contact_text("news@acme.com") or "")
+    assert card.org.value == ["Acme News"]  # a company contact
+    # The states our writes produced are the server's current ones.
+    assert h.mail.states()["Email"] in result.own_states["Email"]
+    assert h.mail.states()["Mailbox"] in result.own_states["Mailbox"]
+
+
+async def test_person_gets_chain_groups_inbox_and_name(harness: Harness) -> None:
+    h = harness
+    first = h.mail.deliver("jane@example.org", name="Jane Q. Doe")
+    archived = h.mail.deliver("jane@example.org", name="Jane Q. Doe", mailboxes=["Archive"])
+    label(h, first, "@ToPerson")
+
+    await h.triage.poll()
+
+    assert h.contacts.groups_of_address("jane@example.org") == {"Person", "Imbox"}
+    assert h.mail.mailbox_names(first) == {"Person", "Imbox", "Inbox"}
+    # Inbox is added only to mail that was in the Screener.
+    assert h.mail.mailbox_names(archived) == {"Archive", "Person", "Imbox"}
+    card = vcard.parse(h.contacts.contact_text("jane@example.org") or "")
+    assert (card.n.value.given, card.n.value.family) == ("Jane Q.", "Doe")
+
+
+async def test_conflict_flags_emails_and_touches_nothing_else(harness: Harness) -> None:
+    h = harness
+    a = h.mail.deliver("mixed@x.com")
+    b = h.mail.deliver("mixed@x.com")
+    label(h, a, "@ToFeed")
+    label(h, b, "@ToJail")
+
+    result = await h.triage.poll()
+
+    assert result.conflicts == 1
+    assert result.senders_triaged == 0
+    assert h.mail.mailbox_names(a) == {"Screener", "@ToFeed", "@MailroomError"}
+    assert h.mail.mailbox_names(b) == {"Screener", "@ToJail", "@MailroomError"}
+    assert h.contacts.contact_uid("mixed@x.com") is None
+    # Flagged emails are skipped from now on: a second poll writes nothing.
+    before = h.mail.states()
+    again = await h.triage.poll()
+    assert (again.conflicts, again.senders_triaged) == (0, 0)
+    assert h.mail.states() == before
+
+
+async def test_retriage_person_to_feed(harness: Harness) -> None:
+    h = harness
+    ids = [h.mail.deliver("pat@x.com", name="Pat Smith") for _ in range(2)]
+    label(h, ids[0], "@ToPerson")
+    await h.triage.poll()
+    assert h.contacts.groups_of_address("pat@x.com") == {"Person", "Imbox"}
+
+    label(h, ids[1], "@ToFeed")
+    result = await h.triage.poll()
+
+    assert dict(result.triaged) == {"Feed": 1}
+    assert h.contacts.groups_of_address("pat@x.com") == {"Feed"}
+    for eid in ids:
+        # Inbox stays: Mailroom never takes mail out of the Inbox.
+        assert h.mail.mailbox_names(eid) == {"Feed", "Inbox"}
+    assert h.contacts.groups_named("Feed") == 1  # no duplicate groups
+
+
+async def test_existing_contact_data_is_kept(harness: Harness) -> None:
+    h = harness
+    h.contacts.write(
+        "mine.vcf",
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:mine-1\r\nFN:My Dentist\r\nN:;;;;\r\n"
+        "ORG:Smile Clinic\r\nNOTE:call before 5\r\nEMAIL:Front@Dentist.example\r\nEND:VCARD\r\n",
+    )
+    eid = h.mail.deliver("front@dentist.example", name="Front Desk")
+    label(h, eid, "@ToPaperTrail")
+
+    await h.triage.poll()
+
+    text = h.contacts.contact_text("front@dentist.example") or ""
+    card = vcard.parse(text)
+    assert card.fn.value == "My Dentist"
+    assert card.org.value == ["Smile Clinic"]
+    assert card.note.value == "call before 5"
+    assert h.contacts.groups_of_address("front@dentist.example") == {"Paper Trail"}
+    assert len([c for c in h.contacts.cards if c.endswith(".vcf")]) == 6  # 5 groups + 1
+
+
+async def test_from_filter_text_match_is_confirmed(harness: Harness) -> None:
+    h = harness
+    bob = h.mail.deliver("bob@x.com")
+    jimbob = h.mail.deliver("jimbob@x.com")
+    label(h, bob, "@ToJail")
+
+    await h.triage.poll()
+
+    assert h.mail.mailbox_names(bob) == {"Jail"}
+    assert h.mail.mailbox_names(jimbob) == {"Screener"}
+
+
+async def test_trash_and_junk_are_never_touched(harness: Harness) -> None:
+    h = harness
+    eid = h.mail.deliver("x@y.com")
+    trashed = h.mail.deliver("x@y.com", mailboxes=["Trash"])
+    spam = h.mail.deliver("x@y.com", mailboxes=["Spam"])
+    label(h, eid, "@ToFeed")
+
+    await h.triage.poll()
+
+    assert h.mail.mailbox_names(trashed) == {"Trash"}
+    assert h.mail.mailbox_names(spam) == {"Spam"}
+    assert h.mail.mailbox_names(eid) == {"Feed"}
+
+
+async def test_idempotent_second_poll_writes_nothing(harness: Harness) -> None:
+    h = harness
+    eid = h.mail.deliver("a@b.com")
+    label(h, eid, "@ToImbox")
+    await h.triage.poll()
+    states = h.mail.states()
+    cards = {k: v.etag for k, v in h.contacts.cards.items()}
+    before = h.sandbox.total_requests()
+
+    result = await h.triage.poll()
+
+    assert h.sandbox.total_requests() - before == 1  # one request, a read
+    assert h.mail.states() == states
+    assert {k: v.etag for k, v in h.contacts.cards.items()} == cards
+    assert result.senders_triaged == 0
+    assert result.own_states == {"Email": set(), "Mailbox": set()}
+
+
+async def test_requests_per_sender_do_not_grow_with_mail(harness: Harness) -> None:
+    h = harness
+
+    async def cost(address: str, emails: int) -> int:
+        ids = [h.mail.deliver(address) for _ in range(emails)]
+        label(h, ids[0], "@ToFeed")
+        before = h.sandbox.total_requests()
+        await h.triage.poll()
+        assert all(h.mail.mailbox_names(i) == {"Feed"} for i in ids)
+        return h.sandbox.total_requests() - before
+
+    assert await cost("one@x.com", 1) == await cost("many@x.com", 60)
+
+
+async def test_300_emails_from_one_sender_paging_and_chunking() -> None:
+    # Small limits force paging of the sender query and chunking of Email/set.
+    store = MailStore(max_calls=4, max_get=50, max_set=40)
+    with Sandbox(mail=store) as sb:
+        sb.mail.ensure_mailbox("Screener")
+        ids = [sb.mail.deliver("bulk@x.com", name="Bulk") for _ in range(300)]
+        import httpx
+
+        from tests.conftest import Sleeps, make_clients
+
+        async with httpx.AsyncClient() as http:
+            jmap, carddav, _, triage = make_clients(sb, http, Sleeps())
+            await jmap.discover()
+            await carddav.discover()
+            await triage.setup()
+            for eid in ids[:120]:  # more labelled emails than one scan page
+                sb.mail.set_mailboxes(eid, {"Screener", "@ToFeed"})
+            result = await triage.poll()
+            assert result.emails_refiled == 300
+            assert all(sb.mail.mailbox_names(e) == {"Feed"} for e in ids)
+            assert not sb.mail.emails_in("@ToFeed")
+            assert jmap.session.max_objects_in_set == 40
+
+
+async def test_one_sender_failing_does_not_stop_others(harness: Harness) -> None:
+    h = harness
+    good = h.mail.deliver("good@x.com")
+    bad = h.mail.deliver("bad@x.com")
+    label(h, good, "@ToFeed")
+    label(h, bad, "@ToFeed")
+
+    def fail_bad(name: str, args: dict[str, object]) -> None:
+        update = args.get("update")
+        if name == "Email/set" and isinstance(update, dict) and bad in update:
+            raise MethodError("serverFail", "disk full")
+
+    h.mail.before_method = fail_bad
+    result = await h.triage.poll()
+
+    assert (result.senders_triaged, result.failures) == (1, 1)
+    assert h.mail.mailbox_names(good) == {"Feed"}
+    assert h.mail.mailbox_names(bad) == {"Screener", "@ToFeed"}  # label kept: retried
+
+    h.mail.before_method = None
+    result = await h.triage.poll()
+    assert (result.senders_triaged, result.failures) == (1, 0)
+    assert h.mail.mailbox_names(bad) == {"Feed"}
+
+
+async def test_refused_update_keeps_the_label(harness: Harness) -> None:
+    h = harness
+    eid = h.mail.deliver("r@x.com")
+    label(h, eid, "@ToJail")
+
+    def refuse(name: str, args: dict[str, object]) -> None:
+        if name == "Email/set":
+            raise MethodError("forbidden")
+
+    h.mail.before_method = refuse
+    result = await h.triage.poll()
+    assert result.failures == 1
+    assert "@ToJail" in h.mail.mailbox_names(eid)
+    # Contact work done before the failure is kept and not repeated wrongly.
+    assert h.contacts.groups_of_address("r@x.com") == {"Jail"}
+
+
+async def test_412_race_on_a_group_loses_no_member(harness: Harness) -> None:
+    h = harness
+    eid = h.mail.deliver("race@x.com")
+    label(h, eid, "@ToFeed")
+    feed = next(
+        name
+        for name, card in h.contacts.cards.items()
+        if "FN:Feed" in card.text and "group" in card.text
+    )
+    raced: list[str] = []
+
+    def concurrent_edit(name: str) -> None:
+        # Another client adds a member just before our first write lands.
+        if name == feed and not raced:
+            raced.append(name)
+            text = vcard.with_member(h.contacts.cards[feed].text, "someone-else")
+            assert text is not None
+            h.contacts.write(feed, text)
+
+    h.contacts.before_put = concurrent_edit
+    await h.triage.poll()
+
+    assert raced == [feed]
+    uid = h.contacts.contact_uid("race@x.com")
+    assert h.contacts.group_members("Feed") == {"someone-else", uid}
+    assert h.sleeps.waits  # backed off before re-reading
+
+
+async def test_deleted_group_is_recreated(harness: Harness) -> None:
+    h = harness
+    jail = next(n for n, c in h.contacts.cards.items() if "FN:Jail" in c.text)
+    del h.contacts.cards[jail]
+    eid = h.mail.deliver("j@x.com")
+    label(h, eid, "@ToJail")
+
+    first = await h.triage.poll()
+    assert first.failures == 1
+    second = await h.triage.poll()
+    assert second.senders_triaged == 1
+    assert h.contacts.groups_of_address("j@x.com") == {"Jail"}
+
+
+async def test_renamed_label_mailbox_is_resolved_again(harness: Harness) -> None:
+    h = harness
+    old = h.mail.mailbox_id("@ToFeed")
+    h.mail.mailboxes[old].name = "Old Feed Label"
+    eid = h.mail.deliver("n@x.com")
+    result = await h.triage.poll()  # notices, creates a new @ToFeed
+    assert result.senders_triaged == 0
+    label(h, eid, "@ToFeed")
+    result = await h.triage.poll()
+    assert result.senders_triaged == 1
+    assert h.mail.mailbox_names(eid) == {"Feed"}
+
+
+async def test_idle_poll_is_one_request(harness: Harness) -> None:
+    before = harness.sandbox.total_requests()
+    result = await harness.triage.poll()
+    assert harness.sandbox.total_requests() - before == 1
+    assert result.seen_states == harness.mail.states()
+
+
+async def test_unreadable_sender_gets_error_label(harness: Harness) -> None:
+    h = harness
+    eid = h.mail.deliver("nobody")  # no @: not an address
+    label(h, eid, "@ToFeed")
+    await h.triage.poll()
+    assert "@MailroomError" in h.mail.mailbox_names(eid)

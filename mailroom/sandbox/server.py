@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -83,6 +85,7 @@ class Sandbox:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.reset_connections()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -100,6 +103,11 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def reset_connections(self) -> None:
+        """Reset every open connection (streams included) but keep listening."""
+        if self._server is not None:
+            self._server.reset_connections()
 
     def close_streams(self) -> None:
         """End every open EventSource response (a server reset mid-stream)."""
@@ -187,9 +195,34 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     sandbox: Sandbox
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+
     def verify_request(self, request: Any, client_address: Any) -> bool:
         # The "drop" fault: accept the connection, then close it unanswered.
         return not self.sandbox.faults.drop
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def reset_connections(self) -> None:
+        """Reset every open connection, as a crashed or restarted server does."""
+        with self.sockets_lock:
+            sockets = list(self.open_sockets)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                # SO_LINGER 0: close with RST, not FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -368,6 +401,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if faults.stream == "close":
                 return
+            if faults.stream == "silent":
+                # A half-open peer: headers, then nothing, ever (until stopped).
+                self._silent(sandbox)
+                return
             generation = sandbox.stream_generation()
             if faults.retry_ms is not None:
                 self._write(f"retry: {faults.retry_ms}\n\n")
@@ -416,6 +453,13 @@ class _Handler(BaseHTTPRequestHandler):
                     last_write = time.monotonic()
         except (BrokenPipeError, ConnectionResetError, OSError):
             return
+
+    @staticmethod
+    def _silent(sandbox: Sandbox) -> None:
+        generation = sandbox.stream_generation()
+        with sandbox.mail.lock:
+            while generation == sandbox.stream_generation() and not sandbox.stopping:
+                sandbox.mail.changed.wait(1.0)
 
     def _write(self, text: str) -> None:
         self.wfile.write(text.encode())

@@ -1,0 +1,155 @@
+"""The CardDAV client and vCard handling against the stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from mailroom.carddav import vcard
+from mailroom.carddav.addressbook import AddressBook
+from mailroom.carddav.client import (
+    CardDavAuthError,
+    CardDavClient,
+    CardDavError,
+    PreconditionFailed,
+)
+from mailroom.core.secret import Secret
+from mailroom.sandbox.server import Sandbox
+from tests.conftest import Sleeps
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def dav(sandbox: Sandbox) -> AsyncIterator[CardDavClient]:
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        client = CardDavClient(http, sandbox.url, sandbox.username, Secret(sandbox.password))
+        await client.discover()
+        yield client
+
+
+async def test_discovery_follows_well_known(sandbox: Sandbox, dav: CardDavClient) -> None:
+    assert dav.addressbook_url == sandbox.url + sandbox.contacts.book_path
+
+
+async def test_search_by_email_is_case_insensitive(sandbox: Sandbox, dav: CardDavClient) -> None:
+    sandbox.contacts.write(
+        "a.vcf", vcard.new_contact("uid-a", "Front@Desk.example", "Front Desk", "company")
+    )
+    book = AddressBook(dav)
+    found = await book.find_contact("front@desk.example")
+    assert found is not None and found.uid == "uid-a"
+    assert await book.find_contact("desk.example") is None
+
+
+async def test_person_and_company_contacts(sandbox: Sandbox, dav: CardDavClient) -> None:
+    book = AddressBook(dav)
+    person = await book.upsert_contact("ann@x.org", "Ann Lee", "person", None)
+    company = await book.upsert_contact("news@corp.example", "", "company", None)
+    p = vcard.parse(sandbox.contacts.contact_text("ann@x.org") or "")
+    c = vcard.parse(sandbox.contacts.contact_text("news@corp.example") or "")
+    assert (p.fn.value, p.n.value.given, p.n.value.family) == ("Ann Lee", "Ann", "Lee")
+    assert "org" not in p.contents
+    assert (c.fn.value, c.org.value) == ("news@corp.example", ["corp.example"])
+    assert person.uid != company.uid
+
+
+async def test_groups_are_created_once_and_membership_is_a_set(
+    sandbox: Sandbox, dav: CardDavClient
+) -> None:
+    book = AddressBook(dav)
+    await book.ensure_groups(["Feed", "Jail"])
+    again = AddressBook(dav)
+    await again.ensure_groups(["Feed", "Jail"])
+    assert sandbox.contacts.groups_named("Feed") == 1
+    contact = await again.upsert_contact("z@x.org", "Zed", "company", None)
+    assert await again.add_member("Feed", contact.uid) is True
+    assert await again.add_member("Jail", contact.uid) is True
+    assert await again.add_member("Feed", contact.uid) is False  # already there
+    assert await again.groups_of(contact.uid) == {"Feed", "Jail"}
+    assert await again.remove_member("Jail", contact.uid) is True
+    assert await again.groups_of(contact.uid) == {"Feed"}
+    text = next(c.text for c in sandbox.contacts.cards.values() if "FN:Feed" in c.text)
+    assert f"X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:{contact.uid}" in text
+    assert "X-ADDRESSBOOKSERVER-KIND:group" in text
+
+
+async def test_stale_etag_gets_412(sandbox: Sandbox, dav: CardDavClient) -> None:
+    card = await dav.create(vcard.new_group("g1", "G"), "g1")
+    sandbox.contacts.write("g1.vcf", vcard.new_group("g1", "G renamed"))
+    with pytest.raises(PreconditionFailed):
+        await dav.update(card, vcard.new_group("g1", "G2"))
+    with pytest.raises(PreconditionFailed):
+        await dav.create(vcard.new_group("g1", "G"), "g1")  # never overwrites
+
+
+async def test_412_retry_is_bounded(sandbox: Sandbox, dav: CardDavClient) -> None:
+    sleeps = Sleeps()
+    book = AddressBook(dav, sleep=sleeps)
+    await book.ensure_groups(["Feed"])
+    name = next(n for n, c in sandbox.contacts.cards.items() if "FN:Feed" in c.text)
+
+    def always_race(card_name: str) -> None:
+        text = sandbox.contacts.cards[name].text
+        sandbox.contacts.write(name, text)  # same text, new ETag: every write is stale
+
+    sandbox.contacts.before_put = always_race
+    with pytest.raises(CardDavError, match="kept changing"):
+        await book.add_member("Feed", "u-1")
+    assert len(sleeps.waits) == 5
+    assert sleeps.waits == sorted(sleeps.waits)  # growing backoff
+
+
+async def test_wrong_password_is_an_auth_error(sandbox: Sandbox) -> None:
+    async with httpx.AsyncClient() as http:
+        client = CardDavClient(http, sandbox.url, sandbox.username, Secret("nope-secret"))
+        with pytest.raises(CardDavAuthError) as info:
+            await client.discover()
+    assert "rejected the username or password" in str(info.value)
+    assert "nope-secret" not in str(info.value)
+
+
+async def test_malformed_xml_is_a_clear_error(sandbox: Sandbox, dav: CardDavClient) -> None:
+    sandbox.faults.force("carddav", 207, times=1)  # a 207 whose body is not XML
+    with pytest.raises(CardDavError, match="malformed XML"):
+        await dav.search("EMAIL", ["a@b.c"])
+
+
+def test_vcard_member_edits_keep_other_lines() -> None:
+    group = vcard.new_group("g", "Feed")
+    one = vcard.with_member(group, "a")
+    assert one is not None
+    two = vcard.with_member(one, "b")
+    assert two is not None and vcard.members(vcard.parse(two)) == {"a", "b"}
+    assert vcard.with_member(two, "a") is None
+    back = vcard.without_member(two, "a")
+    assert back is not None and vcard.members(vcard.parse(back)) == {"b"}
+    assert vcard.without_member(back, "zzz") is None
+    assert vcard.display_name(vcard.parse(back)) == "Feed"
+
+
+def test_fill_contact_only_fills_empty_fields() -> None:
+    text = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:1\r\nFN:Mum\r\nN:;;;;\r\n"
+        "EMAIL:mum@x.org\r\nTEL:123\r\nEND:VCARD\r\n"
+    )
+    filled = vcard.fill_contact(text, "mum@x.org", "Mary Smith", "person")
+    assert filled is not None
+    card = vcard.parse(filled)
+    assert card.fn.value == "Mum"  # kept
+    assert (card.n.value.given, card.n.value.family) == ("Mary", "Smith")  # was empty
+    assert card.tel.value == "123"
+    assert vcard.fill_contact(filled, "mum@x.org", "Other Name", "person") is None
+
+
+def test_split_name() -> None:
+    assert vcard.split_name("Doe, Jane") == ("Jane", "Doe")
+    assert vcard.split_name("Jane  Q. Doe") == ("Jane Q.", "Doe")
+    assert vcard.split_name("Cher") == ("Cher", "")
+
+
+def test_unparseable_vcard_is_a_clear_error() -> None:
+    with pytest.raises(vcard.VCardError, match="cannot parse"):
+        vcard.parse("BEGIN:VCARD\r\nthis is not\r\n", "x.vcf")

@@ -1,0 +1,55 @@
+"""``mailroom run`` as a real process against the stand-in."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from mailroom.sandbox.server import Sandbox, free_port
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Poll a condition with a deadline (an outcome, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_run_triages_and_stops_cleanly_on_sigterm() -> None:
+    with Sandbox() as sb:
+        sb.mail.ensure_mailbox("Screener")
+        ids = [sb.mail.deliver("shop@store.example", name="Store") for _ in range(2)]
+        env = {
+            **os.environ,
+            **sb.env(),
+            "MAILROOM_POLL_INTERVAL": "1",
+            "MAILROOM_HTTP_PORT": str(free_port()),
+            "MAILROOM_LOG_FORMAT": "console",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailroom", "run"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert wait_until(lambda: sb.contacts.groups_named("Jail") == 1, 30)
+            sb.mail.set_mailboxes(ids[0], {"Screener", "@ToJail"})
+            assert wait_until(lambda: sb.mail.mailbox_names(ids[0]) == {"Jail"}, 30)
+            assert sb.mail.mailbox_names(ids[1]) == {"Jail"}
+            assert sb.contacts.groups_of_address("shop@store.example") == {"Jail"}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0
+        assert "trigger=startup" in err
+        assert "trigger=fallback" in err
+        assert "stopped" in err
+        assert sb.token not in err and sb.password not in err

@@ -63,7 +63,9 @@ async def test_session_urls_resolve_and_stream_url_works(
 def test_fill_event_source_url_template_and_plain() -> None:
     values = {"types": "Email,Mailbox", "closeafter": "no", "ping": "30"}
     assert (
-        fill_event_source_url("https://h/es/?types={types}&closeafter={closeafter}&ping={ping}", values)
+        fill_event_source_url(
+            "https://h/es/?types={types}&closeafter={closeafter}&ping={ping}", values
+        )
         == "https://h/es/?types=Email,Mailbox&closeafter=no&ping=30"
     )
     assert (
@@ -83,14 +85,24 @@ def test_session_validation_messages() -> None:
         "primaryAccounts": {"urn:ietf:params:jmap:mail": "A1"},
     }
     s = parse_session(good, "https://host/jmap/session")
-    assert (s.api_url, s.event_source_url, s.max_calls_in_request) == ("https://host/api/", None, 16)
+    assert (s.api_url, s.event_source_url, s.max_calls_in_request) == (
+        "https://host/api/",
+        None,
+        16,
+    )
     for broken, message in [
         ([], "expected a JSON object"),
         ({**good, "apiUrl": None}, "missing apiUrl"),
         ({**good, "capabilities": {"urn:ietf:params:jmap:core": {}}}, "does not offer"),
         ({**good, "primaryAccounts": {}}, "no primary account"),
         (
-            {**good, "capabilities": {**good["capabilities"], "urn:ietf:params:jmap:core": {"maxObjectsInSet": 0}}},
+            {
+                **good,
+                "capabilities": {
+                    **good["capabilities"],
+                    "urn:ietf:params:jmap:core": {"maxObjectsInSet": 0},
+                },
+            },
             "maxObjectsInSet must be a positive integer",
         ),
         ({**good, "eventSourceUrl": 5}, "eventSourceUrl is not a string"),
@@ -107,7 +119,11 @@ async def test_query_and_get_are_one_request(http: httpx.AsyncClient) -> None:
         resp = await client.request(
             [
                 Call("Email/query", {"filter": {"inMailbox": sb.mail.mailbox_id("Inbox")}}, "q"),
-                Call("Email/get", {"#ids": ref("q", "Email/query", "/ids"), "properties": ["id"]}, "g"),
+                Call(
+                    "Email/get",
+                    {"#ids": ref("q", "Email/query", "/ids"), "properties": ["id"]},
+                    "g",
+                ),
             ]
         )
         assert [e["id"] for e in resp.get("g", "Email/get")["list"]] == ids
@@ -145,7 +161,9 @@ async def test_not_updated_reports_type_and_description(http: httpx.AsyncClient)
     with Sandbox() as sb:
         eid = sb.mail.deliver("c@d.e", mailboxes=["Inbox"])
         client = await connect(sb, http)
-        outcome = await client.update_emails({eid: {"mailboxIds": {}}, "nope": {"keywords/$seen": True}})
+        outcome = await client.update_emails(
+            {eid: {"mailboxIds": {}}, "nope": {"keywords/$seen": True}}
+        )
         assert outcome.failures == {
             eid: {"type": "invalidProperties", "description": "unknown error"},
             "nope": {"type": "notFound"},

@@ -62,7 +62,11 @@ async def test_email_must_keep_a_mailbox(http: httpx.AsyncClient) -> None:
         (resp,) = await api(
             sb,
             http,
-            ["Email/set", {"accountId": ACCOUNT_ID, "update": {eid: {f"mailboxIds/{inbox}": None}}}, "0"],
+            [
+                "Email/set",
+                {"accountId": ACCOUNT_ID, "update": {eid: {f"mailboxIds/{inbox}": None}}},
+                "0",
+            ],
         )
         assert resp[1]["notUpdated"] == {
             eid: {"type": "invalidProperties", "description": "unknown error"}
@@ -100,7 +104,9 @@ async def test_email_changes(http: httpx.AsyncClient) -> None:
 async def test_deliver_endpoint(http: httpx.AsyncClient) -> None:
     with Sandbox() as sb:
         resp = await http.post(
-            sb.url + "/_sandbox/deliver", json={"from": "n@x.org", "subject": "hi"}, headers=auth(sb)
+            sb.url + "/_sandbox/deliver",
+            json={"from": "n@x.org", "subject": "hi"},
+            headers=auth(sb),
         )
         assert resp.status_code == 201
         assert sb.mail.mailbox_names(resp.json()["id"]) == {"Screener"}
@@ -139,7 +145,9 @@ async def test_rfc_stream_ids_pings_and_replay(http: httpx.AsyncClient) -> None:
         headers = {**auth(sb), "Last-Event-ID": state["id"]}
         async with http.stream("GET", sb.url + RFC_STREAM, headers=headers) as resp:
             (replay,) = await events(resp.aiter_lines(), 1)
-        assert json.loads(replay["data"])["changed"][ACCOUNT_ID]["Email"] == sb.mail.states()["Email"]
+        assert (
+            json.loads(replay["data"])["changed"][ACCOUNT_ID]["Email"] == sb.mail.states()["Email"]
+        )
 
 
 async def test_no_types_is_204_and_missing_event_source(http: httpx.AsyncClient) -> None:

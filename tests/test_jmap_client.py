@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -79,7 +80,7 @@ def test_fill_event_source_url_template_and_plain() -> None:
 
 
 def test_session_validation_messages() -> None:
-    good = {
+    good: dict[str, Any] = {
         "capabilities": {"urn:ietf:params:jmap:core": {}, "urn:ietf:params:jmap:mail": {}},
         "apiUrl": "/api/",
         "primaryAccounts": {"urn:ietf:params:jmap:mail": "A1"},

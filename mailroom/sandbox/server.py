@@ -25,7 +25,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from mailroom.sandbox.contactstore import ContactStore, DavError
-from mailroom.sandbox.faults import Faults, Route
+from mailroom.sandbox.faults import Faults, Route, StreamMode
 from mailroom.sandbox.mailstore import ACCOUNT_ID, MailStore, RequestError
 
 Flavour = Literal["fastmail", "rfc"]
@@ -60,7 +60,7 @@ class Sandbox:
         self.event_source = event_source  # False: session without eventSourceUrl
         self.requests: dict[str, int] = {}
         self._requests_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._generation = 0  # bumped to end every open stream
         self._stopping = False
@@ -434,7 +434,8 @@ class _Handler(BaseHTTPRequestHandler):
                     current = mail.states()
                 if generation != sandbox.stream_generation() or sandbox.stopping:
                     return
-                if faults.stream == "silent":
+                mode: StreamMode = faults.stream  # flipped by tests at any time
+                if mode == "silent":
                     sent = current
                     continue
                 size = faults.take_oversized()

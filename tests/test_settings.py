@@ -205,3 +205,16 @@ def test_real_process_exits_2_without_traceback() -> None:
     assert "Traceback" not in proc.stderr
     assert "fmu1-do-not-print" not in proc.stderr + proc.stdout
     assert "MAILROOM_CARDDAV_USERNAME: required, not set" in proc.stderr
+
+
+def test_systemd_credential_unreadable(tmp_path: Path) -> None:
+    (tmp_path / "jmap-token").mkdir()  # a directory: exists, cannot be read as a file
+    env = {
+        "MAILROOM_CARDDAV_USERNAME": "me",
+        "MAILROOM_CARDDAV_PASSWORD": "p",
+        "CREDENTIALS_DIRECTORY": str(tmp_path),
+    }
+    assert problems(env) == [
+        f"MAILROOM_JMAP_TOKEN (credential jmap-token): cannot read "
+        f"'{tmp_path / 'jmap-token'}': Is a directory"
+    ]

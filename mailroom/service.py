@@ -1,4 +1,9 @@
-"""The running service: clients, start-up, and the loop that decides when to poll."""
+"""The running service: composition, start-up, and the push supervisor.
+
+Dependencies point inward: this module builds the clients and the triage
+workflow, hands ``poll()`` to the push supervisor, and serves /health and
+/metrics from the same telemetry the supervisor writes.
+"""
 
 from __future__ import annotations
 
@@ -6,133 +11,173 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
+from mailroom import __version__
 from mailroom.carddav.addressbook import AddressBook
-from mailroom.carddav.client import CardDavAuthError, CardDavClient, CardDavError
+from mailroom.carddav.client import CardDavClient, CardDavError
 from mailroom.carddav.vcard import VCardError
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.errors import JmapAuthError, JmapError
+from mailroom.jmap.errors import JmapError
 from mailroom.net import DEFAULT_TIMEOUT
+from mailroom.observe.http_server import ObservabilityServer
+from mailroom.observe.metrics import Metrics
+from mailroom.observe.systemd import SystemdNotifier
+from mailroom.observe.telemetry import Telemetry
+from mailroom.push.connection import STATES, ConnectionMachine
+from mailroom.push.stream import stream_client
+from mailroom.push.supervisor import STREAM_TYPES, PushPolicy, Supervisor, auth_failure
 from mailroom.settings import Settings
 from mailroom.triage.workflow import PollResult, SetupError, Triage, TriageConfig
 
 log = logging.getLogger(__name__)
 
-REMOTE_ERRORS = (JmapError, CardDavError, VCardError, SetupError)
+REMOTE_ERRORS: tuple[type[BaseException], ...] = (JmapError, CardDavError, VCardError, SetupError)
 AUTH_RETRY_SECONDS = 300.0  # rejected credentials: retry slowly, never hammer
 STARTUP_BACKOFF_CAP = 60.0
 
 
-def is_auth_error(exc: BaseException) -> bool:
-    return isinstance(exc, JmapAuthError | CardDavAuthError)
+def transitions() -> list[tuple[str, str]]:
+    """Every (from, to) pair the connection machine allows, for metric labels."""
+    pairs = []
+    for state in ConnectionMachine.states:
+        for transition in state.transitions:
+            pairs.append((str(transition.source.id), str(transition.target.id)))
+    return sorted(set(pairs))
 
 
-class Service:
-    def __init__(
-        self,
-        settings: Settings,
-        http: httpx.AsyncClient,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.jmap = JmapClient(http, settings.jmap_session_url, settings.jmap_token)
-        self.carddav = CardDavClient(
-            http, settings.carddav_url, settings.carddav_username, settings.carddav_password
-        )
-        self.triage = Triage(
-            self.jmap,
-            AddressBook(self.carddav),
-            TriageConfig(settings.categories, settings.screener_mailbox, settings.error_label),
-        )
+def make_telemetry(settings: Settings, systemd: SystemdNotifier | None = None) -> Telemetry:
+    metrics = Metrics(STATES, transitions(), [c.name for c in settings.categories], __version__)
+    return Telemetry(metrics, settings.poll_interval, systemd=systemd)
 
-    async def start(self, stop: asyncio.Event) -> bool:
-        """Discover servers and set up mailboxes and groups; retry remote failures.
 
-        Returns False if asked to stop before start-up succeeded.
-        """
-        attempt = 0
-        while not stop.is_set():
-            try:
-                await self.jmap.discover()
-                await self.carddav.discover()
-                await self.triage.setup()
-                log.info("started", extra={"fields": {"categories": len(self.settings.categories)}})
-                return True
-            except REMOTE_ERRORS as exc:
-                delay = (
-                    AUTH_RETRY_SECONDS
-                    if is_auth_error(exc)
-                    else min(STARTUP_BACKOFF_CAP, 2.0**attempt)
-                )
-                attempt += 1
-                log.error(
-                    "start-up failed; retrying",
-                    extra={"fields": {"error": str(exc), "retry_in": delay}},
-                )
-                await wait_or_stop(stop, delay)
-        return False
+def policy_from(settings: Settings) -> PushPolicy:
+    return PushPolicy(poll_interval=settings.poll_interval, debounce=settings.debounce_seconds)
 
-    async def poll(self, trigger: str) -> PollResult | None:
-        """One triage pass, logged with its trigger; None if it failed."""
-        started = self.clock()
+
+@dataclass
+class Clients:
+    jmap: JmapClient
+    carddav: CardDavClient
+    triage: Triage
+
+
+def make_clients(settings: Settings, http: httpx.AsyncClient) -> Clients:
+    jmap = JmapClient(http, settings.jmap_session_url, settings.jmap_token)
+    carddav = CardDavClient(
+        http, settings.carddav_url, settings.carddav_username, settings.carddav_password
+    )
+    triage = Triage(
+        jmap,
+        AddressBook(carddav),
+        TriageConfig(settings.categories, settings.screener_mailbox, settings.error_label),
+    )
+    return Clients(jmap, carddav, triage)
+
+
+async def start(clients: Clients, telemetry: Telemetry, stop: asyncio.Event) -> bool:
+    """Discover the servers, set up mailboxes and groups; retry remote failures.
+
+    Returns False if asked to stop before start-up succeeded.
+    """
+    attempt = 0
+    while not stop.is_set():
         try:
-            result = await self.triage.poll()
+            await clients.jmap.discover()
+            await clients.carddav.discover()
+            await clients.triage.setup()
+            telemetry.push_auth_rejected(None)
+            return True
         except REMOTE_ERRORS as exc:
+            auth = auth_failure(exc)
+            if auth is not None:
+                telemetry.poll_finished("startup", 0.0, error=str(exc), auth_rejected=auth)
+            delay = AUTH_RETRY_SECONDS if auth else min(STARTUP_BACKOFF_CAP, 2.0**attempt)
+            attempt += 1
             log.error(
-                "poll failed",
-                extra={
-                    "fields": {
-                        "trigger": trigger,
-                        "error": str(exc),
-                        "duration": round(self.clock() - started, 3),
-                    }
-                },
+                "start-up failed; retrying",
+                extra={"fields": {"error": str(exc), "retry_in": delay}},
             )
-            return None
-        log.info(
-            "poll finished",
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+    return False
+
+
+async def run_service(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    policy: PushPolicy | None = None,
+    systemd: SystemdNotifier | None = None,
+) -> int:
+    systemd = systemd or SystemdNotifier()
+    telemetry = make_telemetry(settings, systemd)
+    server = ObservabilityServer(telemetry, settings.http_host, settings.http_port)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error(
+            "cannot serve /health and /metrics",
             extra={
                 "fields": {
-                    "trigger": trigger,
-                    "senders": result.senders_triaged,
-                    "emails_refiled": result.emails_refiled,
-                    "conflicts": result.conflicts,
-                    "failures": result.failures,
-                    "duration": round(self.clock() - started, 3),
+                    "address": f"{settings.http_host}:{settings.http_port}",
+                    "error": exc.strerror or str(exc),
                 }
             },
         )
-        return result
+        return 1
+    host, port = server.address
+    base = f"http://{host}:{port}"
+    log.info(
+        "serving", extra={"fields": {"health": base + "/health", "metrics": base + "/metrics"}}
+    )
+    try:
+        async with (
+            httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http,
+            stream_client() as stream_http,
+        ):
+            clients = make_clients(settings, http)
+            if not await start(clients, telemetry, stop):
+                return 0
+            jmap = clients.jmap
+            policy = policy or policy_from(settings)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll at start, then every poll interval, until ``stop`` is set."""
-        if not await self.start(stop):
-            return
-        trigger = "startup"
-        while not stop.is_set():
-            await self.poll(trigger)
-            trigger = "fallback"
-            await wait_or_stop(stop, self.settings.poll_interval)
-        log.info("stopped")
+            async def stream_url(refresh: bool) -> str | None:
+                if refresh:  # push was unavailable: the session may have changed
+                    await jmap.discover()
+                return jmap.session.stream_url(
+                    types=STREAM_TYPES, closeafter="no", ping=policy.ping
+                )
 
+            async def poll() -> PollResult:
+                return await clients.triage.poll()
 
-async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+            supervisor = Supervisor(
+                policy=policy,
+                poll=poll,
+                stream_url=stream_url,
+                account_id=jmap.session.account_id,
+                auth_headers=lambda: jmap.auth_headers,
+                http=stream_http,
+                telemetry=telemetry,
+                poll_errors=REMOTE_ERRORS,
+                systemd=systemd,
+            )
+            systemd.ready(f"started; push {supervisor.state}")
+            log.info("started", extra={"fields": {"categories": len(settings.categories)}})
+            await supervisor.run(stop)
+    finally:
+        await server.stop()
+    log.info("stopped")
+    return 0
 
 
 async def run_until_signalled(settings: Settings) -> int:
-    """Run the service until SIGTERM or SIGINT; an in-flight poll is finished."""
+    """Run until SIGTERM or SIGINT; an in-flight poll is finished first."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
-        await Service(settings, http).run(stop)
-    return 0
+    return await run_service(settings, stop)

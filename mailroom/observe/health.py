@@ -1,0 +1,78 @@
+"""The /health verdict, computed from a plain record (pure, no IO).
+
+``fail`` (HTTP 503) means triage is not happening: no successful poll for
+over two poll intervals (the start counts as one, a grace), polls failing
+again and again, or credentials rejected. ``warn`` (HTTP 200) means push is
+not CONNECTED but polling works. The body carries no secrets or addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+FAILURES_BEFORE_FAIL = 3
+
+
+@dataclass
+class HealthRecord:
+    started_at: float  # wall-clock seconds
+    eventsource_state: str = "connecting"
+    connected_since: float | None = None
+    last_event_at: float | None = None
+    reconnect_count: int = 0
+    last_error: str | None = None
+    last_poll_success_at: float | None = None
+    last_trigger: str | None = None
+    consecutive_failures: int = 0
+    auth_rejected: str | None = None  # what rejected us, e.g. "JMAP (HTTP 401)"
+
+
+def iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def evaluate(
+    record: HealthRecord, now: float, poll_interval: float, version: str
+) -> tuple[str, dict[str, Any]]:
+    reasons = []
+    reference = record.last_poll_success_at or record.started_at
+    if now - reference > 2 * poll_interval:
+        reasons.append("no successful poll for over two poll intervals")
+    if record.consecutive_failures >= FAILURES_BEFORE_FAIL:
+        reasons.append(f"{record.consecutive_failures} polls failed in a row")
+    if record.auth_rejected:
+        reasons.append(f"credentials rejected by {record.auth_rejected}")
+    if reasons:
+        status = "fail"
+    elif record.eventsource_state != "connected":
+        status = "warn"
+        reasons.append(f"push is {record.eventsource_state}; polling carries triage")
+    else:
+        status = "pass"
+    body = {
+        "status": status,
+        "version": version,
+        "output": "; ".join(reasons) or None,
+        "eventsource": {
+            "status": record.eventsource_state,
+            "connected_since": iso(record.connected_since),
+            "last_event_at": iso(record.last_event_at),
+            "reconnect_count": record.reconnect_count,
+            "last_error": record.last_error,
+        },
+        "polling": {
+            "last_success_at": iso(record.last_poll_success_at),
+            "last_trigger": record.last_trigger,
+            "consecutive_failures": record.consecutive_failures,
+            "interval_seconds": poll_interval,
+        },
+    }
+    return status, body
+
+
+def http_status(status: str) -> int:
+    return 503 if status == "fail" else 200

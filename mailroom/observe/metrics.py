@@ -1,0 +1,113 @@
+"""Prometheus metrics, on a registry of their own (one per service instance).
+
+Every known label set is created at start, so a scrape sees zeros rather
+than missing series; labels never carry addresses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+
+EVENT_KINDS = ("state", "ping", "comment", "malformed", "oversized", "ignored", "retry")
+TRIGGERS = ("startup", "push", "fallback", "catchup")
+OUTCOMES = ("success", "failure")
+
+
+class Metrics:
+    def __init__(
+        self,
+        states: Iterable[str],
+        transitions: Iterable[tuple[str, str]],
+        categories: Iterable[str],
+        version: str,
+    ) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.info = Info("mailroom", "Mailroom build information", registry=r)
+        self.info.info({"version": version})
+        self.state = Enum(
+            "mailroom_eventsource_state",
+            "EventSource connection state",
+            states=list(states),
+            registry=r,
+        )
+        self.reconnects = Counter(
+            "mailroom_eventsource_reconnects", "EventSource reconnection attempts", registry=r
+        )
+        self.events = Counter(
+            "mailroom_eventsource_events",
+            "EventSource items received, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.last_event = Gauge(
+            "mailroom_eventsource_last_event_timestamp_seconds",
+            "When the stream last delivered anything (event, ping or comment)",
+            registry=r,
+        )
+        self.missed_pushes = Counter(
+            "mailroom_eventsource_missed_pushes",
+            "Changes a safety-net poll found that push never announced",
+            registry=r,
+        )
+        self.polls = Counter(
+            "mailroom_polls",
+            "Triage polls, by trigger and outcome",
+            ["trigger", "outcome"],
+            registry=r,
+        )
+        self.poll_duration = Histogram(
+            "mailroom_poll_duration_seconds",
+            "Duration of triage polls",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "mailroom_last_successful_poll_timestamp_seconds",
+            "When the last poll succeeded",
+            registry=r,
+        )
+        self.triaged = Counter(
+            "mailroom_triaged_senders", "Senders triaged, by category", ["category"], registry=r
+        )
+        self.refiled = Counter("mailroom_emails_refiled", "Emails re-filed", registry=r)
+        self.conflicts = Counter(
+            "mailroom_triage_conflicts",
+            "Senders given the error label for conflicting labels",
+            registry=r,
+        )
+        self.sender_failures = Counter(
+            "mailroom_triage_failures", "Sender triages that failed and will be retried", registry=r
+        )
+        self.collapsed = Counter(
+            "mailroom_debounce_collapsed_events",
+            "Push events absorbed by the debounce into an already scheduled poll",
+            registry=r,
+        )
+        self.transitions = Counter(
+            "mailroom_state_transitions",
+            "EventSource state machine transitions",
+            ["from", "to"],
+            registry=r,
+        )
+        for kind in EVENT_KINDS:
+            self.events.labels(kind)
+        for trigger in TRIGGERS:
+            for outcome in OUTCOMES:
+                self.polls.labels(trigger, outcome)
+        for category in categories:
+            self.triaged.labels(category)
+        for source, target in transitions:
+            self.transitions.labels(source, target)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

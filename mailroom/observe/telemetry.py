@@ -1,0 +1,173 @@
+"""One place where the service's state is recorded: health, metrics, logs, systemd.
+
+Writers run on the service's event loop; the HTTP server reads from its own
+thread. One lock covers the health record and the metrics together, so a
+transition changes both at once and a reader never sees half an update.
+It is also the connection machine's listener.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mailroom import __version__
+from mailroom.observe.health import HealthRecord, evaluate, http_status
+from mailroom.observe.metrics import Metrics
+from mailroom.observe.systemd import SystemdNotifier
+
+log = logging.getLogger("mailroom.push")
+
+LIVENESS_STALE = 60.0  # the event loop ticks at least every 10 s
+
+
+class Telemetry:
+    def __init__(
+        self,
+        metrics: Metrics,
+        poll_interval: float,
+        *,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        systemd: SystemdNotifier | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.poll_interval = poll_interval
+        self._wall = wall
+        self._monotonic = monotonic
+        self._systemd = systemd or SystemdNotifier({})
+        self._lock = threading.Lock()
+        self.record = HealthRecord(started_at=wall())
+        self._heartbeat = monotonic()
+        self.path: list[str] = ["connecting"]  # every state entered, for tests and logs
+        self._outage = False  # went through BACKOFF/DEGRADED since last CONNECTED
+        self._renewing = False  # reconnecting after a clean, routine close
+
+    # -- the connection machine's listener ------------------------------------
+
+    def after_transition(
+        self, event: str, source: Any, target: Any, reason: str | None = None
+    ) -> None:
+        now = self._wall()
+        old, new = str(source.id), str(target.id)
+        with self._lock:
+            rec = self.record
+            rec.eventsource_state = new
+            if new == "connected":
+                rec.connected_since = now
+                rec.last_error = None
+            elif old == "connected":
+                rec.connected_since = None
+            if reason and event != "opened":
+                rec.last_error = reason
+            if event in ("retry", "ended"):
+                rec.reconnect_count += 1
+                self.metrics.reconnects.inc()
+            self.metrics.state.state(new)
+            self.metrics.transitions.labels(old, new).inc()
+            self.path.append(new)
+        self._log(event, old, new, reason)
+        self._systemd.status(f"push {new}" + (f": {reason}" if reason else ""))
+
+    def _log(self, event: str, old: str, new: str, reason: str | None) -> None:
+        fields = {"event": event, "from": old, "to": new}
+        if reason:
+            fields["reason"] = reason
+        if new == "connected":
+            if self._outage:
+                log.info("reconnected", extra={"fields": fields})
+            elif self._renewing:
+                # Cyrus closes every stream after a while: routine, not news.
+                log.debug("stream reopened", extra={"fields": fields})
+            else:
+                log.info("push connected", extra={"fields": fields})
+            self._outage = self._renewing = False
+        elif new == "degraded":
+            self._outage = True
+            log.warning("push unavailable; polling carries triage", extra={"fields": fields})
+        elif new == "backoff":
+            self._outage = True
+            log.warning("push connection lost; will retry", extra={"fields": fields})
+        else:
+            self._renewing = event == "ended"
+            log.debug("push state", extra={"fields": fields})
+
+    # -- stream and polls -----------------------------------------------------------
+
+    def stream_item(self, kind: str) -> None:
+        now = self._wall()
+        with self._lock:
+            self.record.last_event_at = now
+            self.metrics.events.labels(kind).inc()
+            self.metrics.last_event.set(now)
+
+    def missed_push(self) -> None:
+        with self._lock:
+            self.metrics.missed_pushes.inc()
+
+    def collapsed(self, count: int = 1) -> None:
+        with self._lock:
+            self.metrics.collapsed.inc(count)
+
+    def poll_finished(
+        self,
+        trigger: str,
+        duration: float,
+        *,
+        triaged: dict[str, int] | None = None,
+        refiled: int = 0,
+        conflicts: int = 0,
+        failures: int = 0,
+        error: str | None = None,
+        auth_rejected: str | None = None,
+    ) -> None:
+        now = self._wall()
+        with self._lock:
+            rec = self.record
+            rec.last_trigger = trigger
+            self.metrics.poll_duration.observe(duration)
+            if error is None:
+                rec.last_poll_success_at = now
+                rec.consecutive_failures = 0
+                rec.auth_rejected = None
+                self.metrics.polls.labels(trigger, "success").inc()
+                self.metrics.last_success.set(now)
+                for category, count in (triaged or {}).items():
+                    self.metrics.triaged.labels(category).inc(count)
+                self.metrics.refiled.inc(refiled)
+                self.metrics.conflicts.inc(conflicts)
+                self.metrics.sender_failures.inc(failures)
+            else:
+                rec.consecutive_failures += 1
+                rec.auth_rejected = auth_rejected
+                self.metrics.polls.labels(trigger, "failure").inc()
+
+    def push_auth_rejected(self, what: str | None) -> None:
+        with self._lock:
+            if what is not None or self.record.auth_rejected == "EventSource":
+                self.record.auth_rejected = what
+
+    # -- readers (any thread) ------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        with self._lock:
+            self._heartbeat = self._monotonic()
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            status, body = evaluate(self.record, self._wall(), self.poll_interval, __version__)
+        return http_status(status), body
+
+    def liveness(self) -> tuple[int, dict[str, Any]]:
+        """Is the service's own loop alive? Never asks the mail server."""
+        with self._lock:
+            age = self._monotonic() - self._heartbeat
+        alive = age <= LIVENESS_STALE
+        return (200 if alive else 503), {"status": "pass" if alive else "fail"}
+
+    def metrics_text(self) -> bytes:
+        with self._lock:
+            return self.metrics.render()

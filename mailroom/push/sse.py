@@ -1,0 +1,164 @@
+"""An incremental Server-Sent Events decoder (WHATWG HTML §9.2.6), sans IO.
+
+Feed it bytes as they arrive, in chunks of any size; it returns what became
+complete. It follows the parsing rules exactly (UTF-8 whatever the charset, one
+leading BOM stripped, CR/LF/CRLF line ends even split across chunks, one space
+after the colon removed, ``retry`` only when all digits, ``id`` without NUL,
+nothing dispatched for empty data, an unfinished event discarded at the end)
+and bounds its buffers so a broken or hostile server cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+from dataclasses import dataclass
+
+MAX_LINE = 1 << 20  # characters in one line
+MAX_EVENT = 1 << 20  # characters of data in one event
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    data: str
+    last_event_id: str
+
+
+@dataclass(frozen=True)
+class Comment:
+    text: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    milliseconds: int
+
+
+@dataclass(frozen=True)
+class Oversized:
+    """A line or an event exceeded its bound and was dropped."""
+
+    what: str  # "line" | "event"
+
+
+Item = Event | Comment | Retry | Oversized
+
+
+class SseDecoder:
+    def __init__(self, *, max_line: int = MAX_LINE, max_event: int = MAX_EVENT) -> None:
+        self._max_line = max_line
+        self._max_event = max_event
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._started = False  # BOM check pending until the first character
+        self._line: list[str] = []
+        self._line_len = 0
+        self._discarding_line = False
+        self._after_cr = False  # a CR ended the last line; a following LF is part of it
+        self._data: list[str] = []
+        self._data_len = 0
+        self._event_too_big = False
+        self._type = ""
+        self._id_buffer = ""
+        self.last_event_id = ""
+        self.retry_ms: int | None = None
+
+    def feed(self, chunk: bytes) -> list[Item]:
+        return self._text(self._utf8.decode(chunk))
+
+    def close(self) -> list[Item]:
+        """End of stream: flush the decoder; an unfinished event is discarded."""
+        self._text(self._utf8.decode(b"", final=True))
+        self._line, self._line_len = [], 0
+        self._reset_event()
+        return []
+
+    # -- internals ----------------------------------------------------------
+
+    def _text(self, text: str) -> list[Item]:
+        if not text:
+            return []
+        if not self._started:
+            self._started = True
+            text = text.removeprefix("\ufeff")
+        out: list[Item] = []
+        start = 0
+        length = len(text)
+        while start < length:
+            if self._after_cr:
+                self._after_cr = False
+                if text[start] == "\n":
+                    start += 1
+                    continue
+            cr = text.find("\r", start)
+            lf = text.find("\n", start)
+            ends = [i for i in (cr, lf) if i != -1]
+            if not ends:
+                self._append(text[start:], out)
+                break
+            end = min(ends)
+            self._append(text[start:end], out)
+            self._end_line(out)
+            if text[end] == "\r":
+                self._after_cr = True
+            start = end + 1
+        return out
+
+    def _append(self, piece: str, out: list[Item]) -> None:
+        if self._discarding_line or not piece:
+            return
+        self._line_len += len(piece)
+        if self._line_len > self._max_line:
+            self._line, self._line_len = [], 0
+            self._discarding_line = True
+            out.append(Oversized("line"))
+            return
+        self._line.append(piece)
+
+    def _end_line(self, out: list[Item]) -> None:
+        if self._discarding_line:
+            # The rest of an oversized line; the event it belonged to is spoiled.
+            self._discarding_line = False
+            self._event_too_big = True
+            return
+        line = "".join(self._line)
+        self._line, self._line_len = [], 0
+        self._process(line, out)
+
+    def _process(self, line: str, out: list[Item]) -> None:
+        if line == "":
+            self._dispatch(out)
+            return
+        if line.startswith(":"):
+            out.append(Comment(line[1:]))
+            return
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data_len += len(value) + 1
+            if self._data_len > self._max_event:
+                if not self._event_too_big:
+                    out.append(Oversized("event"))
+                self._event_too_big = True
+                self._data = []
+            elif not self._event_too_big:
+                self._data.append(value)
+        elif name == "event":
+            self._type = value
+        elif name == "id" and "\x00" not in value:
+            self._id_buffer = value
+        elif name == "retry" and value.isascii() and value.isdigit():
+            self.retry_ms = int(value)
+            out.append(Retry(self.retry_ms))
+        # Any other field name is ignored, as the standard says.
+
+    def _dispatch(self, out: list[Item]) -> None:
+        self.last_event_id = self._id_buffer
+        if not self._event_too_big and self._data:
+            out.append(Event(self._type or "message", "\n".join(self._data), self.last_event_id))
+        self._reset_event()
+
+    def _reset_event(self) -> None:
+        self._data, self._data_len = [], 0
+        self._type = ""
+        self._event_too_big = False

@@ -77,7 +77,9 @@ def make_clients(settings: Settings, http: httpx.AsyncClient) -> Clients:
     return Clients(jmap, carddav, triage)
 
 
-async def start(clients: Clients, telemetry: Telemetry, stop: asyncio.Event) -> bool:
+async def start(
+    clients: Clients, telemetry: Telemetry, stop: asyncio.Event, *, base_delay: float = 1.0
+) -> bool:
     """Discover the servers, set up mailboxes and groups; retry remote failures.
 
     Returns False if asked to stop before start-up succeeded.
@@ -94,7 +96,9 @@ async def start(clients: Clients, telemetry: Telemetry, stop: asyncio.Event) -> 
             auth = auth_failure(exc)
             if auth is not None:
                 telemetry.poll_finished("startup", 0.0, error=str(exc), auth_rejected=auth)
-            delay = AUTH_RETRY_SECONDS if auth else min(STARTUP_BACKOFF_CAP, 2.0**attempt)
+            delay = (
+                AUTH_RETRY_SECONDS if auth else min(STARTUP_BACKOFF_CAP, base_delay * 2.0**attempt)
+            )
             attempt += 1
             log.error(
                 "start-up failed; retrying",
@@ -105,73 +109,90 @@ async def start(clients: Clients, telemetry: Telemetry, stop: asyncio.Event) -> 
     return False
 
 
-async def run_service(
-    settings: Settings,
-    stop: asyncio.Event,
-    *,
-    policy: PushPolicy | None = None,
-    systemd: SystemdNotifier | None = None,
-) -> int:
-    systemd = systemd or SystemdNotifier()
-    telemetry = make_telemetry(settings, systemd)
-    server = ObservabilityServer(telemetry, settings.http_host, settings.http_port)
-    try:
-        await server.start()
-    except OSError as exc:
-        log.error(
-            "cannot serve /health and /metrics",
-            extra={
-                "fields": {
-                    "address": f"{settings.http_host}:{settings.http_port}",
-                    "error": exc.strerror or str(exc),
-                }
-            },
+class App:
+    """The whole service; ``run()`` returns the exit status."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        policy: PushPolicy | None = None,
+        systemd: SystemdNotifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy or policy_from(settings)
+        self.systemd = systemd or SystemdNotifier()
+        self.telemetry = make_telemetry(settings, self.systemd)
+        self.server = ObservabilityServer(
+            telemetry=self.telemetry, host=settings.http_host, port=settings.http_port
         )
-        return 1
-    host, port = server.address
-    base = f"http://{host}:{port}"
-    log.info(
-        "serving", extra={"fields": {"health": base + "/health", "metrics": base + "/metrics"}}
-    )
-    try:
-        async with (
-            httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http,
-            stream_client() as stream_http,
-        ):
-            clients = make_clients(settings, http)
-            if not await start(clients, telemetry, stop):
-                return 0
-            jmap = clients.jmap
-            policy = policy or policy_from(settings)
+        self.supervisor: Supervisor | None = None
+        self.clients: Clients | None = None
 
-            async def stream_url(refresh: bool) -> str | None:
-                if refresh:  # push was unavailable: the session may have changed
-                    await jmap.discover()
-                return jmap.session.stream_url(
-                    types=STREAM_TYPES, closeafter="no", ping=policy.ping
-                )
-
-            async def poll() -> PollResult:
-                return await clients.triage.poll()
-
-            supervisor = Supervisor(
-                policy=policy,
-                poll=poll,
-                stream_url=stream_url,
-                account_id=jmap.session.account_id,
-                auth_headers=lambda: jmap.auth_headers,
-                http=stream_http,
-                telemetry=telemetry,
-                poll_errors=REMOTE_ERRORS,
-                systemd=systemd,
+    async def run(self, stop: asyncio.Event) -> int:
+        settings = self.settings
+        try:
+            await self.server.start()
+        except OSError as exc:
+            log.error(
+                "cannot serve /health and /metrics",
+                extra={
+                    "fields": {
+                        "address": f"{settings.http_host}:{settings.http_port}",
+                        "error": exc.strerror or str(exc),
+                    }
+                },
             )
-            systemd.ready(f"started; push {supervisor.state}")
-            log.info("started", extra={"fields": {"categories": len(settings.categories)}})
-            await supervisor.run(stop)
-    finally:
-        await server.stop()
-    log.info("stopped")
-    return 0
+            return 1
+        host, port = self.server.address
+        base = f"http://{host}:{port}"
+        log.info(
+            "serving", extra={"fields": {"health": base + "/health", "metrics": base + "/metrics"}}
+        )
+        try:
+            async with (
+                httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http,
+                stream_client() as stream_http,
+            ):
+                self.clients = clients = make_clients(settings, http)
+                if not await start(
+                    clients, self.telemetry, stop, base_delay=self.policy.backoff_base
+                ):
+                    return 0
+                await self._supervise(clients, stream_http, stop)
+        finally:
+            await self.server.stop()
+        log.info("stopped")
+        return 0
+
+    async def _supervise(
+        self, clients: Clients, stream_http: httpx.AsyncClient, stop: asyncio.Event
+    ) -> None:
+        jmap = clients.jmap
+        policy = self.policy
+
+        async def stream_url(refresh: bool) -> str | None:
+            if refresh:  # push was unavailable: the session may have changed
+                await jmap.discover()
+            return jmap.session.stream_url(types=STREAM_TYPES, closeafter="no", ping=policy.ping)
+
+        async def poll() -> PollResult:
+            return await clients.triage.poll()
+
+        self.supervisor = Supervisor(
+            policy=policy,
+            poll=poll,
+            stream_url=stream_url,
+            account_id=jmap.session.account_id,
+            auth_headers=lambda: jmap.auth_headers,
+            http=stream_http,
+            telemetry=self.telemetry,
+            poll_errors=REMOTE_ERRORS,
+            systemd=self.systemd,
+        )
+        self.systemd.ready("started")
+        log.info("started", extra={"fields": {"categories": len(self.settings.categories)}})
+        await self.supervisor.run(stop)
 
 
 async def run_until_signalled(settings: Settings) -> int:
@@ -180,4 +201,4 @@ async def run_until_signalled(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    return await run_service(settings, stop)
+    return await App(settings).run(stop)

@@ -25,8 +25,9 @@ class ConnectionMachine(StateMachine):
     failed = connecting.to(degraded, cond="outage_too_long") | connecting.to(backoff)
     # The server says push is unavailable (204, 400, 401, 403, no eventSourceUrl).
     refused = connecting.to(degraded)
-    # An open stream broke, went silent, or missed a push.
-    lost = connected.to(backoff)
+    # An open stream broke, went silent, or missed a push; a server that keeps
+    # accepting and dropping counts as an outage like one that refuses.
+    lost = connected.to(degraded, cond="outage_too_long") | connected.to(backoff)
     # A clean close after a long healthy connection: reconnect at once.
     ended = connected.to(connecting)
     # The wait is over: try again.

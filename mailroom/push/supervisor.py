@@ -302,8 +302,8 @@ class Supervisor:
         return max(floors) if floors else None
 
     def _opened(self, now: float) -> None:
+        # The outage clock keeps running until this connection proves healthy.
         self._connected_at = self._last_activity = now
-        self._outage_since = None
         if self._auth_refused:
             self._auth_refused = False
             self.telemetry.push_auth_rejected(None)
@@ -336,6 +336,8 @@ class Supervisor:
         lasted = now - (self._connected_at or now)
         self._connected_at = None
         self._backoff.connection_ended(lasted)
+        if lasted >= self.policy.healthy_after:
+            self._outage_since = None
         if msg.error is None and lasted >= self.policy.healthy_after:
             # Routine: Cyrus ends every stream after a few minutes. Reconnect at
             # once; Last-Event-ID (or a connect snapshot) covers the gap, else
@@ -345,7 +347,7 @@ class Supervisor:
             self._connect(refresh=False)
             return
         reason = msg.error or f"stream closed after {lasted:.1f} s"
-        self._lose(reason, now)
+        self._lose(reason, lasted, now)
 
     def _drop(self, reason: str) -> None:
         """Give up on the open stream (silent, or missed a push) and reconnect."""
@@ -356,14 +358,18 @@ class Supervisor:
         lasted = now - (self._connected_at or now)
         self._connected_at = None
         self._backoff.connection_ended(lasted)
-        self._lose(reason, now)
+        self._lose(reason, lasted, now)
 
-    def _lose(self, reason: str, now: float) -> None:
-        self._outage_since = now
+    def _lose(self, reason: str, lasted: float, now: float) -> None:
+        if lasted >= self.policy.healthy_after or self._outage_since is None:
+            self._outage_since = now
         self._needs_catchup = True
         self._audit.clear()
-        self.machine.send("lost", reason=reason)
-        self._reconnect_at = now + self._backoff.next_delay(self._floor())
+        self.machine.send("lost", outage=now - self._outage_since, reason=reason)
+        if self.state == "degraded":
+            self._reconnect_at = now + self._backoff.at_cap(self._floor())
+        else:
+            self._reconnect_at = now + self._backoff.next_delay(self._floor())
 
     def _received(self, msg: Received, now: float) -> None:
         self._last_activity = now

@@ -59,6 +59,7 @@ class Sandbox:
         self.faults = Faults()
         self.event_source = event_source  # False: session without eventSourceUrl
         self.requests: dict[str, int] = {}
+        self.request_log: list[tuple[str, float]] = []  # (route, time.monotonic())
         self._requests_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -138,6 +139,7 @@ class Sandbox:
     def count(self, route: str) -> None:
         with self._requests_lock:
             self.requests[route] = self.requests.get(route, 0) + 1
+            self.request_log.append((route, time.monotonic()))
 
     def total_requests(self, *routes: str) -> int:
         with self._requests_lock:

@@ -90,7 +90,6 @@ async def start(
             await clients.jmap.discover()
             await clients.carddav.discover()
             await clients.triage.setup()
-            telemetry.push_auth_rejected(None)
             return True
         except REMOTE_ERRORS as exc:
             auth = auth_failure(exc)

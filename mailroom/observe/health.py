@@ -26,7 +26,8 @@ class HealthRecord:
     last_poll_success_at: float | None = None
     last_trigger: str | None = None
     consecutive_failures: int = 0
-    auth_rejected: str | None = None  # what rejected us, e.g. "JMAP (HTTP 401)"
+    auth_rejected: str | None = None  # what rejected a poll, e.g. "JMAP (HTTP 401)"
+    stream_auth_rejected: str | None = None  # e.g. "EventSource (HTTP 403)"
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -44,8 +45,9 @@ def evaluate(
         reasons.append("no successful poll for over two poll intervals")
     if record.consecutive_failures >= FAILURES_BEFORE_FAIL:
         reasons.append(f"{record.consecutive_failures} polls failed in a row")
-    if record.auth_rejected:
-        reasons.append(f"credentials rejected by {record.auth_rejected}")
+    for rejected in (record.auth_rejected, record.stream_auth_rejected):
+        if rejected:
+            reasons.append(f"credentials rejected by {rejected}")
     if reasons:
         status = "fail"
     elif record.eventsource_state != "connected":

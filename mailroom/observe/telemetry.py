@@ -55,6 +55,7 @@ class Telemetry:
         old, new = str(source.id), str(target.id)
         with self._lock:
             rec = self.record
+            previous_error = rec.last_error
             rec.eventsource_state = new
             if new == "connected":
                 rec.connected_since = now
@@ -69,10 +70,12 @@ class Telemetry:
             self.metrics.state.state(new)
             self.metrics.transitions.labels(old, new).inc()
             self.path.append(new)
-        self._log(event, old, new, reason)
+        self._log(event, old, new, reason, previous_error)
         self._systemd.status(f"push {new}" + (f": {reason}" if reason else ""))
 
-    def _log(self, event: str, old: str, new: str, reason: str | None) -> None:
+    def _log(
+        self, event: str, old: str, new: str, reason: str | None, previous_error: str | None
+    ) -> None:
         fields = {"event": event, "from": old, "to": new}
         if reason:
             fields["reason"] = reason
@@ -87,7 +90,10 @@ class Telemetry:
             self._outage = self._renewing = False
         elif new == "degraded":
             self._outage = True
-            log.warning("push unavailable; polling carries triage", extra={"fields": fields})
+            # Retries from DEGRADED that fail the same way are not news.
+            again = self.path[-3:-2] == ["degraded"] and reason == previous_error
+            level = logging.DEBUG if again else logging.WARNING
+            log.log(level, "push unavailable; polling carries triage", extra={"fields": fields})
         elif new == "backoff":
             self._outage = True
             log.warning("push connection lost; will retry", extra={"fields": fields})
@@ -147,8 +153,7 @@ class Telemetry:
 
     def push_auth_rejected(self, what: str | None) -> None:
         with self._lock:
-            if what is not None or self.record.auth_rejected == "EventSource":
-                self.record.auth_rejected = what
+            self.record.stream_auth_rejected = what
 
     # -- readers (any thread) ------------------------------------------------------
 

@@ -28,7 +28,8 @@ class Faults:
     - ``malformed_events``: the next N state events carry broken JSON.
     - ``oversized_line``: the next stream write is one line of that many bytes.
     - ``retry_ms``: streams start with a ``retry:`` field.
-    - ``delay``: seconds to wait before answering any request.
+    - ``delay``: seconds to wait before answering a request (of ``delay_route``
+      only, when set).
     """
 
     drop: bool = False
@@ -37,6 +38,7 @@ class Faults:
     oversized_line: int = 0
     retry_ms: int | None = None
     delay: float = 0.0
+    delay_route: Route | None = None
     _forced: dict[str, ForcedStatus] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,4 +90,5 @@ class Faults:
             self.oversized_line = 0
             self.retry_ms = None
             self.delay = 0.0
+            self.delay_route = None
             self._forced.clear()

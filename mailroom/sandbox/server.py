@@ -316,8 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(413, b'{"error":"bad length"}')
             return
         self.body = body
-        if self.sandbox.faults.delay:
-            time.sleep(self.sandbox.faults.delay)
+        faults = self.sandbox.faults
+        if faults.delay and faults.delay_route in (None, route):
+            time.sleep(faults.delay)
         if route != "admin" and self._forced(route):
             return
         if route == "carddav":

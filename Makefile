@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint run sandbox clean
+.PHONY: install test lint run sandbox diagrams clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ lint: $(STAMP)
 # service against it and applies triage labels the way a user would.
 run: $(STAMP)
 	$(BIN)/mailroom demo
+
+# Redraws diagrams/ from the state machine class (SVG when Graphviz is installed).
+diagrams: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,diagrams]'
+	$(BIN)/python -m mailroom.push.diagram
 
 sandbox: $(STAMP)
 	$(BIN)/mailroom sandbox

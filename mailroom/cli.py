@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox.add_argument("--flavour", choices=("fastmail", "rfc"), default="fastmail")
     sandbox.add_argument("--seed", action="store_true", help="fill the Screener with demo mail")
     demo = commands.add_parser("demo", help="stand-in + service + a simulated user")
-    demo.add_argument("--poll-interval", type=float, default=5.0)
+    demo.add_argument("--poll-interval", type=float, default=60.0)
     demo.add_argument("--debounce", type=float, default=3.0)
     demo.add_argument("--pause", type=float, default=2.0, help="seconds between user actions")
     demo.add_argument("--keep-running", action="store_true")

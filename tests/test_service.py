@@ -53,3 +53,37 @@ def test_run_triages_and_stops_cleanly_on_sigterm() -> None:
         assert "trigger=fallback" in err
         assert "stopped" in err
         assert sb.token not in err and sb.password not in err
+
+
+def test_sigterm_mid_poll_finishes_the_poll_then_exits_0() -> None:
+    with Sandbox() as sb:
+        sb.mail.ensure_mailbox("Screener")
+        ids = [sb.mail.deliver("slow@store.example") for _ in range(3)]
+        env = {
+            **os.environ,
+            **sb.env(),
+            "MAILROOM_POLL_INTERVAL": "60",
+            "MAILROOM_DEBOUNCE_SECONDS": "0.1",
+            "MAILROOM_HTTP_PORT": "0",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailroom", "run"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert wait_until(lambda: sb.contacts.groups_named("Feed") == 1, 30)
+            assert wait_until(lambda: sb.total_requests("api") >= 2, 30)  # startup poll done
+            sb.faults.delay_route = "api"
+            sb.faults.delay = 0.3  # every JMAP call now takes 0.3 s
+            before = sb.total_requests("api")
+            sb.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
+            # The push poll has started (its first JMAP request arrived): stop now.
+            assert wait_until(lambda: sb.total_requests("api") > before, 30)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0
+        assert "stopping after the poll in flight" in err
+        # The poll ran to the end: everything re-filed, label removed last.
+        assert all(sb.mail.mailbox_names(i) == {"Feed"} for i in ids)

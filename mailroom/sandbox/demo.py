@@ -103,7 +103,9 @@ def run_demo(*, poll_interval: float, debounce: float, pause: float, keep_runnin
     _say(
         f"stand-in running at {sandbox.url} with {len(sandbox.mail.emails)} emails in the Screener"
     )
-    _say(f"starting: mailroom run (poll interval {poll_interval:g} s)")
+    _say(f"starting: mailroom run (poll interval {poll_interval:g} s, debounce {debounce:g} s)")
+    _say(f"health:  http://127.0.0.1:{http_port}/health")
+    _say(f"metrics: http://127.0.0.1:{http_port}/metrics")
     service = subprocess.Popen([sys.executable, "-m", "mailroom", "run"], env=env)
     user = User(sandbox)
     latencies: list[float] = []
@@ -112,6 +114,8 @@ def run_demo(*, poll_interval: float, debounce: float, pause: float, keep_runnin
         if not _wait_for(lambda: all(_has_mailbox(sandbox, x) for x in labels), 30):
             _say("the service did not set up its label mailboxes in 30 s; giving up")
             return 1
+        # Push is up once the stand-in has an open stream and the first poll ran.
+        _wait_for(lambda: sandbox.total_requests("eventsource") > 0, 10)
         for sender in SENDERS:
             time.sleep(pause)
             email_id = next(
@@ -145,7 +149,8 @@ def run_demo(*, poll_interval: float, debounce: float, pause: float, keep_runnin
         left = len(sandbox.mail.emails_in("Screener"))
         _say(
             f"done: {len(latencies)}/{len(SENDERS)} senders triaged, "
-            f"{left} emails left in the Screener, slowest {max(latencies, default=0):.2f} s"
+            f"{left} emails left in the Screener, slowest {max(latencies, default=0):.2f} s "
+            f"(debounce {debounce:g} s)"
         )
         if keep_running:
             _say("still running; press Ctrl-C to stop")

@@ -49,8 +49,8 @@ def test_run_triages_and_stops_cleanly_on_sigterm() -> None:
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=15)
         assert proc.returncode == 0
-        assert "trigger=startup" in err
-        assert "trigger=fallback" in err
+        assert "poll finished trigger=startup" in err
+        assert "push connected" in err
         assert "stopped" in err
         assert sb.token not in err and sb.password not in err
 

@@ -34,7 +34,8 @@ def main() -> int:
     except ImportError:
         print("pydot not installed: SVG not drawn (pip install pydot)")
         return 0
-    DotGraphMachine(ConnectionMachine)().write_svg(str(DIAGRAMS / "connection.svg"))
+    graph = DotGraphMachine(ConnectionMachine)()  # type: ignore[no-untyped-call]
+    graph.write_svg(str(DIAGRAMS / "connection.svg"))
     print(f"wrote {DIAGRAMS / 'connection.svg'}")
     return 0
 

@@ -147,6 +147,10 @@ class Supervisor:
         self._deferred: list[dict[str, str]] = []
         self._catchup_pending = False
         self._next_heartbeat = 0.0
+        # systemd wants a watchdog ping at half its WatchdogSec, from this loop.
+        self._heartbeat_every = min(
+            policy.heartbeat, self._systemd.watchdog_interval or policy.heartbeat
+        )
         self._malformed_logged = 0
 
     # -- main loop ------------------------------------------------------------------
@@ -235,7 +239,7 @@ class Supervisor:
         if now >= self._next_heartbeat:
             self.telemetry.heartbeat()
             self._systemd.watchdog()
-            self._next_heartbeat = now + self.policy.heartbeat
+            self._next_heartbeat = now + self._heartbeat_every
         if self._reconnect_at is not None and now >= self._reconnect_at:
             self._reconnect_at = None
             refresh = self.state == "degraded"

@@ -37,6 +37,8 @@ async def test_push_triages_within_debounce_and_echo_causes_no_poll() -> None:
             assert body["polling"]["last_trigger"] == "push"
             assert body["eventsource"]["status"] == "connected"
             assert body["eventsource"]["reconnect_count"] == 0
+            text = str(body) + str(await run.metrics())
+            assert "news@acme.example" not in text and sb.token not in text  # no addresses
             assert (
                 await run.metric(
                     "mailroom_eventsource_state", mailroom_eventsource_state="connected"

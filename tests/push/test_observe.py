@@ -1,0 +1,92 @@
+"""systemd notify over a real datagram socket; the /health server over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mailroom.observe.http_server import ObservabilityServer
+from mailroom.observe.systemd import SystemdNotifier, notify_message, socket_address
+from mailroom.service import make_telemetry
+from mailroom.settings import load_settings
+
+SETTINGS = {
+    "MAILROOM_JMAP_TOKEN": "t",
+    "MAILROOM_CARDDAV_USERNAME": "u",
+    "MAILROOM_CARDDAV_PASSWORD": "p",
+}
+
+
+def test_notify_message_and_abstract_address() -> None:
+    assert notify_message({"READY": "1", "STATUS": "a\nb"}) == b"READY=1\nSTATUS=a b"
+    assert socket_address("@sd") == "\0sd"
+    assert socket_address("/run/x") == "/run/x"
+
+
+def test_notifier_sends_datagrams(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(path)
+        notifier = SystemdNotifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "20000000"})
+        assert notifier.watchdog_interval == 10.0
+        notifier.ready("started")
+        notifier.watchdog()
+        notifier.stopping()
+        server.settimeout(5)
+        got = [server.recv(1024) for _ in range(3)]
+    assert got == [b"READY=1\nSTATUS=started", b"WATCHDOG=1", b"STOPPING=1\nSTATUS=stopping"]
+
+
+def test_notifier_without_socket_does_nothing() -> None:
+    notifier = SystemdNotifier({})
+    assert not notifier.enabled and notifier.watchdog_interval is None
+    notifier.ready("x")  # no error, no effect
+
+
+@pytest.mark.anyio
+async def test_http_server_routes() -> None:
+    telemetry = make_telemetry(load_settings(SETTINGS))
+    server = ObservabilityServer(telemetry, "127.0.0.1", 0)
+    await server.start()
+    host, port = server.address
+    base = f"http://{host}:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            health = await http.get(base + "/health")
+            assert health.status_code == 200  # start-up grace: warn, not fail
+            assert health.json()["status"] == "warn"
+            assert health.json()["eventsource"]["status"] == "connecting"
+            live = await http.get(base + "/livez")
+            assert (live.status_code, live.json()) == (200, {"status": "pass"})
+            metrics = await http.get(base + "/metrics")
+            assert 'mailroom_polls_total{outcome="success",trigger="push"} 0.0' in metrics.text
+            assert (
+                'mailroom_eventsource_state{mailroom_eventsource_state="connecting"} 1.0'
+                in metrics.text
+            )
+            assert (await http.get(base + "/nope")).status_code == 404
+            assert (await http.post(base + "/health")).status_code == 405
+            head = await http.head(base + "/health")
+            assert head.status_code == 200 and head.content == b""
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"garbage\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 400")
+    finally:
+        await server.stop()
+
+
+def test_liveness_fails_when_the_loop_stops_ticking() -> None:
+    now = [0.0]
+    telemetry = make_telemetry(load_settings(SETTINGS))
+    telemetry._monotonic = lambda: now[0]
+    telemetry.heartbeat()
+    now[0] = 59.0
+    assert telemetry.liveness()[0] == 200
+    now[0] = 61.0
+    assert telemetry.liveness() == (503, {"status": "fail"})

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint run sandbox diagrams clean
+.PHONY: install test test-fast lint run sandbox diagrams clean
 
 install: $(STAMP)
 
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Everything: unit, stand-in and (when Cyrus can be started) integration tests.
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# Without the Cyrus integration suite.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

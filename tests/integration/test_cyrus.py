@@ -1,0 +1,202 @@
+"""Mailroom against a real Cyrus IMAP server, end to end, as a user would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import pytest
+
+from mailroom.carddav import vcard
+from mailroom.carddav.addressbook import AddressBook
+from mailroom.carddav.client import CardDavClient
+from mailroom.core.secret import Secret
+from mailroom.push.sse import Event, SseDecoder
+from tests.integration.cyrus import Cyrus
+from tests.process import MailroomProcess, wait_until
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}@example.org"
+
+
+async def groups_of(cyrus: Cyrus, address: str) -> set[str]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        client = CardDavClient(
+            http, cyrus.base_url, cyrus.env["CYRUS_USER"], Secret(cyrus.env["CYRUS_PASS"])
+        )
+        await client.discover()
+        book = AddressBook(client)
+        await book.ensure_groups(["Imbox", "Feed", "Paper Trail", "Jail", "Person"])
+        contact = await book.find_contact(address)
+        return set() if contact is None else await book.groups_of(contact.uid)
+
+
+def start_mailroom(cyrus: Cyrus, **extra: str) -> MailroomProcess:
+    cyrus.ensure_mailbox("Screener")
+    return MailroomProcess(cyrus.mailroom_env(**extra))
+
+
+def test_end_to_end_push_triage(cyrus: Cyrus) -> None:
+    feed, person, other = unique("news"), unique("jane"), unique("someone")
+    cyrus.ensure_mailbox("Screener")
+    for i in range(3):
+        cyrus.deliver(feed, "Acme News", f"News {i}")
+    for i in range(2):
+        cyrus.deliver(person, "Jane Doe", f"Hi {i}")
+    cyrus.deliver(other, "Some One", "Unrelated")
+    assert len(cyrus.wait_for_mail(feed, 3)) == 3
+    with start_mailroom(cyrus, MAILROOM_POLL_INTERVAL="300", MAILROOM_DEBOUNCE_SECONDS="1") as mr:
+        assert wait_until(lambda: mr.push_state() == "connected", 60), mr.log
+        feed_mail = cyrus.emails_from(feed)
+        person_mail = cyrus.wait_for_mail(person, 2)
+        cyrus.label(sorted(feed_mail)[0], "@ToFeed")
+        cyrus.label(sorted(person_mail)[0], "@ToPerson")
+
+        def done() -> bool:
+            return all(b == {"Feed"} for b in cyrus.emails_from(feed).values()) and all(
+                b == {"Person", "Imbox", "Inbox"} for b in cyrus.emails_from(person).values()
+            )
+
+        # Push, not the 300 s poll, must carry this.
+        assert wait_until(done, 30, step=0.2), mr.log
+        assert asyncio.run(groups_of(cyrus, feed)) == {"Feed"}
+        assert asyncio.run(groups_of(cyrus, person)) == {"Person", "Imbox"}
+        assert cyrus.emails_from(other) and all(
+            b == {"Screener"} for b in cyrus.emails_from(other).values()
+        )
+        assert wait_until(lambda: "trigger=push" in mr.log, 10)
+        status, body = mr.health()
+        assert (status, body["status"]) == (200, "pass")
+        assert body["eventsource"]["status"] == "connected"
+        assert body["polling"]["last_trigger"] == "push"
+        assert mr.metric('mailroom_triaged_senders_total{category="Feed"}') >= 1
+        assert mr.metric('mailroom_triaged_senders_total{category="Person"}') >= 1
+        assert mr.metric('mailroom_eventsource_state{mailroom_eventsource_state="connected"}') == 1
+        assert mr.metric('mailroom_eventsource_events_total{kind="state"}') >= 1
+    assert mr.proc.returncode == 0
+    assert cyrus.token not in mr.log and cyrus.env["CYRUS_PASS"] not in mr.log
+
+
+def test_templated_url_ids_ping_and_last_event_id_replay(cyrus: Cyrus) -> None:
+    url = cyrus.base_url + "/jmap/eventsource/?types=Email,Mailbox&closeafter=no&ping=1"
+    headers = {"Authorization": f"Bearer {cyrus.token}", "Accept": "text/event-stream"}
+
+    def read(extra: dict[str, str], until: str, action: object = None) -> list[Event]:
+        decoder = SseDecoder()
+        out: list[Event] = []
+        with httpx.stream("GET", url, headers={**headers, **extra}, timeout=30) as resp:
+            assert resp.status_code == 200
+            if callable(action):
+                action()
+            for chunk in resp.iter_raw():
+                out += [i for i in decoder.feed(chunk) if isinstance(i, Event)]
+                if any(e.type == until for e in out):
+                    return out
+        return out
+
+    sender = unique("replay")
+    events = read({}, "state", lambda: cyrus.deliver(sender, "R", "one", "INBOX"))
+    state = next(e for e in events if e.type == "state")
+    assert state.last_event_id  # Cyrus sends ids
+    pings = read({}, "ping")
+    assert pings[-1].type == "ping" and '"interval"' in pings[-1].data
+    cyrus.deliver(sender, "R", "two", "INBOX")  # a change while disconnected
+    time.sleep(2)  # Cyrus notices changes on its push poll (1 s)
+    replay = read({"Last-Event-ID": state.last_event_id}, "state")
+    first = next(e for e in replay if e.type == "state")
+    assert first.last_event_id != state.last_event_id
+
+
+def test_bad_token_is_401_and_health_fails(cyrus: Cyrus) -> None:
+    env = cyrus.mailroom_env(MAILROOM_JMAP_TOKEN="not-a-valid-jwt-token")
+    with MailroomProcess(env) as mr:
+        assert wait_until(lambda: mr.health()[0] == 503, 30), mr.log
+        body = mr.health()[1]
+        assert body["status"] == "fail"
+        assert "JMAP (HTTP 401)" in body["output"]
+        assert wait_until(lambda: "rejected the token (HTTP 401)" in mr.log, 10)
+    assert "not-a-valid-jwt-token" not in mr.log
+
+
+def test_stock_cyrus_204_degrades_and_fast_polling_triages(cyrus_stock: Cyrus) -> None:
+    sender = unique("stock")
+    cyrus_stock.ensure_mailbox("Screener")
+    cyrus_stock.deliver(sender, "Stock", "a")
+    cyrus_stock.deliver(sender, "Stock", "b")
+    mail = cyrus_stock.wait_for_mail(sender, 2)
+    # The degraded poll runs every min(30 s, poll interval): 5 s here.
+    with start_mailroom(cyrus_stock, MAILROOM_POLL_INTERVAL="5") as mr:
+        assert wait_until(lambda: mr.push_state() == "degraded", 60), mr.log
+        body = mr.health()[1]
+        assert body["status"] == "warn"
+        assert body["eventsource"]["last_error"] == "EventSource answered HTTP 204"
+        cyrus_stock.label(sorted(mail)[0], "@ToJail")
+        assert wait_until(
+            lambda: all(b == {"Jail"} for b in cyrus_stock.emails_from(sender).values()), 30, 0.2
+        ), mr.log
+        assert mr.metric('mailroom_eventsource_state{mailroom_eventsource_state="degraded"}') == 1
+
+
+def test_cyrus_closing_streams_reconnects_quietly(cyrus_short_timeout: Cyrus) -> None:
+    cyrus = cyrus_short_timeout
+    sender = unique("quiet")
+    with start_mailroom(cyrus, MAILROOM_POLL_INTERVAL="300", MAILROOM_DEBOUNCE_SECONDS="0.5") as mr:
+        assert wait_until(lambda: mr.push_state() == "connected", 60), mr.log
+        # Cyrus ends the stream after 1 minute without client input.
+        assert wait_until(
+            lambda: mr.health()[1].get("eventsource", {}).get("reconnect_count", 0) >= 1, 100, 0.5
+        ), mr.log
+        body = mr.health()[1]
+        assert body["status"] == "pass"
+        assert body["eventsource"]["last_error"] is None
+        assert "WARNING" not in mr.log and "ERROR" not in mr.log  # quiet
+        assert mr.metric('mailroom_state_transitions_total{from="connected",to="backoff"}') == 0
+        cyrus.deliver(sender, "Q", "after reconnect")
+        mail = cyrus.wait_for_mail(sender, 1)
+        cyrus.label(sorted(mail)[0], "@ToPaperTrail")
+        assert wait_until(
+            lambda: all(b == {"Paper Trail"} for b in cyrus.emails_from(sender).values()), 30, 0.2
+        ), mr.log
+
+
+@pytest.mark.anyio
+async def test_carddav_groups_contacts_and_412_race(cyrus: Cyrus) -> None:
+    company, person = unique("corp"), unique("ann")
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        def client() -> CardDavClient:
+            return CardDavClient(
+                http, cyrus.base_url, cyrus.env["CYRUS_USER"], Secret(cyrus.env["CYRUS_PASS"])
+            )
+
+        mine, theirs = client(), client()
+        await mine.discover()
+        await theirs.discover()
+        book = AddressBook(mine)
+        hrefs = await book.ensure_groups(["Feed", "Person"])
+        again = await AddressBook(theirs).ensure_groups(["Feed", "Person"])
+        assert hrefs == again  # found, not duplicated
+        c = await book.upsert_contact(company, "Corp Ltd", "company", None)
+        p = await book.upsert_contact(person, "Ann Lee", "person", None)
+        found = await book.find_contact(person.upper())
+        assert found is not None and found.uid == p.uid
+        assert vcard.parse(found.card.text).n.value.family == "Lee"
+        comp = await book.find_contact(company)
+        assert comp is not None and vcard.parse(comp.card.text).org.value == ["Corp Ltd"]
+
+        assert await book.groups_of(c.uid) == set()  # caches the Feed card (ETag)
+        # Another client edits the Feed group after we read it: our write gets 412.
+        feed = await theirs.get(hrefs["Feed"])
+        assert feed is not None
+        edited = vcard.with_member(feed.text, "other-client-member")
+        assert edited is not None
+        await theirs.update(feed, edited)
+        assert await book.add_member("Feed", c.uid) is True
+        assert await book.add_member("Person", p.uid) is True
+        members = vcard.members(vcard.parse((await mine.get(hrefs["Feed"])).text))  # type: ignore[union-attr]
+        assert {c.uid, "other-client-member"} <= members
+        assert await book.groups_of(c.uid) == {"Feed"}
+        assert await book.groups_of(p.uid) == {"Person"}

@@ -8,6 +8,7 @@ the server sends no pings.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from mailroom.push.sse import Item, SseDecoder
 # Refusals: the server says push is not available here, retrying fast is useless.
 REFUSED_STATUSES = frozenset({204, 400, 401, 403, 404, 405, 501})
 AUTH_STATUSES = frozenset({401, 403})
+OPEN_TIMEOUT = 30.0  # connect + request + response headers
 
 
 @dataclass(frozen=True)
@@ -84,40 +86,54 @@ async def read_stream(
     emit: Callable[[StreamMessage], None],
     *,
     decoder: SseDecoder | None = None,
+    open_timeout: float = OPEN_TIMEOUT,
 ) -> None:
-    """Read one connection to its end, reporting every step through ``emit``."""
+    """Read one connection to its end, reporting every step through ``emit``.
+
+    Reads have no timeout (a quiet stream is normal), but getting the response
+    headers does: a black-holed server must not leave us waiting forever.
+    """
     decoder = decoder or SseDecoder()
     request_headers = {**headers, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
     if last_event_id:
         request_headers["Last-Event-ID"] = last_event_id
-    opened = False
+    request = http.build_request("GET", url, headers=request_headers)
     try:
-        async with http.stream("GET", url, headers=request_headers) as response:
-            status = response.status_code
-            if status in REFUSED_STATUSES:
-                emit(Refused(status, f"EventSource answered HTTP {status}"))
-                return
-            if status != 200:
-                emit(
-                    Failed(
-                        f"EventSource answered HTTP {status}",
-                        parse_retry_after(response.headers.get("Retry-After")),
-                    )
+        async with asyncio.timeout(open_timeout):
+            response = await http.send(request, stream=True)
+    except TimeoutError:
+        emit(Failed(f"no answer from the EventSource within {open_timeout:g} s"))
+        return
+    except httpx.TransportError as exc:
+        emit(Failed(describe_transport_error(exc)))
+        return
+    try:
+        status = response.status_code
+        if status in REFUSED_STATUSES:
+            emit(Refused(status, f"EventSource answered HTTP {status}"))
+            return
+        if status != 200:
+            emit(
+                Failed(
+                    f"EventSource answered HTTP {status}",
+                    parse_retry_after(response.headers.get("Retry-After")),
                 )
-                return
-            ctype = response.headers.get("Content-Type", "")
-            if not ctype.startswith("text/event-stream"):
-                emit(Refused(status, f"EventSource answered {ctype or 'no content type'}"))
-                return
-            emit(Opened())
-            opened = True
+            )
+            return
+        ctype = response.headers.get("Content-Type", "")
+        if not ctype.startswith("text/event-stream"):
+            emit(Refused(status, f"EventSource answered {ctype or 'no content type'}"))
+            return
+        emit(Opened())
+        try:
             async for chunk in response.aiter_bytes():
                 for item in decoder.feed(chunk):
                     emit(Received(item, decoder.last_event_id))
-    except httpx.TransportError as exc:
+        except httpx.TransportError as exc:
+            decoder.close()
+            emit(Ended(describe_transport_error(exc)))
+            return
         decoder.close()
-        reason = describe_transport_error(exc)
-        emit(Ended(reason) if opened else Failed(reason))
-        return
-    decoder.close()
-    emit(Ended(None))
+        emit(Ended(None))
+    finally:
+        await response.aclose()

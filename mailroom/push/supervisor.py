@@ -62,6 +62,7 @@ class PushPolicy:
     degraded_poll_interval: float = 30.0
     missed_push_grace: float = 5.0
     heartbeat: float = 10.0
+    open_timeout: float = 30.0  # until the stream's response headers
 
     @property
     def debounce_max_wait(self) -> float:
@@ -276,7 +277,14 @@ class Supervisor:
             if url is None:
                 emit(Refused(0, "the session has no eventSourceUrl"))
                 return
-            await read_stream(self._http, url, self._auth_headers(), self._last_event_id, emit)
+            await read_stream(
+                self._http,
+                url,
+                self._auth_headers(),
+                self._last_event_id,
+                emit,
+                open_timeout=self.policy.open_timeout,
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure is reported, never fatal

@@ -47,6 +47,7 @@ class Sandbox:
         password: str = "sandbox-password",
         mail: MailStore | None = None,
         event_source: bool = True,
+        public_url: str | None = None,
     ) -> None:
         self.flavour = flavour
         self.host = host
@@ -58,6 +59,8 @@ class Sandbox:
         self.contacts = ContactStore(username)
         self.faults = Faults()
         self.event_source = event_source  # False: session without eventSourceUrl
+        # What absolute URLs in the session point at (a proxy in front, say).
+        self.public_url = public_url
         self.requests: dict[str, int] = {}
         self.request_log: list[tuple[str, float]] = []  # (route, time.monotonic())
         self._requests_lock = threading.Lock()
@@ -146,7 +149,7 @@ class Sandbox:
             return sum(v for k, v in self.requests.items() if not routes or k in routes)
 
     def session_document(self) -> dict[str, Any]:
-        base = self.url if self.flavour == "fastmail" else ""
+        base = (self.public_url or self.url) if self.flavour == "fastmail" else ""
         doc: dict[str, Any] = {
             "capabilities": {
                 "urn:ietf:params:jmap:core": {

@@ -96,7 +96,7 @@ async def running(
     policy: PushPolicy = FAST,
     *,
     wait_connected: bool = True,
-    **env: str,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Running]:
     sandbox.mail.ensure_mailbox("Screener")
     settings = load_settings(
@@ -105,7 +105,7 @@ async def running(
             "MAILROOM_POLL_INTERVAL": f"{policy.poll_interval:g}",
             "MAILROOM_DEBOUNCE_SECONDS": f"{policy.debounce:g}",
             "MAILROOM_HTTP_PORT": "0",
-            **env,
+            **(env or {}),
         }
     )
     app = App(settings, policy=policy)

@@ -33,7 +33,7 @@ def behind_proxy(flavour: Flavour) -> Iterator[tuple[Sandbox, FaultProxy, dict[s
 
 async def test_blackholed_stream_with_pings() -> None:
     with behind_proxy("rfc") as (sb, proxy, env):
-        async with running(sb, **env) as run:
+        async with running(sb, env=env) as run:
             await run.until(
                 lambda: run.app.supervisor is not None and run.app.supervisor._pings_seen
             )
@@ -59,7 +59,7 @@ async def test_blackholed_stream_with_pings() -> None:
 
 async def test_blackholed_stream_without_pings() -> None:
     with behind_proxy("fastmail") as (sb, proxy, env):
-        async with running(sb, replace(FAST, poll_interval=1.0), **env) as run:
+        async with running(sb, replace(FAST, poll_interval=1.0), env=env) as run:
             proxy.set("blackhole", streams_only=True)
             ids = run.label("nb@x.example")
             # No pings: only the safety-net poll can notice. It triages the label,
@@ -77,7 +77,7 @@ async def test_blackholed_stream_without_pings() -> None:
 async def test_server_restart_mid_stream() -> None:
     policy = replace(FAST, degrade_after=30.0)
     with behind_proxy("rfc") as (sb, proxy, env):
-        async with running(sb, policy, **env) as run:
+        async with running(sb, policy, env=env) as run:
             proxy.set("drop")  # the server is down...
             proxy.reset()  # ...and every open connection died with it
             await run.until(lambda: "backoff" in run.path)
@@ -92,7 +92,7 @@ async def test_server_restart_mid_stream() -> None:
 
 async def test_network_flap_during_a_poll() -> None:
     with behind_proxy("rfc") as (sb, proxy, env):
-        async with running(sb, **env) as run:
+        async with running(sb, env=env) as run:
             proxy.latency = 0.15  # each round trip slower, so the poll is long enough to hit
             ids = run.label("flap@x.example", emails=3)
             supervisor = run.app.supervisor
@@ -109,7 +109,7 @@ async def test_network_flap_during_a_poll() -> None:
 
 async def test_slow_server() -> None:
     with behind_proxy("rfc") as (sb, proxy, env):
-        async with running(sb, **env) as run:
+        async with running(sb, env=env) as run:
             proxy.latency = 0.3
             ids = run.label("slow@x.example", emails=2)
             await run.until(lambda: run.triaged(ids), within=30)
@@ -121,7 +121,7 @@ async def test_slow_server() -> None:
 
 async def test_response_cut_mid_line() -> None:
     with behind_proxy("rfc") as (sb, proxy, env):
-        async with running(sb, **env) as run:
+        async with running(sb, env=env) as run:
             proxy.cut_next_stream_chunk()
             ids = run.label("cut@x.example")  # its state event is cut mid-line
             await run.until(lambda: run.triaged(ids))

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint run sandbox diagrams clean
+.PHONY: install test test-fast lint run sandbox diagrams bench bench-smoke clean
 
 install: $(STAMP)
 
@@ -32,6 +32,14 @@ lint: $(STAMP)
 # service against it and applies triage labels the way a user would.
 run: $(STAMP)
 	$(BIN)/mailroom demo
+
+# The numbers (about 25 minutes; Cyrus parts need root): bench/results.{json,md}
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.runner
+
+# Tiny sizes, proves the runner works: bench/smoke.{json,md}
+bench-smoke: $(STAMP)
+	$(BIN)/python -m tests.bench.runner --smoke
 
 # Redraws diagrams/ from the state machine class (SVG when Graphviz is installed).
 diagrams: $(STAMP)

@@ -1,0 +1,723 @@
+"""``make bench``: Mailroom's numbers, measured on the stand-in and on Cyrus.
+
+Every measurement runs the real ``mailroom run`` as a child process (so CPU
+and memory are its own, read from /proc) against servers on loopback. Writes
+``bench/results.json`` and ``bench/results.md``. ``--smoke`` uses tiny sizes
+and short windows to prove the runner works (CI); the full run takes about 25
+minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mailroom import __version__
+from mailroom.sandbox.mailstore import ACCOUNT_ID
+from mailroom.sandbox.server import Flavour, Sandbox
+from tests.faultproxy import FaultProxy
+from tests.process import MailroomProcess, wait_until
+
+OUT = Path(__file__).resolve().parents[2] / "bench"
+USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    actions: int  # label actions for latency
+    idle_seconds: float
+    bulk_senders: int
+    bulk_per_sender: int
+    storm_events: int
+    storm_seconds: float
+    debounce: float
+    dead_stream: bool  # the 70-90 s dead-stream runs
+
+
+FULL = Sizes(30, 600, 100, 10, 10_000, 10, 3.0, True)
+SMOKE = Sizes(3, 5, 5, 2, 300, 1, 0.3, False)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+        return round(ordered[index], 3)
+
+    return {
+        "n": len(values),
+        "median": round(statistics.median(ordered), 3),
+        "p95": pick(0.95),
+        "p99": pick(0.99),
+        "max": round(ordered[-1], 3),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+# -- the stand-in -----------------------------------------------------------------
+
+
+class StandIn:
+    """A stand-in with a Screener and a phone that labels over JMAP."""
+
+    def __init__(self, flavour: Flavour = "fastmail", public_url: str | None = None) -> None:
+        self.sb = Sandbox(flavour=flavour, public_url=public_url).start()
+        self.sb.mail.ensure_mailbox("Screener")
+        self.http = httpx.Client(headers={"Authorization": f"Bearer {self.sb.token}"}, timeout=30)
+
+    def close(self) -> None:
+        self.http.close()
+        self.sb.stop()
+
+    def label(self, email_ids: list[str], label: str) -> None:
+        box = self.sb.mail.mailbox_id(label)
+        body = {
+            "using": USING,
+            "methodCalls": [
+                [
+                    "Email/set",
+                    {
+                        "accountId": ACCOUNT_ID,
+                        "update": {e: {f"mailboxIds/{box}": True} for e in email_ids},
+                    },
+                    "0",
+                ]
+            ],
+        }
+        self.http.post(self.sb.url + "/jmap/api/", json=body).raise_for_status()
+
+    def wait_label_gone(self, email_id: str, label: str, timeout: float) -> float | None:
+        """Seconds until ``label`` left the email, waiting on the store's changes."""
+        mail = self.sb.mail
+        box = mail.mailbox_id(label)
+        deadline = time.monotonic() + timeout
+        with mail.changed:
+            while box in mail.emails[email_id].mailbox_ids:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                mail.changed.wait(left)
+        return time.monotonic()
+
+
+def start_service(env: dict[str, str], debounce: float, poll: float = 60) -> MailroomProcess:
+    mr = MailroomProcess(
+        {
+            **env,
+            "MAILROOM_DEBOUNCE_SECONDS": f"{debounce:g}",
+            "MAILROOM_POLL_INTERVAL": f"{poll:g}",
+            "MAILROOM_LOG_LEVEL": "WARNING",
+        }
+    )
+    if not wait_until(lambda: mr.push_state() in ("connected", "degraded"), 60):
+        mr.stop()
+        raise RuntimeError("service did not start:\n" + mr.log)
+    wait_until(lambda: mr.health()[1].get("polling", {}).get("last_success_at") is not None, 30)
+    return mr
+
+
+def polls(mr: MailroomProcess, trigger: str) -> float:
+    return mr.metric(f'mailroom_polls_total{{outcome="success",trigger="{trigger}"}}')
+
+
+def bench_latency_standin(s: Sizes) -> dict[str, Any]:
+    si = StandIn()
+    try:
+        mr = start_service(si.sb.env(), s.debounce)
+        latencies: list[float] = []
+        polls_per_action: list[float] = []
+        requests: dict[str, list[int]] = {"api": [], "carddav": []}
+        with mr:
+            for n in range(s.actions):
+                ids = [si.sb.mail.deliver(f"lat{n}@bench.example") for _ in range(3)]
+                time.sleep(s.debounce + 0.3)  # the delivery's own push poll comes and goes
+                before_polls = polls(mr, "push")
+                before = dict(si.sb.requests)
+                started = time.monotonic()
+                si.label([ids[0]], "@ToFeed")
+                done = si.wait_label_gone(ids[0], "@ToFeed", s.debounce * 4 + 10)
+                if done is None:
+                    continue
+                latencies.append(done - started)
+                # Let the poll finish and any echo settle before counting.
+                floor = before_polls
+                wait_until(lambda: polls(mr, "push") > floor, 10)  # noqa: B023
+                time.sleep(s.debounce + 0.5)
+                polls_per_action.append(polls(mr, "push") - before_polls)
+                for route in requests:
+                    requests[route].append(si.sb.requests.get(route, 0) - before.get(route, 0))
+        return {
+            "server": "stand-in (fastmail flavour)",
+            "debounce_s": s.debounce,
+            "latency_s": percentiles(latencies),
+            "target_p99_s": s.debounce + 0.5,
+            "polls_per_action": round(statistics.mean(polls_per_action), 3)
+            if polls_per_action
+            else None,
+            # The phone's Email/set is one of the counted API requests: subtract it.
+            "jmap_requests_per_sender": round(statistics.mean(requests["api"]) - 1, 2),
+            "carddav_requests_per_sender": round(statistics.mean(requests["carddav"]), 2),
+        }
+    finally:
+        si.close()
+
+
+def bench_idle(s: Sizes) -> dict[str, Any]:
+    si = StandIn()
+    try:
+        mr = start_service(si.sb.env(), s.debounce)
+        with mr:
+            pid = mr.proc.pid
+            time.sleep(2)  # past start-up
+            req0, cpu0, t0 = si.sb.total_requests(), cpu_seconds(pid), time.monotonic()
+            time.sleep(s.idle_seconds)
+            req1, cpu1, t1 = si.sb.total_requests(), cpu_seconds(pid), time.monotonic()
+            hours = (t1 - t0) / 3600
+            return {
+                "window_s": round(t1 - t0, 1),
+                "poll_interval_s": 60,
+                "requests_per_hour": round((req1 - req0) / hours, 1),
+                "cpu_seconds_per_hour": round((cpu1 - cpu0) / hours, 2),
+                "rss_mb": rss_mb(pid),
+                "peak_rss_mb": peak_rss_mb(pid),
+                "targets": {"requests_per_hour": 70, "cpu_seconds_per_hour": 1.0, "rss_mb": 60},
+            }
+    finally:
+        si.close()
+
+
+def bench_idle_poll_requests() -> dict[str, Any]:
+    import asyncio
+
+    from tests.conftest import Sleeps, make_clients
+
+    async def run() -> int:
+        with Sandbox() as sb:
+            sb.mail.ensure_mailbox("Screener")
+            for i in range(50):
+                sb.mail.deliver(f"idle{i}@bench.example")
+            async with httpx.AsyncClient() as http:
+                jmap, carddav, _, triage = make_clients(sb, http, Sleeps())
+                await jmap.discover()
+                await carddav.discover()
+                await triage.setup()
+                before = sb.total_requests()
+                await triage.poll()
+                return sb.total_requests() - before
+
+    return {"requests": asyncio.run(run()), "target": 1}
+
+
+def bench_bulk_standin(s: Sizes) -> dict[str, Any]:
+    si = StandIn()
+    try:
+        mr = start_service(si.sb.env(), s.debounce)
+        with mr:
+            ids: list[str] = []
+            for n in range(s.bulk_senders):
+                for _ in range(s.bulk_per_sender):
+                    ids.append(si.sb.mail.deliver(f"bulk{n}@bench.example"))
+            time.sleep(s.debounce + 1)
+            before = si.sb.total_requests()
+            started = time.monotonic()
+            si.label(ids, "@ToPaperTrail")
+            label = si.sb.mail.mailbox_id("@ToPaperTrail")
+            ok = wait_until(
+                lambda: not any(label in si.sb.mail.emails[i].mailbox_ids for i in ids), 600, 0.05
+            )
+            took = time.monotonic() - started
+            return {
+                "server": "stand-in",
+                "emails": len(ids),
+                "senders": s.bulk_senders,
+                "cleared": ok,
+                "seconds": round(took, 2),
+                "requests": si.sb.total_requests() - before - 1,
+                "peak_rss_mb": peak_rss_mb(mr.proc.pid),
+            }
+    finally:
+        si.close()
+
+
+def bench_storm(s: Sizes) -> dict[str, Any]:
+    si = StandIn()
+    try:
+        mr = start_service(si.sb.env(), s.debounce)
+        with mr:
+            time.sleep(1)
+            before_polls = polls(mr, "push")
+            before_events = mr.metric('mailroom_eventsource_events_total{kind="state"}')
+            interval = s.storm_seconds / s.storm_events
+            started = time.monotonic()
+            for n in range(s.storm_events):
+                si.sb.mail.deliver(f"storm{n % 50}@bench.example", mailboxes=["Inbox"])
+                lag = started + (n + 1) * interval - time.monotonic()
+                if lag > 0:
+                    time.sleep(lag)
+            took = time.monotonic() - started
+            time.sleep(s.debounce + 2)
+            return {
+                "changes": s.storm_events,
+                "seconds": round(took, 2),
+                "state_events_received": mr.metric(
+                    'mailroom_eventsource_events_total{kind="state"}'
+                )
+                - before_events,
+                "polls_triggered": polls(mr, "push") - before_polls,
+                "collapsed_events": mr.metric("mailroom_debounce_collapsed_events_total"),
+                "peak_rss_mb": peak_rss_mb(mr.proc.pid),
+            }
+    finally:
+        si.close()
+
+
+def bench_sigterm(s: Sizes) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    si = StandIn()
+    try:
+        mr = start_service(si.sb.env(), s.debounce)
+        time.sleep(1)
+        started = time.monotonic()
+        mr.proc.send_signal(signal.SIGTERM)
+        code = mr.proc.wait(30)
+        out["idle_s"] = round(time.monotonic() - started, 3)
+        out["idle_exit"] = code
+        mr.stop()
+        mr = start_service(si.sb.env(), 0.05)
+        si.sb.faults.delay_route = "api"
+        si.sb.faults.delay = 0.2
+        ids = [si.sb.mail.deliver("term@bench.example") for _ in range(3)]
+        before = si.sb.total_requests("api")
+        si.label([ids[0]], "@ToJail")
+        wait_until(lambda: si.sb.total_requests("api") > before + 1, 30, 0.01)
+        started = time.monotonic()
+        mr.proc.send_signal(signal.SIGTERM)
+        code = mr.proc.wait(60)
+        out["mid_poll_s"] = round(time.monotonic() - started, 3)
+        out["mid_poll_exit"] = code
+        out["mid_poll_note"] = "finishes the poll in flight (each JMAP call slowed to 0.2 s)"
+        out["mid_poll_label_removed"] = all(si.sb.mail.mailbox_names(i) == {"Jail"} for i in ids)
+        mr.stop()
+        out["target_idle_s"] = 1.0
+    finally:
+        si.close()
+    return out
+
+
+def bench_dead_stream(with_pings: bool) -> dict[str, Any]:
+    flavour: Flavour = "rfc" if with_pings else "fastmail"
+    with FaultProxy("127.0.0.1", 1) as proxy:
+        si = StandIn(flavour, public_url=proxy.url)
+        proxy.target = ("127.0.0.1", si.sb.port)
+        try:
+            env = {
+                **si.sb.env(),
+                "MAILROOM_JMAP_SESSION_URL": proxy.url + "/jmap/session",
+                "MAILROOM_CARDDAV_URL": proxy.url,
+            }
+            mr = start_service(env, 3.0)
+            with mr:
+                if with_pings:
+                    wait_until(lambda: "ping" in _events(mr), 40, 0.2)
+                time.sleep(1)
+                reconnects = mr.health()[1]["eventsource"]["reconnect_count"]
+                started = time.monotonic()
+                proxy.set("blackhole", streams_only=True)
+                if not with_pings:
+                    ids = [si.sb.mail.deliver("dead@bench.example")]
+                    si.label(ids, "@ToFeed")
+                detected = wait_until(lambda: mr.push_state() != "connected", 200, 0.1)
+                took = time.monotonic() - started
+                proxy.set("pass")
+                back = wait_until(lambda: mr.push_state() == "connected", 120, 0.1)
+                return {
+                    "pings": with_pings,
+                    "detected": detected,
+                    "seconds_to_detect": round(took, 1),
+                    "reconnected": back,
+                    "reconnects": mr.health()[1]["eventsource"]["reconnect_count"] - reconnects,
+                    "how": HOW_PINGS if with_pings else HOW_NO_PINGS,
+                    "target_s": 75 if with_pings else None,
+                }
+        finally:
+            si.close()
+
+
+HOW_PINGS = "no data for 2 x ping interval + 10 s"
+HOW_NO_PINGS = "a safety-net poll (every 60 s) saw a change push never announced; + debounce + 5 s"
+
+
+def _events(mr: MailroomProcess) -> str:
+    return "ping" if mr.metric('mailroom_eventsource_events_total{kind="ping"}') > 0 else ""
+
+
+def bench_recovery(s: Sizes) -> dict[str, Any]:
+    si = StandIn("rfc")
+    try:
+        mr = start_service(si.sb.env(), s.debounce)
+        with mr:
+            si.sb.set_refusing(True)  # the server goes away, connections reset
+            wait_until(lambda: mr.push_state() != "connected", 30, 0.05)
+            ids = [si.sb.mail.deliver(f"rec{n}@bench.example") for n in range(5)]
+            si.sb.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})  # labelled while down
+            for eid in ids[1:]:
+                si.sb.mail.set_mailboxes(eid, {"Screener", "@ToJail"})
+            down_for = 5.0
+            time.sleep(down_for)
+            started = time.monotonic()
+            si.sb.set_refusing(False)
+            connected = wait_until(lambda: mr.push_state() == "connected", 120, 0.05)
+            t_conn = time.monotonic() - started
+            triaged = wait_until(
+                lambda: not si.sb.mail.emails_in("@ToFeed") and not si.sb.mail.emails_in("@ToJail"),
+                120,
+                0.05,
+            )
+            return {
+                "down_for_s": down_for,
+                "connected_again": connected,
+                "seconds_to_connected": round(t_conn, 2),
+                "labels_triaged": triaged,
+                "seconds_to_triaged": round(time.monotonic() - started, 2),
+                "catchup_polls": polls(mr, "catchup"),
+            }
+    finally:
+        si.close()
+
+
+# -- Cyrus --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def cyrus_server() -> Iterator[Any]:
+    from tests.integration.cyrus import Cyrus
+
+    server = Cyrus.start("bench")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def cyrus_label_gone(cyrus: Any, email_id: str, label_id: str, timeout: float) -> float | None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(headers={"Authorization": f"Bearer {cyrus.token}"}, timeout=30) as http:
+        while time.monotonic() < deadline:
+            resp = http.post(
+                cyrus.base_url + "/jmap/",
+                json={
+                    "using": USING,
+                    "methodCalls": [
+                        [
+                            "Email/get",
+                            {
+                                "accountId": cyrus.account,
+                                "ids": [email_id],
+                                "properties": ["mailboxIds"],
+                            },
+                            "g",
+                        ]
+                    ],
+                },
+            )
+            boxes = resp.json()["methodResponses"][0][1]["list"][0]["mailboxIds"]
+            if label_id not in boxes:
+                return time.monotonic()
+            time.sleep(0.02)
+    return None
+
+
+def bench_cyrus(s: Sizes) -> dict[str, Any]:
+    out: dict[str, Any] = {"cyrus_pushpoll_s": 1}
+    with cyrus_server() as cyrus:
+        cyrus.ensure_mailbox("Screener")
+        mr = start_service(cyrus.mailroom_env(), s.debounce)
+        with mr:
+            label_id = cyrus.mailboxes()["@ToFeed"]
+            latencies = []
+            for n in range(s.actions):
+                sender = f"cl{n}-{os.getpid()}@bench.example"
+                cyrus.deliver(sender, "Bench", f"latency {n}")
+                mail = cyrus.wait_for_mail(sender, 1)
+                time.sleep(1.5)  # Cyrus pushes the delivery within its 1 s push poll
+                email_id = sorted(mail)[0]
+                started = time.monotonic()
+                cyrus.label(email_id, "@ToFeed")
+                done = cyrus_label_gone(cyrus, email_id, label_id, s.debounce * 4 + 15)
+                if done is not None:
+                    latencies.append(done - started)
+                time.sleep(0.5)
+            out["latency_s"] = percentiles(latencies)
+            out["target_p99_s"] = s.debounce + 1 + 0.5
+            out["debounce_s"] = s.debounce
+            out["bulk"] = bench_bulk_cyrus(cyrus, s)
+            out["peak_rss_mb"] = peak_rss_mb(mr.proc.pid)
+    return out
+
+
+def bench_bulk_cyrus(cyrus: Any, s: Sizes) -> dict[str, Any]:
+    import imaplib
+
+    stamp = os.getpid()
+    imap = imaplib.IMAP4("127.0.0.1", int(cyrus.env["CYRUS_IMAP_PORT"]))
+    imap.login(cyrus.env["CYRUS_USER"], cyrus.env["CYRUS_PASS"])
+    for n in range(s.bulk_senders):
+        for k in range(s.bulk_per_sender):
+            msg = (
+                f"From: Bulk {n} <bulk{n}-{stamp}@bench.example>\r\nTo: u@localhost\r\n"
+                f"Subject: bulk {n}/{k}\r\nMessage-ID: <b{n}-{k}-{stamp}@bench>\r\n"
+                "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\nbulk\r\n"
+            )
+            imap.append("Screener", None, imaplib.Time2Internaldate(time.time()), msg.encode())
+    imap.logout()
+    total = s.bulk_senders * s.bulk_per_sender
+    ids: list[str] = []
+    for n in range(s.bulk_senders):
+        ids += list(cyrus.wait_for_mail(f"bulk{n}-{stamp}@bench.example", s.bulk_per_sender, 60))
+    time.sleep(2)
+    box = cyrus.mailboxes()["@ToPaperTrail"]
+    started = time.monotonic()
+    cyrus.jmap(
+        [
+            "Email/set",
+            {"accountId": cyrus.account, "update": {i: {f"mailboxIds/{box}": True} for i in ids}},
+            "s",
+        ]
+    )
+
+    def cleared() -> bool:
+        (resp,) = cyrus.jmap(
+            [
+                "Email/query",
+                {"accountId": cyrus.account, "filter": {"inMailbox": box}, "calculateTotal": True},
+                "q",
+            ]
+        )
+        return int(resp[1]["total"]) == 0
+
+    ok = wait_until(cleared, 600, 0.25)
+    return {
+        "emails": total,
+        "labelled": len(ids),
+        "senders": s.bulk_senders,
+        "cleared": ok,
+        "seconds": round(time.monotonic() - started, 2),
+        "target_s": 60,
+    }
+
+
+# -- report -----------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    mem = next(
+        (
+            ln.split()[1]
+            for ln in Path("/proc/meminfo").read_text().splitlines()
+            if ln.startswith("MemTotal")
+        ),
+        "0",
+    )
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(int(mem) / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+
+
+def run_all(sizes: Sizes, *, with_cyrus: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "mailroom": __version__,
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mode": "smoke" if sizes is SMOKE else "full",
+        "machine": machine(),
+    }
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+        ("latency_standin", lambda: bench_latency_standin(sizes)),
+        ("idle_poll", bench_idle_poll_requests),
+        ("idle", lambda: bench_idle(sizes)),
+        ("bulk_standin", lambda: bench_bulk_standin(sizes)),
+        ("storm", lambda: bench_storm(sizes)),
+        ("sigterm", lambda: bench_sigterm(sizes)),
+        ("recovery", lambda: bench_recovery(sizes)),
+    ]
+    if sizes.dead_stream:
+        steps += [
+            ("dead_stream_pings", lambda: bench_dead_stream(True)),
+            ("dead_stream_no_pings", lambda: bench_dead_stream(False)),
+        ]
+    if with_cyrus:
+        steps.append(("cyrus", lambda: bench_cyrus(sizes)))
+    for name, step in steps:
+        started = time.monotonic()
+        print(f"bench: {name} ...", flush=True)
+        try:
+            results[name] = step()
+        except Exception as exc:  # a failed step is reported, the rest still run
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        print(
+            f"bench: {name} done in {time.monotonic() - started:.0f} s: {results[name]}", flush=True
+        )
+    return results
+
+
+def markdown(r: dict[str, Any]) -> str:
+    def get(*path: str) -> Any:
+        node: Any = r
+        for key in path:
+            if not isinstance(node, dict) or key not in node:
+                return "n/a"
+            node = node[key]
+        return node
+
+    def lat(*path: str) -> str:
+        d = get(*path)
+        if not isinstance(d, dict) or "median" not in d:
+            return "n/a"
+        return f"median {d['median']} / p95 {d['p95']} / p99 {d['p99']} (n={d['n']})"
+
+    m = r["machine"]
+
+    def cells(*values: object) -> str:
+        return " / ".join(str(v) for v in values)
+
+    lat_target = f"p99 ≤ {get('latency_standin', 'target_p99_s')}"
+    cyrus_target = f"p99 ≤ {get('cyrus', 'target_p99_s')}"
+    rows = [
+        ("Push-to-triage, stand-in (s)", lat("latency_standin", "latency_s"), lat_target),
+        ("Push-to-triage, Cyrus, push poll 1 s (s)", lat("cyrus", "latency_s"), cyrus_target),
+        ("Polls per user action", get("latency_standin", "polls_per_action"), "1.0"),
+        (
+            "JMAP / CardDAV requests per triaged sender",
+            cells(
+                get("latency_standin", "jmap_requests_per_sender"),
+                get("latency_standin", "carddav_requests_per_sender"),
+            ),
+            "constant",
+        ),
+        ("Idle poll: HTTP requests", get("idle_poll", "requests"), "1"),
+        ("Idle, connected: requests per hour", get("idle", "requests_per_hour"), "≤ 70"),
+        ("Idle, connected: CPU seconds per hour", get("idle", "cpu_seconds_per_hour"), "≤ 1"),
+        (
+            "Idle: RSS / peak RSS (MB)",
+            cells(get("idle", "rss_mb"), get("idle", "peak_rss_mb")),
+            "≤ 60",
+        ),
+        (
+            "Bulk, stand-in: emails / senders / seconds / requests",
+            cells(*(get("bulk_standin", k) for k in ("emails", "senders", "seconds", "requests"))),
+            "",
+        ),
+        (
+            "Bulk, Cyrus: emails / senders / seconds",
+            cells(*(get("cyrus", "bulk", k) for k in ("emails", "senders", "seconds"))),
+            "≤ 60 s",
+        ),
+        ("Dead stream detected, pings (s)", get("dead_stream_pings", "seconds_to_detect"), "≤ 75"),
+        (
+            "Dead stream detected, no pings (s)",
+            get("dead_stream_no_pings", "seconds_to_detect"),
+            "",
+        ),
+        (
+            "Recovery: server back → CONNECTED / labels triaged (s)",
+            cells(get("recovery", "seconds_to_connected"), get("recovery", "seconds_to_triaged")),
+            "",
+        ),
+        ("SIGTERM → exit, idle (s)", get("sigterm", "idle_s"), "≤ 1"),
+        ("SIGTERM → exit, mid-poll (s)", get("sigterm", "mid_poll_s"), "finishes the poll"),
+        (
+            "Event storm: changes in s / events / polls / peak RSS MB",
+            cells(
+                f"{get('storm', 'changes')} in {get('storm', 'seconds')}",
+                get("storm", "state_events_received"),
+                get("storm", "polls_triggered"),
+                get("storm", "peak_rss_mb"),
+            ),
+            "",
+        ),
+    ]
+    lines = [
+        f"# Mailroom benchmark ({r['mode']} run)",
+        "",
+        f"Mailroom {r['mailroom']}, {r['date']}, {m['cpu']}, {m['cores']} cores, "
+        f"{m['memory_gb']} GB, Python {m['python']}.",
+        "Command: `make bench` (full) or `make bench-smoke`. Raw numbers: `results.json`.",
+        "",
+        "| Measure | Result | Target |",
+        "|---|---|---|",
+        *[f"| {a} | {b} | {c} |" for a, b, c in rows],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    parser.add_argument("--no-cyrus", action="store_true")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    sizes = SMOKE if args.smoke else FULL
+    with_cyrus = not args.no_cyrus and os.geteuid() == 0
+    results = run_all(sizes, with_cyrus=with_cyrus)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "smoke" if args.smoke else "results"
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(results))
+    print(markdown(results))
+    errors = [k for k, v in results.items() if isinstance(v, dict) and "error" in v]
+    if errors:
+        print(f"bench: steps failed: {', '.join(errors)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -61,7 +61,6 @@ class PushPolicy:
     degrade_after: float = 60.0
     degraded_poll_interval: float = 30.0
     missed_push_grace: float = 5.0
-    heartbeat: float = 10.0
     open_timeout: float = 30.0  # until the stream's response headers
 
     @property
@@ -148,10 +147,11 @@ class Supervisor:
         self._deferred: list[dict[str, str]] = []
         self._catchup_pending = False
         self._next_heartbeat = 0.0
-        # systemd wants a watchdog ping at half its WatchdogSec, from this loop.
-        self._heartbeat_every = min(
-            policy.heartbeat, self._systemd.watchdog_interval or policy.heartbeat
-        )
+        # Waking costs CPU even when there is nothing to do, so the loop only
+        # ticks on its own when systemd's watchdog wants a ping (at half its
+        # WatchdogSec). Otherwise it wakes for real work only: the safety-net
+        # poll guarantees one wake per poll interval.
+        self._heartbeat_every = self._systemd.watchdog_interval
         self._malformed_logged = 0
 
     # -- main loop ------------------------------------------------------------------
@@ -214,7 +214,9 @@ class Supervisor:
         return self.policy.poll_interval
 
     def _next_deadline(self, now: float) -> float | None:
-        candidates = [self._next_heartbeat]
+        candidates = []
+        if self._heartbeat_every is not None:
+            candidates.append(self._next_heartbeat)
         if self._reconnect_at is not None:
             candidates.append(self._reconnect_at)
         if self._poll_task is None:
@@ -229,7 +231,7 @@ class Supervisor:
         audit = self._audit.deadline()
         if audit is not None and self.state == "connected":
             candidates.append(audit)
-        return min(candidates)
+        return min(candidates) if candidates else None
 
     def _liveness_deadline(self) -> float | None:
         if self.state != "connected" or not self._pings_seen:
@@ -237,8 +239,8 @@ class Supervisor:
         return self._last_activity + 2 * self._ping_interval + self.policy.liveness_margin
 
     def _run_timers(self, now: float) -> None:
-        if now >= self._next_heartbeat:
-            self.telemetry.heartbeat()
+        self.telemetry.heartbeat()  # /livez: the supervisor is still turning
+        if self._heartbeat_every is not None and now >= self._next_heartbeat:
             self._systemd.watchdog()
             self._next_heartbeat = now + self._heartbeat_every
         if self._reconnect_at is not None and now >= self._reconnect_at:

@@ -16,6 +16,7 @@ import os
 import platform
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -76,6 +77,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
 
+def sched_cpu(pid: int) -> float:
+    """CPU seconds as the scheduler measured them (ns precision, not ticks)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
+BARE_LOOP = (
+    "import asyncio\n"
+    "async def main():\n"
+    "    while True:\n"
+    "        await asyncio.sleep(60)\n"
+    "asyncio.run(main())\n"
+)
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -106,21 +121,21 @@ class StandIn:
         self.sb.stop()
 
     def label(self, email_ids: list[str], label: str) -> None:
+        """Add ``label`` as a phone would, within the server's maxObjectsInSet."""
         box = self.sb.mail.mailbox_id(label)
-        body = {
-            "using": USING,
-            "methodCalls": [
-                [
-                    "Email/set",
-                    {
-                        "accountId": ACCOUNT_ID,
-                        "update": {e: {f"mailboxIds/{box}": True} for e in email_ids},
-                    },
-                    "0",
-                ]
-            ],
-        }
-        self.http.post(self.sb.url + "/jmap/api/", json=body).raise_for_status()
+        size = self.sb.mail.max_set
+        for start in range(0, len(email_ids), size):
+            chunk = email_ids[start : start + size]
+            update = {e: {f"mailboxIds/{box}": True} for e in chunk}
+            body = {
+                "using": USING,
+                "methodCalls": [["Email/set", {"accountId": ACCOUNT_ID, "update": update}, "0"]],
+            }
+            resp = self.http.post(self.sb.url + "/jmap/api/", json=body)
+            resp.raise_for_status()
+            name, args, _ = resp.json()["methodResponses"][0]
+            if name != "Email/set" or set(args.get("updated") or {}) != set(chunk):
+                raise RuntimeError(f"labelling failed: {name} {args}")
 
     def wait_label_gone(self, email_id: str, label: str, timeout: float) -> float | None:
         """Seconds until ``label`` left the email, waiting on the store's changes."""
@@ -202,14 +217,23 @@ def bench_idle(s: Sizes) -> dict[str, Any]:
     si = StandIn()
     try:
         mr = start_service(si.sb.env(), s.debounce)
+        # The floor: a bare asyncio loop waking as often as the safety-net poll
+        # and doing nothing. What it costs is the machine's, not Mailroom's.
+        floor = subprocess.Popen([sys.executable, "-c", BARE_LOOP])
         with mr:
             pid = mr.proc.pid
             time.sleep(2)  # past start-up
-            req0, cpu0, t0 = si.sb.total_requests(), cpu_seconds(pid), time.monotonic()
+            req0, cpu0, t0 = si.sb.total_requests(), sched_cpu(pid), time.monotonic()
+            floor0 = sched_cpu(floor.pid)
             time.sleep(s.idle_seconds)
-            req1, cpu1, t1 = si.sb.total_requests(), cpu_seconds(pid), time.monotonic()
+            req1, cpu1, t1 = si.sb.total_requests(), sched_cpu(pid), time.monotonic()
+            floor1 = sched_cpu(floor.pid)
+            floor.kill()
+            floor.wait()
             hours = (t1 - t0) / 3600
             return {
+                "floor_cpu_seconds_per_hour": round((floor1 - floor0) / hours, 2),
+                "floor_note": "a bare asyncio loop waking every 60 s, same window",
                 "window_s": round(t1 - t0, 1),
                 "poll_interval_s": 60,
                 "requests_per_hour": round((req1 - req0) / hours, 1),
@@ -258,6 +282,7 @@ def bench_bulk_standin(s: Sizes) -> dict[str, Any]:
             started = time.monotonic()
             si.label(ids, "@ToPaperTrail")
             label = si.sb.mail.mailbox_id("@ToPaperTrail")
+            labelled_requests = -(-len(ids) // si.sb.mail.max_set)
             ok = wait_until(
                 lambda: not any(label in si.sb.mail.emails[i].mailbox_ids for i in ids), 600, 0.05
             )
@@ -268,7 +293,7 @@ def bench_bulk_standin(s: Sizes) -> dict[str, Any]:
                 "senders": s.bulk_senders,
                 "cleared": ok,
                 "seconds": round(took, 2),
-                "requests": si.sb.total_requests() - before - 1,
+                "requests": si.sb.total_requests() - before - labelled_requests,
                 "peak_rss_mb": peak_rss_mb(mr.proc.pid),
             }
     finally:
@@ -513,13 +538,15 @@ def bench_bulk_cyrus(cyrus: Any, s: Sizes) -> dict[str, Any]:
     time.sleep(2)
     box = cyrus.mailboxes()["@ToPaperTrail"]
     started = time.monotonic()
-    cyrus.jmap(
+    (resp,) = cyrus.jmap(
         [
             "Email/set",
             {"accountId": cyrus.account, "update": {i: {f"mailboxIds/{box}": True} for i in ids}},
             "s",
         ]
     )
+    if resp[0] != "Email/set" or len(resp[1].get("updated") or {}) != len(ids):
+        raise RuntimeError(f"labelling failed: {resp}")
 
     def cleared() -> bool:
         (resp,) = cyrus.jmap(
@@ -643,7 +670,11 @@ def markdown(r: dict[str, Any]) -> str:
         ),
         ("Idle poll: HTTP requests", get("idle_poll", "requests"), "1"),
         ("Idle, connected: requests per hour", get("idle", "requests_per_hour"), "≤ 70"),
-        ("Idle, connected: CPU seconds per hour", get("idle", "cpu_seconds_per_hour"), "≤ 1"),
+        (
+            "Idle, connected: CPU seconds per hour (machine floor)",
+            f"{get('idle', 'cpu_seconds_per_hour')} ({get('idle', 'floor_cpu_seconds_per_hour')})",
+            "≤ 1",
+        ),
         (
             "Idle: RSS / peak RSS (MB)",
             cells(get("idle", "rss_mb"), get("idle", "peak_rss_mb")),

@@ -31,7 +31,6 @@ FAST = PushPolicy(
     degrade_after=1.0,
     degraded_poll_interval=0.5,
     missed_push_grace=0.5,
-    heartbeat=1.0,
     open_timeout=1.0,
 )
 

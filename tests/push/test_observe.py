@@ -86,7 +86,9 @@ def test_liveness_fails_when_the_loop_stops_ticking() -> None:
     telemetry = make_telemetry(load_settings(SETTINGS))
     telemetry._monotonic = lambda: now[0]
     telemetry.heartbeat()
-    now[0] = 59.0
+    stale = telemetry.liveness_stale
+    assert stale == 300.0  # 5 x the default 60 s poll interval
+    now[0] = stale - 1
     assert telemetry.liveness()[0] == 200
-    now[0] = 61.0
+    now[0] = stale + 1
     assert telemetry.liveness() == (503, {"status": "fail"})

@@ -200,3 +200,38 @@ async def test_carddav_groups_contacts_and_412_race(cyrus: Cyrus) -> None:
         assert {c.uid, "other-client-member"} <= members
         assert await book.groups_of(c.uid) == {"Feed"}
         assert await book.groups_of(p.uid) == {"Person"}
+
+
+def test_cyrus_restart_mid_stream_through_the_fault_proxy(cyrus: Cyrus) -> None:
+    from tests.faultproxy import FaultProxy
+
+    sender = unique("restart")
+    cyrus.ensure_mailbox("Screener")
+    cyrus.deliver(sender, "Restart", "one")
+    cyrus.deliver(sender, "Restart", "two")
+    mail = cyrus.wait_for_mail(sender, 2)
+    port = int(cyrus.env["CYRUS_HTTP_PORT"])
+    with FaultProxy("127.0.0.1", port) as proxy:
+        # Cyrus's session URLs are relative, so everything flows through the proxy.
+        env = cyrus.mailroom_env(
+            MAILROOM_JMAP_SESSION_URL=proxy.url + "/jmap/",
+            MAILROOM_CARDDAV_URL=proxy.url,
+            MAILROOM_POLL_INTERVAL="300",
+            MAILROOM_DEBOUNCE_SECONDS="0.5",
+        )
+        with MailroomProcess(env) as mr:
+            assert wait_until(lambda: mr.push_state() == "connected", 60), mr.log
+            proxy.set("drop")  # the server goes down...
+            proxy.reset()  # ...taking every open connection with it
+            assert wait_until(lambda: mr.push_state() != "connected", 30), mr.log
+            cyrus.label(sorted(mail)[0], "@ToFeed")  # the phone reaches the real server
+            proxy.set("pass")  # the server is back
+            assert wait_until(
+                lambda: all(b == {"Feed"} for b in cyrus.emails_from(sender).values()), 60, 0.2
+            ), mr.log
+            assert wait_until(lambda: mr.push_state() == "connected", 60)
+            assert "reconnected" in mr.log
+            assert mr.metric('mailroom_polls_total{outcome="success",trigger="catchup"}') >= 1
+            body = mr.health()[1]
+            assert body["eventsource"]["reconnect_count"] >= 1
+        assert mr.proc.returncode == 0

@@ -31,30 +31,26 @@ def _start(name: str, **settings: str) -> Cyrus:
         pytest.skip(f"Cyrus not available here: {exc}")
 
 
-@pytest.fixture(scope="session")
-def cyrus() -> Iterator[Cyrus]:
-    server = _start("main")
+def _serve(name: str, **settings: str) -> Iterator[Cyrus]:
+    server = _start(name, **settings)
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def cyrus() -> Iterator[Cyrus]:
+    yield from _serve("main")
 
 
 @pytest.fixture(scope="session")
 def cyrus_short_timeout() -> Iterator[Cyrus]:
     """Cyrus closing every stream after 1 minute (httptimeout)."""
-    server = _start("short", CYRUS_HTTPTIMEOUT="1")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve("short", CYRUS_HTTPTIMEOUT="1")
 
 
 @pytest.fixture(scope="session")
 def cyrus_stock() -> Iterator[Cyrus]:
     """The stock Debian httpd: EventSource answers 204 to everything."""
-    server = _start("stock", CYRUS_EVENTSOURCE_PATCH="0")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serve("stock", CYRUS_EVENTSOURCE_PATCH="0")

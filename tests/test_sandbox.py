@@ -231,3 +231,17 @@ async def test_slow_responses(http: httpx.AsyncClient) -> None:
         sb.faults.delay = 2.0
         with pytest.raises(httpx.ReadTimeout):
             await http.get(sb.session_url, headers=auth(sb), timeout=httpx.Timeout(5.0, read=0.3))
+
+
+async def test_carddav_delete_honours_if_match(http: httpx.AsyncClient) -> None:
+    with Sandbox() as sb:
+        etag = sb.contacts.write(
+            "x.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:x\r\nFN:X\r\nEND:VCARD\r\n"
+        )
+        url = sb.url + sb.contacts.book_path + "x.vcf"
+        auth_ = httpx.BasicAuth(sb.username, sb.password)
+        stale = await http.delete(url, auth=auth_, headers={"If-Match": '"stale"'})
+        assert stale.status_code == 412 and "x.vcf" in sb.contacts.cards
+        gone = await http.delete(url, auth=auth_, headers={"If-Match": etag})
+        assert gone.status_code == 204 and "x.vcf" not in sb.contacts.cards
+        assert (await http.delete(url, auth=auth_)).status_code == 404

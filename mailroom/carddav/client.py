@@ -168,13 +168,6 @@ class CardDavClient:
         self._check(response, "CardDAV update", 200, 201, 204)
         return Card(card.href, response.headers.get("ETag"), text)
 
-    async def delete(self, card: Card) -> None:
-        headers = {"If-Match": card.etag} if card.etag else {}
-        response = await self._send("DELETE", card.href, what="CardDAV delete", headers=headers)
-        if response.status_code == 412:
-            raise PreconditionFailed("CardDAV delete: card changed since it was read")
-        self._check(response, "CardDAV delete", 200, 204, 404)
-
     # -- plumbing ---------------------------------------------------------------
 
     async def _report(self, body: str, what: str) -> list[Card]:

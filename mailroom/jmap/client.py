@@ -214,23 +214,6 @@ class JmapClient:
                 return out
             position += len(ids)
 
-    async def get_emails(
-        self, ids: Sequence[str], properties: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        """Fetch emails by id, chunked to ``maxObjectsInGet``."""
-        session = self.session
-        chunks = _chunks(list(ids), session.max_objects_in_get)
-        out: list[dict[str, Any]] = []
-        for batch in _chunks(chunks, session.max_calls_in_request):
-            calls = [
-                Call("Email/get", {"ids": chunk, "properties": list(properties)}, f"g{i}")
-                for i, chunk in enumerate(batch)
-            ]
-            resp = await self.request(calls)
-            for i in range(len(batch)):
-                out.extend(_list_of_objects(resp.get(f"g{i}", "Email/get"), "Email/get"))
-        return out
-
     async def update_emails(
         self, updates: Mapping[str, Mapping[str, Any]], *, want_mailbox_state: bool = True
     ) -> SetOutcome:

@@ -18,8 +18,6 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -533,13 +531,6 @@ class _Handler(BaseHTTPRequestHandler):
 def _event_id(states: dict[str, str]) -> str:
     # A modseq-like id: every state only grows, so their sum does too.
     return str(sum(int(v) for v in states.values()))
-
-
-@contextmanager
-def running(**kwargs: Any) -> Iterator[Sandbox]:
-    sandbox = Sandbox(**kwargs)
-    with sandbox:
-        yield sandbox
 
 
 def free_port() -> int:

@@ -26,6 +26,7 @@ from mailroom.observe.http_server import ObservabilityServer
 from mailroom.observe.metrics import Metrics
 from mailroom.observe.systemd import SystemdNotifier
 from mailroom.observe.telemetry import Telemetry
+from mailroom.push.backoff import Backoff
 from mailroom.push.connection import STATES, ConnectionMachine
 from mailroom.push.stream import stream_client
 from mailroom.push.supervisor import STREAM_TYPES, PushPolicy, Supervisor, auth_failure
@@ -84,7 +85,7 @@ async def start(
 
     Returns False if asked to stop before start-up succeeded.
     """
-    attempt = 0
+    backoff = Backoff(base=base_delay, cap=STARTUP_BACKOFF_CAP, jitter=0.0)
     while not stop.is_set():
         try:
             await clients.jmap.discover()
@@ -95,10 +96,7 @@ async def start(
             auth = auth_failure(exc)
             if auth is not None:
                 telemetry.poll_finished("startup", 0.0, error=str(exc), auth_rejected=auth)
-            delay = (
-                AUTH_RETRY_SECONDS if auth else min(STARTUP_BACKOFF_CAP, base_delay * 2.0**attempt)
-            )
-            attempt += 1
+            delay = AUTH_RETRY_SECONDS if auth else backoff.next_delay()
             log.error(
                 "start-up failed; retrying",
                 extra={"fields": {"error": str(exc), "retry_in": delay}},

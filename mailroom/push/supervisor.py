@@ -2,7 +2,7 @@
 
 One coroutine owns every decision. It waits for the next message (from the
 stream reader or a finished poll) or the next deadline (reconnect, debounce,
-safety-net poll, liveness, missed-push audit, heartbeat), never both
+safety-net poll, liveness, missed-push audit, systemd watchdog), never both
 sleeping and spinning. The cores it drives (connection machine, backoff,
 debouncer, state tracker, audit) are pure; this module only wires them to
 time and tasks.
@@ -333,25 +333,33 @@ class Supervisor:
             self._auth_refused = True
             self.telemetry.push_auth_rejected(f"EventSource (HTTP {msg.status})")
         self.machine.send("refused", reason=msg.reason)
-        self._reconnect_at = now + self._backoff.at_cap(self._floor())
+        self._schedule_reconnect(now, self._floor())  # DEGRADED: at the cap
 
     def _failed(self, msg: Failed, now: float) -> None:
         self._outage_since = self._outage_since or now
         self._needs_catchup = True
         self.machine.send("failed", outage=now - self._outage_since, reason=msg.reason)
-        floor = self._floor(msg.retry_after)
+        self._schedule_reconnect(now, self._floor(msg.retry_after))
+
+    def _schedule_reconnect(self, now: float, floor: float | None) -> None:
+        # While push is unavailable, retry at the cap; otherwise back off.
         if self.state == "degraded":
             delay = self._backoff.at_cap(floor)
         else:
             delay = self._backoff.next_delay(floor)
         self._reconnect_at = now + delay
 
-    def _ended(self, msg: Ended, now: float) -> None:
+    def _closed(self, now: float) -> float:
+        """Book an open connection's end; returns how long it lasted."""
         lasted = now - (self._connected_at or now)
         self._connected_at = None
         self._backoff.connection_ended(lasted)
         if lasted >= self.policy.healthy_after:
-            self._outage_since = None
+            self._outage_since = None  # it was healthy: any outage starts afresh
+        return lasted
+
+    def _ended(self, msg: Ended, now: float) -> None:
+        lasted = self._closed(now)
         if msg.error is None and lasted >= self.policy.healthy_after:
             # Routine: Cyrus ends every stream after a few minutes. Reconnect at
             # once; Last-Event-ID (or a connect snapshot) covers the gap, else
@@ -360,8 +368,7 @@ class Supervisor:
             self.machine.send("ended")
             self._connect(refresh=False)
             return
-        reason = msg.error or f"stream closed after {lasted:.1f} s"
-        self._lose(reason, lasted, now)
+        self._lose(msg.error or f"stream closed after {lasted:.1f} s", now)
 
     def _drop(self, reason: str) -> None:
         """Give up on the open stream (silent, or missed a push) and reconnect."""
@@ -369,21 +376,16 @@ class Supervisor:
         self._conn_id += 1
         if self._stream_task is not None:
             self._stream_task.cancel()
-        lasted = now - (self._connected_at or now)
-        self._connected_at = None
-        self._backoff.connection_ended(lasted)
-        self._lose(reason, lasted, now)
+        self._closed(now)
+        self._lose(reason, now)
 
-    def _lose(self, reason: str, lasted: float, now: float) -> None:
-        if lasted >= self.policy.healthy_after or self._outage_since is None:
+    def _lose(self, reason: str, now: float) -> None:
+        if self._outage_since is None:
             self._outage_since = now
         self._needs_catchup = True
         self._audit.clear()
         self.machine.send("lost", outage=now - self._outage_since, reason=reason)
-        if self.state == "degraded":
-            self._reconnect_at = now + self._backoff.at_cap(self._floor())
-        else:
-            self._reconnect_at = now + self._backoff.next_delay(self._floor())
+        self._schedule_reconnect(now, self._floor())
 
     def _received(self, msg: Received, now: float) -> None:
         self._last_activity = now

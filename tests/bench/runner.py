@@ -35,7 +35,6 @@ from tests.process import MailroomProcess, wait_until
 
 OUT = Path(__file__).resolve().parents[2] / "bench"
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -72,11 +71,6 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
 def sched_cpu(pid: int) -> float:
     """CPU seconds as the scheduler measured them (ns precision, not ticks)."""
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
@@ -91,18 +85,19 @@ BARE_LOOP = (
 )
 
 
-def peak_rss_mb(pid: int) -> float:
+def _status_mb(pid: int, key: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
+
+
+def peak_rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmHWM")
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+    return _status_mb(pid, "VmRSS")
 
 
 # -- the stand-in -----------------------------------------------------------------
@@ -379,7 +374,7 @@ def bench_dead_stream(with_pings: bool) -> dict[str, Any]:
             mr = start_service(env, 3.0)
             with mr:
                 if with_pings:
-                    wait_until(lambda: "ping" in _events(mr), 40, 0.2)
+                    wait_until(lambda: mr.metric(PINGS) > 0, 40, 0.2)
                 time.sleep(1)
                 reconnects = mr.health()[1]["eventsource"]["reconnect_count"]
                 started = time.monotonic()
@@ -404,12 +399,9 @@ def bench_dead_stream(with_pings: bool) -> dict[str, Any]:
             si.close()
 
 
+PINGS = 'mailroom_eventsource_events_total{kind="ping"}'
 HOW_PINGS = "no data for 2 x ping interval + 10 s"
 HOW_NO_PINGS = "a safety-net poll (every 60 s) saw a change push never announced; + debounce + 5 s"
-
-
-def _events(mr: MailroomProcess) -> str:
-    return "ping" if mr.metric('mailroom_eventsource_events_total{kind="ping"}') > 0 else ""
 
 
 def bench_recovery(s: Sizes) -> dict[str, Any]:

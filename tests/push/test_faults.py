@@ -269,7 +269,7 @@ async def test_event_storm_is_debounced() -> None:
             events = run.app.telemetry.metrics.events.labels("state")._value.get()
             assert events >= 1
             assert run.polls("push") <= 3
-            assert await run.metric("mailroom_debounce_collapsed_events_total") >= 0
+            assert await run.metric("mailroom_debounce_collapsed_events_total") >= 1
             assert run.path == ["connecting", "connected"]
 
 

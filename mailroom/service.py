@@ -17,19 +17,22 @@ import httpx
 
 from mailroom import __version__
 from mailroom.carddav.addressbook import AddressBook
-from mailroom.carddav.client import CardDavClient, CardDavError
+from mailroom.carddav.client import CardDavAuthError, CardDavClient, CardDavError
 from mailroom.carddav.vcard import VCardError
+from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.errors import JmapError
+from mailroom.jmap.errors import JmapAuthError, JmapError
 from mailroom.net import DEFAULT_TIMEOUT
 from mailroom.observe.http_server import ObservabilityServer
 from mailroom.observe.metrics import Metrics
 from mailroom.observe.systemd import SystemdNotifier
 from mailroom.observe.telemetry import Telemetry
 from mailroom.push.backoff import Backoff
-from mailroom.push.connection import STATES, ConnectionMachine
+from mailroom.push.connection import STATES, transitions
+from mailroom.push.messages import Failure
+from mailroom.push.policy import PushPolicy
 from mailroom.push.stream import stream_client
-from mailroom.push.supervisor import STREAM_TYPES, PushPolicy, Supervisor, auth_failure
+from mailroom.push.supervisor import PassSummary, Supervisor
 from mailroom.settings import Settings
 from mailroom.triage.workflow import PollResult, SetupError, Triage, TriageConfig
 
@@ -40,18 +43,55 @@ AUTH_RETRY_SECONDS = 300.0  # rejected credentials: retry slowly, never hammer
 STARTUP_BACKOFF_CAP = 60.0
 
 
-def transitions() -> list[tuple[str, str]]:
-    """Every (from, to) pair the connection machine allows, for metric labels."""
-    pairs = []
-    for state in ConnectionMachine.states:
-        for transition in state.transitions:
-            pairs.append((str(transition.source.id), str(transition.target.id)))
-    return sorted(set(pairs))
+STREAM_TYPES = ",".join(WATCHED_TYPES)
 
 
-def make_telemetry(settings: Settings, systemd: SystemdNotifier | None = None) -> Telemetry:
+def auth_failure(exc: BaseException) -> str | None:
+    """Who rejected the credentials, if that is what ``exc`` says."""
+    if isinstance(exc, JmapAuthError):
+        return f"JMAP (HTTP {exc.status})"
+    if isinstance(exc, CardDavAuthError):
+        return f"CardDAV (HTTP {exc.status})"
+    return None
+
+
+def classify(exc: BaseException) -> Failure:
+    """The push supervisor's view of an exception from a pass or a discovery."""
+    text = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+    rejected_by = auth_failure(exc)
+    if rejected_by is not None:
+        return Failure(FailureKind.AUTH, text, rejected_by)
+    if isinstance(exc, (*REMOTE_ERRORS, httpx.HTTPError)):
+        return Failure(FailureKind.REMOTE, text)
+    return Failure(FailureKind.UNEXPECTED, f"unexpected {type(exc).__name__}: {exc}")
+
+
+def summarise(result: PollResult) -> PassSummary:
+    """A pass in which senders were attempted and every one failed counts as failed."""
+    failure = None
+    if result.failures and not result.senders_triaged:
+        error = result.last_error or "see the log"
+        failure = Failure(FailureKind.REMOTE, f"every sender failed ({result.failures}): {error}")
+    return PassSummary(
+        seen_states=dict(result.seen_states),
+        own_states={k: frozenset(v) for k, v in result.own_states.items()},
+        triaged=dict(result.triaged),
+        refiled=result.emails_refiled,
+        conflicts=result.conflicts,
+        failures=result.failures,
+        unflagged=result.unflagged,
+        failure=failure,
+    )
+
+
+def make_telemetry(
+    settings: Settings, systemd: SystemdNotifier | None = None, policy: PushPolicy | None = None
+) -> Telemetry:
     metrics = Metrics(STATES, transitions(), [c.name for c in settings.categories], __version__)
-    return Telemetry(metrics, settings.poll_interval, systemd=systemd)
+    policy = policy or policy_from(settings)
+    return Telemetry(
+        metrics, settings.poll_interval, pass_timeout=policy.pass_timeout, systemd=systemd
+    )
 
 
 def policy_from(settings: Settings) -> PushPolicy:
@@ -119,7 +159,7 @@ class App:
         self.settings = settings
         self.policy = policy or policy_from(settings)
         self.systemd = systemd or SystemdNotifier()
-        self.telemetry = make_telemetry(settings, self.systemd)
+        self.telemetry = make_telemetry(settings, self.systemd, self.policy)
         self.server = ObservabilityServer(
             telemetry=self.telemetry, host=settings.http_host, port=settings.http_port
         )
@@ -173,18 +213,18 @@ class App:
                 await jmap.discover()
             return jmap.session.stream_url(types=STREAM_TYPES, closeafter="no", ping=policy.ping)
 
-        async def poll() -> PollResult:
-            return await clients.triage.poll()
+        async def run_pass() -> PassSummary:
+            return summarise(await clients.triage.poll())
 
         self.supervisor = Supervisor(
             policy=policy,
-            poll=poll,
+            run_pass=run_pass,
+            classify=classify,
             stream_url=stream_url,
             account_id=jmap.session.account_id,
             auth_headers=lambda: jmap.auth_headers,
             http=stream_http,
             telemetry=self.telemetry,
-            poll_errors=REMOTE_ERRORS,
             systemd=self.systemd,
         )
         self.systemd.ready("started")

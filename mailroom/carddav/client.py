@@ -22,6 +22,7 @@ from mailroom.carddav.dav_xml import (
     query_body,
 )
 from mailroom.core.secret import Secret
+from mailroom.core.urls import insecure_reason, origin
 from mailroom.net import RetryExhausted, Sleep, TransportFailure, send_with_retry
 
 XML = {"Content-Type": "application/xml; charset=utf-8"}
@@ -70,6 +71,7 @@ class CardDavClient:
     ) -> None:
         self._http = http
         self._base_url = base_url
+        self._origin = origin(base_url)
         self._auth = httpx.BasicAuth(username, password.reveal())
         self._sleep = sleep
         self._retries = retries
@@ -156,10 +158,21 @@ class CardDavClient:
         return Card(href, response.headers.get("ETag"), text)
 
     async def update(self, card: Card, text: str) -> Card:
-        """PUT ``text`` over ``card`` only if it is unchanged (If-Match its ETag)."""
-        headers = dict(VCARD)
-        if card.etag:
-            headers["If-Match"] = card.etag
+        """PUT ``text`` over ``card`` only if it is unchanged (If-Match its ETag).
+
+        Always conditional: with no ETag known, the card is read first, and a
+        server that gives none gets no write at all.
+        """
+        if not card.etag:
+            fresh = await self.get(card.href)
+            if fresh is None:
+                raise CardDavError("CardDAV update: the card is gone")
+            if not fresh.etag:
+                raise CardDavError("CardDAV update: the server gives no ETag; not writing blind")
+            if fresh.text != card.text:
+                raise PreconditionFailed("CardDAV update: card changed since it was read")
+            card = fresh
+        headers = {**VCARD, "If-Match": str(card.etag)}
         response = await self._send(
             "PUT", card.href, what="CardDAV update", content=text.encode(), headers=headers
         )
@@ -225,6 +238,14 @@ class CardDavClient:
         raise CardDavError(f"{what}: too many redirects")
 
     async def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
+        # The password goes to the configured origin only, and never in clear:
+        # a redirect or an absolute href elsewhere is refused, not followed.
+        problem = insecure_reason(url)
+        if problem is None and origin(url) != self._origin:
+            scheme, host, port = origin(url)
+            problem = f"{scheme}://{host}:{port} is not the configured CardDAV server"
+        if problem is not None:
+            raise CardDavError(f"{what}: refusing to send credentials: {problem}")
         self.requests_made += 1
         try:
             return await send_with_retry(

@@ -15,7 +15,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     text = value.strip()
     if text.isascii() and text.isdigit():
-        return float(int(text))
+        # Bounded before int(): a 5,000-digit value must not raise.
+        digits = text.lstrip("0") or "0"
+        return float(int(digits)) if len(digits) <= 12 else 1e12
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -64,6 +64,17 @@ class Responses:
             if name is None or resp_name == name:
                 return args
         raise JmapProtocolError(f"call {call_id!r}: no {name} response")
+
+
+MAX_PAGES = 10_000  # 2.5 million emails at 256 a page: past that the server is lying
+
+
+@dataclass(frozen=True)
+class Page:
+    ids: list[str]
+    emails: list[dict[str, Any]]
+    last: bool  # shorter than the limit applied, or empty: nothing after it
+    state: str  # the Email state when it was read
 
 
 @dataclass
@@ -174,16 +185,7 @@ class JmapClient:
         """An Email/query and the Email/get of its ids, as one request's calls."""
         q, g = prefix + "q", prefix + "g"
         return [
-            Call(
-                "Email/query",
-                {
-                    "filter": filter_,
-                    "sort": [{"property": "receivedAt", "isAscending": True}],
-                    "position": position,
-                    "limit": limit,
-                },
-                q,
-            ),
+            Call("Email/query", _query_args(filter_, position, limit), q),
             Call(
                 "Email/get",
                 {"#ids": ref(q, "Email/query", "/ids"), "properties": list(properties)},
@@ -191,28 +193,69 @@ class JmapClient:
             ),
         ]
 
+    async def query_page(
+        self,
+        filter_: Mapping[str, Any],
+        properties: Sequence[str],
+        *,
+        position: int,
+        limit: int,
+        before: Sequence[Call] = (),
+    ) -> tuple[Page, Responses | None]:
+        """One page of emails, in one request when ``maxCallsInRequest`` allows.
+
+        ``before`` are calls to send in the same request when there is room;
+        their responses come back as the second value (None: they did not fit
+        and were not sent).
+        """
+        room = self.session.max_calls_in_request
+        if room >= len(before) + 2:
+            resp = await self.request(
+                [
+                    *before,
+                    *self.query_page_calls(filter_, properties, position=position, limit=limit),
+                ]
+            )
+            return _page(resp.get("q", "Email/query"), resp.get("g", "Email/get"), limit), resp
+        # Fewer calls a request than a query and its get: two round trips.
+        query = (
+            await self.request([Call("Email/query", _query_args(filter_, position, limit), "q")])
+        ).get("q", "Email/query")
+        ids = _ids(query)
+        got: dict[str, Any] = {"list": [], "state": ""}
+        if ids:
+            got = (
+                await self.request(
+                    [Call("Email/get", {"ids": ids, "properties": list(properties)}, "g")]
+                )
+            ).get("g", "Email/get")
+        return _page(query, got, limit), None
+
     async def query_emails(
         self, filter_: Mapping[str, Any], properties: Sequence[str]
     ) -> list[dict[str, Any]]:
         """Every email matching ``filter_``, paged by position until a short page.
 
-        ``total`` is not relied on: Fastmail omits it unless asked.
+        ``total`` is not relied on (Fastmail omits it unless asked), and the
+        page size is the ``limit`` the server says it applied (RFC 8620 lets
+        it clamp).
         """
-        size = self.page_size()
         out: list[dict[str, Any]] = []
-        position = 0
-        while True:
-            resp = await self.request(
-                self.query_page_calls(filter_, properties, position=position, limit=size)
-            )
-            ids = resp.get("q", "Email/query").get("ids")
-            emails = _list_of_objects(resp.get("g", "Email/get"), "Email/get")
-            if not isinstance(ids, list):
-                raise JmapProtocolError("Email/query: ids is not a list")
-            out.extend(emails)
-            if len(ids) < size:
-                return out
-            position += len(ids)
+        async for page in self.pages(filter_, properties, position=0):
+            out.extend(page.emails)
+        return out
+
+    async def pages(
+        self, filter_: Mapping[str, Any], properties: Sequence[str], *, position: int
+    ) -> AsyncIterator[Page]:
+        size = self.page_size()
+        for _ in range(MAX_PAGES):
+            page, _resp = await self.query_page(filter_, properties, position=position, limit=size)
+            yield page
+            if page.last:
+                return
+            position += len(page.ids)
+        raise JmapProtocolError(f"Email/query: more than {MAX_PAGES} pages")
 
     async def update_emails(
         self, updates: Mapping[str, Mapping[str, Any]], *, want_mailbox_state: bool = True
@@ -228,14 +271,16 @@ class JmapClient:
         if not updates:
             return outcome
         chunks = _chunks(list(updates.items()), session.max_objects_in_set)
-        per_request = max(1, session.max_calls_in_request - (1 if want_mailbox_state else 0))
-        batches = _chunks(chunks, per_request)
+        room = session.max_calls_in_request
+        # The Mailbox state rides along in the last request when there is room.
+        ride_along = want_mailbox_state and room >= 2
+        batches = _chunks(chunks, room - 1 if ride_along else room)
         for number, batch in enumerate(batches):
             calls = [
                 Call("Email/set", {"update": dict(chunk)}, f"s{i}") for i, chunk in enumerate(batch)
             ]
             last = number == len(batches) - 1
-            if last and want_mailbox_state:
+            if last and ride_along:
                 calls.append(Call("Mailbox/get", {"ids": []}, "mb"))
             resp = await self.request(calls)
             outcome.requests += 1
@@ -248,9 +293,13 @@ class JmapClient:
                     outcome.updated.update(updated)
                 for key, err in (result.get("notUpdated") or {}).items():
                     outcome.failures[key] = err if isinstance(err, dict) else {"type": str(err)}
-            if last and want_mailbox_state:
+            if last and ride_along:
                 state = resp.get("mb", "Mailbox/get").get("state")
                 outcome.mailbox_state = state if isinstance(state, str) else None
+        if want_mailbox_state and not ride_along:
+            resp = await self.request([Call("Mailbox/get", {"ids": []}, "mb")])
+            state = resp.get("mb", "Mailbox/get").get("state")
+            outcome.mailbox_state = state if isinstance(state, str) else None
         return outcome
 
     async def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
@@ -308,6 +357,38 @@ def _list_of_objects(result: Mapping[str, Any], what: str) -> list[dict[str, Any
     if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
         raise JmapProtocolError(f"{what}: 'list' is not a list of objects")
     return items
+
+
+def _query_args(filter_: Mapping[str, Any], position: int, limit: int) -> dict[str, Any]:
+    return {
+        "filter": filter_,
+        "sort": [{"property": "receivedAt", "isAscending": True}],
+        "position": position,
+        "limit": limit,
+    }
+
+
+def _ids(query: Mapping[str, Any]) -> list[str]:
+    ids = query.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise JmapProtocolError("Email/query: ids is not a list of strings")
+    return ids
+
+
+def _page(query: Mapping[str, Any], got: Mapping[str, Any], asked: int) -> Page:
+    ids = _ids(query)
+    # A server may clamp the limit (RFC 8620 §5.5) and says so in "limit".
+    limit = query.get("limit")
+    applied = asked
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < asked:
+        applied = limit
+    state = got.get("state")
+    return Page(
+        ids=ids,
+        emails=_list_of_objects(got, "Email/get"),
+        last=len(ids) < applied or not ids,
+        state=state if isinstance(state, str) else "",
+    )
 
 
 def _chunks(items: Sequence[T], size: int) -> list[list[T]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
+from mailroom.core.urls import insecure_reason
 from mailroom.jmap.errors import JmapProtocolError
 
 CORE = "urn:ietf:params:jmap:core"
@@ -80,9 +81,15 @@ def parse_session(data: Any, session_url: str) -> Session:
     if event_source is not None and not isinstance(event_source, str):
         raise JmapProtocolError("session: eventSourceUrl is not a string")
     state = data.get("state")
+    api_url = urljoin(session_url, api_url)
+    event_source = urljoin(session_url, event_source) if event_source else None
+    for name, url in (("apiUrl", api_url), ("eventSourceUrl", event_source)):
+        problem = None if url is None else insecure_reason(url)
+        if problem is not None:
+            raise JmapProtocolError(f"session: refusing {name}: {problem}")
     return Session(
-        api_url=urljoin(session_url, api_url),
-        event_source_url=urljoin(session_url, event_source) if event_source else None,
+        api_url=api_url,
+        event_source_url=event_source,
         account_id=account_id,
         state=state if isinstance(state, str) else "",
         max_calls_in_request=_limit(core, "maxCallsInRequest", 16),

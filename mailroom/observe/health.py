@@ -27,6 +27,7 @@ class HealthRecord:
     last_trigger: str | None = None
     consecutive_failures: int = 0
     auth_rejected: str | None = None  # what rejected a poll, e.g. "JMAP (HTTP 401)"
+    last_poll_error: str | None = None
     stream_auth_rejected: str | None = None  # e.g. "EventSource (HTTP 403)"
 
 

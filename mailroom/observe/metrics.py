@@ -18,8 +18,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-EVENT_KINDS = ("state", "ping", "comment", "malformed", "oversized", "ignored", "retry")
-TRIGGERS = ("startup", "push", "fallback", "catchup")
+from mailroom.core.vocabulary import ItemKind, Trigger
+
 OUTCOMES = ("success", "failure")
 
 
@@ -85,6 +85,11 @@ class Metrics:
             "Senders given the error label for conflicting labels",
             registry=r,
         )
+        self.unflagged = Counter(
+            "mailroom_error_label_failures",
+            "Emails the server refused to give the error label (logged; triage went on)",
+            registry=r,
+        )
         self.sender_failures = Counter(
             "mailroom_triage_failures", "Sender triages that failed and will be retried", registry=r
         )
@@ -93,17 +98,22 @@ class Metrics:
             "Push events absorbed by the debounce into an already scheduled poll",
             registry=r,
         )
+        self.internal_errors = Counter(
+            "mailroom_internal_errors",
+            "Exceptions caught in Mailroom's own loops (each logged with its traceback)",
+            registry=r,
+        )
         self.transitions = Counter(
             "mailroom_state_transitions",
             "EventSource state machine transitions",
             ["from", "to"],
             registry=r,
         )
-        for kind in EVENT_KINDS:
-            self.events.labels(kind)
-        for trigger in TRIGGERS:
+        for kind in ItemKind:
+            self.events.labels(kind.value)
+        for trigger in Trigger:
             for outcome in OUTCOMES:
-                self.polls.labels(trigger, outcome)
+                self.polls.labels(trigger.value, outcome)
         for category in categories:
             self.triaged.labels(category)
         for source, target in transitions:

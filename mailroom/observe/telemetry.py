@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mailroom import __version__
+from mailroom.core.vocabulary import ItemKind, Trigger
 from mailroom.observe.health import HealthRecord, evaluate, http_status
 from mailroom.observe.metrics import Metrics
 from mailroom.observe.systemd import SystemdNotifier
@@ -22,6 +23,7 @@ from mailroom.observe.systemd import SystemdNotifier
 log = logging.getLogger("mailroom.push")
 
 LIVENESS_MIN_STALE = 120.0
+PASSES_MISSED_BEFORE_DEAD = 3  # safety-net intervals without a pass starting
 
 
 class Telemetry:
@@ -30,6 +32,7 @@ class Telemetry:
         metrics: Metrics,
         poll_interval: float,
         *,
+        pass_timeout: float = 120.0,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         systemd: SystemdNotifier | None = None,
@@ -45,6 +48,12 @@ class Telemetry:
         # The supervisor turns at least once per poll interval (the safety-net
         # poll); a poll may take a few minutes against a struggling server.
         self.liveness_stale = max(LIVENESS_MIN_STALE, 5 * poll_interval)
+        # Triage is wedged when no pass has started for 3 intervals; a pass may
+        # legitimately run up to its deadline, so never less than that + 1.
+        self.pass_stale = max(
+            PASSES_MISSED_BEFORE_DEAD * poll_interval, pass_timeout + poll_interval
+        )
+        self._last_pass_start: float | None = None  # None: start-up not done
         self.path: list[str] = ["connecting"]  # every state entered, for tests and logs
         self._outage = False  # went through BACKOFF/DEGRADED since last CONNECTED
         self._renewing = False  # reconnecting after a clean, routine close
@@ -106,11 +115,11 @@ class Telemetry:
 
     # -- stream and polls -----------------------------------------------------------
 
-    def stream_item(self, kind: str) -> None:
+    def stream_item(self, kind: ItemKind) -> None:
         now = self._wall()
         with self._lock:
             self.record.last_event_at = now
-            self.metrics.events.labels(kind).inc()
+            self.metrics.events.labels(kind.value).inc()
             self.metrics.last_event.set(now)
 
     def missed_push(self) -> None:
@@ -121,38 +130,50 @@ class Telemetry:
         with self._lock:
             self.metrics.collapsed.inc(count)
 
+    def pass_started(self) -> None:
+        with self._lock:
+            self._last_pass_start = self._monotonic()
+
+    def internal_error(self) -> None:
+        with self._lock:
+            self.metrics.internal_errors.inc()
+
     def poll_finished(
         self,
-        trigger: str,
+        trigger: Trigger | str,
         duration: float,
         *,
         triaged: dict[str, int] | None = None,
         refiled: int = 0,
         conflicts: int = 0,
         failures: int = 0,
+        unflagged: int = 0,
         error: str | None = None,
         auth_rejected: str | None = None,
     ) -> None:
         now = self._wall()
+        trigger = Trigger(trigger)
         with self._lock:
             rec = self.record
-            rec.last_trigger = trigger
+            rec.last_trigger = trigger.value
             self.metrics.poll_duration.observe(duration)
+            self.metrics.sender_failures.inc(failures)
             if error is None:
                 rec.last_poll_success_at = now
                 rec.consecutive_failures = 0
                 rec.auth_rejected = None
-                self.metrics.polls.labels(trigger, "success").inc()
+                self.metrics.polls.labels(trigger.value, "success").inc()
                 self.metrics.last_success.set(now)
                 for category, count in (triaged or {}).items():
                     self.metrics.triaged.labels(category).inc(count)
                 self.metrics.refiled.inc(refiled)
                 self.metrics.conflicts.inc(conflicts)
-                self.metrics.sender_failures.inc(failures)
+                self.metrics.unflagged.inc(unflagged)
             else:
                 rec.consecutive_failures += 1
                 rec.auth_rejected = auth_rejected
-                self.metrics.polls.labels(trigger, "failure").inc()
+                rec.last_poll_error = error
+                self.metrics.polls.labels(trigger.value, "failure").inc()
 
     def push_auth_rejected(self, what: str | None) -> None:
         with self._lock:
@@ -170,11 +191,23 @@ class Telemetry:
         return http_status(status), body
 
     def liveness(self) -> tuple[int, dict[str, Any]]:
-        """Is the service's own loop alive? Never asks the mail server."""
+        """Is the service's own loop alive and triaging? Never asks the mail server.
+
+        Before start-up is done (no pass yet) only the loop counts: retrying
+        an unreachable server at boot is not a wedge.
+        """
         with self._lock:
-            age = self._monotonic() - self._heartbeat
-        alive = age <= self.liveness_stale
-        return (200 if alive else 503), {"status": "pass" if alive else "fail"}
+            now = self._monotonic()
+            loop_age = now - self._heartbeat
+            pass_age = None if self._last_pass_start is None else now - self._last_pass_start
+        problems = []
+        if loop_age > self.liveness_stale:
+            problems.append(f"the service loop has not turned for {loop_age:.0f} s")
+        if pass_age is not None and pass_age > self.pass_stale:
+            problems.append(f"no triage pass has started for {pass_age:.0f} s")
+        if problems:
+            return 503, {"status": "fail", "output": "; ".join(problems)}
+        return 200, {"status": "pass"}
 
     def metrics_text(self) -> bytes:
         with self._lock:

@@ -7,16 +7,28 @@ turns each transition into health, metrics, logs and systemd status.
 
 from __future__ import annotations
 
-from statemachine import State, StateMachine
+from enum import StrEnum
+
+from statemachine import State as MachineState
+from statemachine import StateMachine
+
+
+class State(StrEnum):
+    """The machine's state ids, typed (a test keeps them equal to the class's)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKOFF = "backoff"
+    DEGRADED = "degraded"
 
 
 class ConnectionMachine(StateMachine):
     """CONNECTING, CONNECTED, BACKOFF, DEGRADED."""
 
-    connecting = State("CONNECTING", initial=True)
-    connected = State("CONNECTED")
-    backoff = State("BACKOFF")
-    degraded = State("DEGRADED")
+    connecting = MachineState("CONNECTING", initial=True)
+    connected = MachineState("CONNECTED")
+    backoff = MachineState("BACKOFF")
+    degraded = MachineState("DEGRADED")
 
     # The stream answered 200 and is reading.
     opened = connecting.to(connected)
@@ -41,9 +53,24 @@ class ConnectionMachine(StateMachine):
         return outage >= self.degrade_after
 
     @property
+    def state(self) -> State:
+        return State(str(self.current_state_value))
+
+    @property
     def state_name(self) -> str:
         """Lower-case state id: what /health and logs show."""
         return str(self.current_state_value)
 
 
-STATES = ("connecting", "connected", "backoff", "degraded")
+# Read from the class: what metrics enumerate, in declaration order.
+STATES = tuple(str(s.id) for s in ConnectionMachine.states)
+
+
+def transitions() -> list[tuple[str, str]]:
+    """Every (from, to) pair the machine allows, for metric labels."""
+    pairs = {
+        (str(t.source.id), str(t.target.id))
+        for state in ConnectionMachine.states
+        for t in state.transitions
+    }
+    return sorted(pairs)

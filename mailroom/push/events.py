@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from mailroom.core.vocabulary import WATCHED_TYPES
 from mailroom.push.sse import Event
-
-WATCHED_TYPES = ("Email", "Mailbox")
 
 
 @dataclass(frozen=True)

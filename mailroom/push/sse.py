@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 MAX_LINE = 1 << 20  # characters in one line
 MAX_EVENT = 1 << 20  # characters of data in one event
+# ``retry:`` digits kept: more than a day in milliseconds is absurd anyway, and
+# int() refuses strings of over 4,300 digits (CPython's DoS guard).
+MAX_RETRY_DIGITS = 12
 
 
 @dataclass(frozen=True)
@@ -35,13 +38,21 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Invalid:
+    """A field whose value breaks the rules (``retry`` not all digits): ignored."""
+
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Oversized:
     """A line or an event exceeded its bound and was dropped."""
 
     what: str  # "line" | "event"
 
 
-Item = Event | Comment | Retry | Oversized
+Item = Event | Comment | Retry | Invalid | Oversized
 
 
 class SseDecoder:
@@ -147,9 +158,13 @@ class SseDecoder:
             self._type = value
         elif name == "id" and "\x00" not in value:
             self._id_buffer = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            self.retry_ms = int(value)
-            out.append(Retry(self.retry_ms))
+        elif name == "retry":
+            if value.isascii() and value.isdigit():
+                digits = value.lstrip("0")[: MAX_RETRY_DIGITS + 1] or "0"
+                self.retry_ms = min(int(digits), 10**MAX_RETRY_DIGITS)
+                out.append(Retry(self.retry_ms))
+            else:
+                out.append(Invalid("retry", f"not a number of milliseconds: {value[:20]!r}"))
         # Any other field name is ignored, as the standard says.
 
     def _dispatch(self, out: list[Item]) -> None:

@@ -1,9 +1,10 @@
 """The EventSource reader: one HTTP GET, bytes into the SSE decoder, messages out.
 
-It only reports what happened; the supervisor decides what it means. The
-HTTP client has no read timeout (a quiet stream is normal; liveness is the
-supervisor's job) and TCP keepalive so a vanished peer is noticed even when
-the server sends no pings.
+It only reports what happened; the push core decides what it means. Whatever
+goes wrong, the connection ends with exactly one final message (refused,
+failed or ended), never an exception. The HTTP client has no read timeout (a
+quiet stream is normal; liveness is the core's job) and TCP keepalive so a
+vanished peer is noticed even when the server sends no pings.
 """
 
 from __future__ import annotations
@@ -11,55 +12,23 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 
 from mailroom.core.retry_after import parse_retry_after
 from mailroom.net import describe_transport_error
-from mailroom.push.sse import Item, SseDecoder
+from mailroom.push.messages import (
+    REFUSED_STATUSES,
+    StreamEnded,
+    StreamFailed,
+    StreamItem,
+    StreamMessage,
+    StreamOpened,
+    StreamRefused,
+)
+from mailroom.push.sse import SseDecoder
 
-# Refusals: the server says push is not available here, retrying fast is useless.
-REFUSED_STATUSES = frozenset({204, 400, 401, 403, 404, 405, 501})
-AUTH_STATUSES = frozenset({401, 403})
 OPEN_TIMEOUT = 30.0  # connect + request + response headers
-
-
-@dataclass(frozen=True)
-class Opened:
-    pass
-
-
-@dataclass(frozen=True)
-class Received:
-    item: Item
-    last_event_id: str
-
-
-@dataclass(frozen=True)
-class Refused:
-    status: int
-    reason: str
-
-    @property
-    def auth(self) -> bool:
-        return self.status in AUTH_STATUSES
-
-
-@dataclass(frozen=True)
-class Failed:
-    reason: str
-    retry_after: float | None = None
-
-
-@dataclass(frozen=True)
-class Ended:
-    """The response body ended: cleanly (``error`` None) or broken."""
-
-    error: str | None
-
-
-StreamMessage = Opened | Received | Refused | Failed | Ended
 
 
 def keepalive_options() -> list[tuple[int, int, int]]:
@@ -73,6 +42,7 @@ def keepalive_options() -> list[tuple[int, int, int]]:
 
 def stream_client() -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(socket_options=keepalive_options())
+    # httpx drops credentials on a redirect to another origin (or to plain http).
     return httpx.AsyncClient(
         transport=transport, timeout=httpx.Timeout(10.0, read=None), follow_redirects=True
     )
@@ -80,6 +50,7 @@ def stream_client() -> httpx.AsyncClient:
 
 async def read_stream(
     http: httpx.AsyncClient,
+    conn: int,
     url: str,
     headers: dict[str, str],
     last_event_id: str,
@@ -97,43 +68,44 @@ async def read_stream(
     request_headers = {**headers, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
     if last_event_id:
         request_headers["Last-Event-ID"] = last_event_id
-    request = http.build_request("GET", url, headers=request_headers)
     try:
+        request = http.build_request("GET", url, headers=request_headers)
         async with asyncio.timeout(open_timeout):
             response = await http.send(request, stream=True)
     except TimeoutError:
-        emit(Failed(f"no answer from the EventSource within {open_timeout:g} s"))
+        emit(StreamFailed(conn, f"no answer from the EventSource within {open_timeout:g} s"))
         return
     except httpx.TransportError as exc:
-        emit(Failed(describe_transport_error(exc)))
+        emit(StreamFailed(conn, describe_transport_error(exc)))
         return
+    except Exception as exc:  # a bad URL, a bad header: anything ends this attempt
+        emit(StreamFailed(conn, f"cannot open the EventSource: {type(exc).__name__}"))
+        return
+    opened = False
     try:
         status = response.status_code
         if status in REFUSED_STATUSES:
-            emit(Refused(status, f"EventSource answered HTTP {status}"))
+            emit(StreamRefused(conn, status, f"EventSource answered HTTP {status}"))
             return
         if status != 200:
-            emit(
-                Failed(
-                    f"EventSource answered HTTP {status}",
-                    parse_retry_after(response.headers.get("Retry-After")),
-                )
-            )
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            emit(StreamFailed(conn, f"EventSource answered HTTP {status}", wait))
             return
         ctype = response.headers.get("Content-Type", "")
         if not ctype.startswith("text/event-stream"):
-            emit(Refused(status, f"EventSource answered {ctype or 'no content type'}"))
+            emit(StreamRefused(conn, status, f"EventSource answered {ctype[:60] or 'no type'}"))
             return
-        emit(Opened())
-        try:
-            async for chunk in response.aiter_bytes():
-                for item in decoder.feed(chunk):
-                    emit(Received(item, decoder.last_event_id))
-        except httpx.TransportError as exc:
-            decoder.close()
-            emit(Ended(describe_transport_error(exc)))
-            return
+        emit(StreamOpened(conn))
+        opened = True
+        async for chunk in response.aiter_bytes():
+            for item in decoder.feed(chunk):
+                emit(StreamItem(conn, item))
         decoder.close()
-        emit(Ended(None))
+        emit(StreamEnded(conn))
+    except httpx.TransportError as exc:
+        emit(StreamEnded(conn, describe_transport_error(exc)))
+    except Exception as exc:  # any error on an open stream ends it; the core reconnects
+        reason = f"stream broke: {type(exc).__name__}: {str(exc)[:200]}"
+        emit(StreamEnded(conn, reason) if opened else StreamFailed(conn, reason))
     finally:
         await response.aclose()

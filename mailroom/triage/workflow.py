@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.carddav.addressbook import AddressBook, GroupMissingError
-from mailroom.carddav.client import CardDavError
+from mailroom.carddav.client import CardDavAuthError, CardDavError
 from mailroom.carddav.vcard import VCardError
 from mailroom.jmap.client import Call, JmapClient, SetOutcome
-from mailroom.jmap.errors import JmapError, JmapProtocolError, JmapSetError
+from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError, JmapSetError
 from mailroom.triage.categories import Categories
 from mailroom.triage.planning import (
     MailboxMap,
@@ -57,6 +57,8 @@ class PollResult:
     emails_refiled: int = 0
     conflicts: int = 0  # senders whose emails got the error label
     failures: int = 0  # senders left for the next poll
+    unflagged: int = 0  # emails that refused the error label
+    last_error: str | None = None  # of the last sender that failed
     # States the server reported when the scan ran, and those Mailroom's own
     # writes produced: push events carrying only the latter are echoes.
     seen_states: dict[str, str] = field(default_factory=dict)
@@ -169,17 +171,24 @@ class Triage:
         for work in plan.senders.values():
             try:
                 refiled = await self._triage_sender(work, result)
-            except (JmapError, CardDavError, VCardError, ValueError) as exc:
+            except (JmapAuthError, CardDavAuthError):
+                raise  # the credentials, not this sender: the whole pass fails
+            except Exception as exc:
+                # Anything else fails this sender only; its labels stay for the
+                # next pass. The unforeseen get their traceback.
                 result.failures += 1
+                result.last_error = str(exc) or type(exc).__name__
                 if isinstance(exc, GroupMissingError):
                     self._groups_stale = True
+                expected = isinstance(exc, (JmapError, CardDavError, VCardError))
                 log.error(
-                    "triage failed; labels kept for the next poll",
+                    "triage failed; labels kept for the next pass",
+                    exc_info=None if expected else exc,
                     extra={
                         "fields": {
                             "sender": work.sender,
                             "category": work.category.name,
-                            "error": str(exc),
+                            "error": result.last_error,
                         }
                     },
                 )
@@ -211,57 +220,51 @@ class Triage:
                 "operator": "OR",
                 "conditions": [{"inMailbox": m} for m in boxes.labels.values()],
             }
-            size = self._jmap.page_size()
-            calls = [
-                Call("Mailbox/get", {"ids": None, "properties": MAILBOX_PROPERTIES}, "m"),
-                *self._jmap.query_page_calls(
-                    label_filter, EMAIL_PROPERTIES, position=0, limit=size
-                ),
-            ]
-            resp = await self._jmap.request(calls)
+            mailbox_call = Call("Mailbox/get", {"ids": None, "properties": MAILBOX_PROPERTIES}, "m")
+            page, resp = await self._jmap.query_page(
+                label_filter,
+                EMAIL_PROPERTIES,
+                position=0,
+                limit=self._jmap.page_size(),
+                before=[mailbox_call],
+            )
+            if resp is None:  # maxCallsInRequest below 3: the mailboxes on their own
+                resp = await self._jmap.request([mailbox_call])
             mailbox_get = resp.get("m", "Mailbox/get")
             mailboxes = mailbox_get.get("list")
-            if not isinstance(mailboxes, list):
-                raise JmapProtocolError("Mailbox/get: 'list' is not a list")
+            if not isinstance(mailboxes, list) or not all(isinstance(m, dict) for m in mailboxes):
+                raise JmapProtocolError("Mailbox/get: 'list' is not a list of objects")
             if not self._still_valid(mailboxes):
                 # A label or destination was renamed, deleted or recreated.
                 log.info("mailboxes changed; resolving them again")
                 self._boxes = await self._resolve(mailboxes)
                 continue
-            query = resp.get("q", "Email/query")
-            got = resp.get("g", "Email/get")
             result.seen_states = {
                 "Mailbox": str(mailbox_get.get("state", "")),
-                "Email": str(got.get("state", "")),
+                "Email": page.state,
             }
-            emails = list(got.get("list") or [])
-            position = len(query.get("ids") or [])
-            if position >= size:
+            emails = list(page.emails)
+            if not page.last:
                 # More than a page labelled at once: fetch the rest by position.
-                emails.extend(await self._rest(label_filter, position))
+                async for more in self._jmap.pages(
+                    label_filter, EMAIL_PROPERTIES, position=len(page.ids)
+                ):
+                    emails.extend(more.emails)
             return emails
         raise JmapProtocolError("mailboxes keep changing during the scan")
-
-    async def _rest(self, label_filter: dict[str, Any], position: int) -> list[dict[str, Any]]:
-        size = self._jmap.page_size()
-        out: list[dict[str, Any]] = []
-        while True:
-            resp = await self._jmap.request(
-                self._jmap.query_page_calls(
-                    label_filter, EMAIL_PROPERTIES, position=position, limit=size
-                )
-            )
-            ids = resp.get("q", "Email/query").get("ids") or []
-            out.extend(resp.get("g", "Email/get").get("list") or [])
-            if len(ids) < size:
-                return out
-            position += len(ids)
 
     async def _flag(self, ids: list[str], result: PollResult) -> None:
         patch = {eid: {f"mailboxIds/{self.mailboxes.error_label}": True} for eid in ids}
         outcome = await self._jmap.update_emails(patch)
         result.record(outcome)
-        _raise_unless_gone(outcome)
+        refused = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}
+        if refused:
+            # Log, count, go on: the other senders must not wait on these.
+            result.unflagged += len(refused)
+            log.warning(
+                "emails refused the error label",
+                extra={"fields": {"emails": len(refused), "error": str(_set_error(refused))}},
+            )
 
     async def _triage_sender(self, work: SenderWork, result: PollResult) -> int:
         cats = self._config.categories
@@ -306,8 +309,12 @@ class Triage:
         return len(refile) - len(refiled.failures)
 
 
+def _set_error(failures: dict[str, dict[str, Any]]) -> JmapSetError:
+    return JmapSetError("Email/set", "notUpdated", failures)
+
+
 def _raise_unless_gone(outcome: SetOutcome) -> None:
     """Emails deleted meanwhile need no re-filing; any other refusal is a failure."""
     real = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}
     if real:
-        raise JmapSetError("Email/set", "notUpdated", real)
+        raise _set_error(real)

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from mailroom.push.supervisor import PushPolicy
+from mailroom.push.policy import PushPolicy
 from mailroom.sandbox.server import Sandbox
 from mailroom.service import App
 from mailroom.settings import load_settings

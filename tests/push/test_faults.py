@@ -110,7 +110,10 @@ async def test_silent_stream_with_pings_is_detected() -> None:
     with Sandbox(flavour="rfc") as sb:
         async with running(sb) as run:
             await run.until(
-                lambda: run.app.supervisor is not None and run.app.supervisor._pings_seen
+                lambda: (
+                    run.app.supervisor is not None
+                    and run.app.supervisor.core.link.server_pings is True
+                )
             )
             sb.faults.stream = "silent"
             await run.until(lambda: "backoff" in run.path)
@@ -151,7 +154,7 @@ async def test_auth_rejected_on_stream_is_degraded_and_fails_health(status: int)
             assert f"EventSource (HTTP {status})" in body["output"]
             # Never faster than the normal interval, and triage still happens.
             assert run.app.supervisor is not None
-            assert run.app.supervisor._interval() == 1.0
+            assert run.app.supervisor.core.poll_interval() == 1.0
             ids = run.label("f@x.example")
             await run.until(lambda: run.triaged(ids))
             attempts = stream_requests(sb)
@@ -164,7 +167,8 @@ async def test_auth_rejected_on_stream_is_degraded_and_fails_health(status: int)
 async def test_busy_stream_honours_retry_after(status: int) -> None:
     with Sandbox() as sb:
         sb.faults.force("eventsource", status, {"Retry-After": "1"}, times=1)
-        async with running(sb, wait_connected=False) as run:
+        # The floor is clamped to the backoff cap: give this one room above 1 s.
+        async with running(sb, replace(FAST, backoff_cap=2.0), wait_connected=False) as run:
             await run.until(lambda: run.state == "connected")
             first, second = stream_requests(sb)[:2]
             assert second - first >= 1.0  # the server's floor, above our 50 ms backoff
@@ -233,7 +237,7 @@ async def test_oversized_line_dropped_stream_stays_up() -> None:
 async def test_retry_field_is_a_floor() -> None:
     with Sandbox() as sb:
         sb.faults.retry_ms = 1200
-        async with running(sb) as run:
+        async with running(sb, replace(FAST, backoff_cap=2.0)) as run:
             await run.until(
                 lambda: run.app.telemetry.metrics.events.labels("retry")._value.get() == 1
             )
@@ -277,12 +281,18 @@ async def test_clean_close_after_healthy_connection_reconnects_quietly() -> None
     with Sandbox(flavour="rfc") as sb:
         async with running(sb) as run:
             await run.until(
-                lambda: run.app.supervisor is not None and run.app.supervisor._pings_seen
+                lambda: (
+                    run.app.supervisor is not None
+                    and run.app.supervisor.core.link.server_pings is True
+                )
             )
             await asyncio.sleep(FAST.healthy_after)  # let the connection prove itself
             sb.mail.deliver("x@y.example", mailboxes=["Inbox"])  # an id to resume from
             await run.until(
-                lambda: run.app.supervisor is not None and run.app.supervisor._last_event_id != ""
+                lambda: (
+                    run.app.supervisor is not None
+                    and run.app.supervisor.core.link.last_event_id != ""
+                )
             )
             sb.close_streams()  # Cyrus ending the stream after its timeout
             await run.until(lambda: run.path.count("connected") == 2)

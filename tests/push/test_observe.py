@@ -91,4 +91,7 @@ def test_liveness_fails_when_the_loop_stops_ticking() -> None:
     now[0] = stale - 1
     assert telemetry.liveness()[0] == 200
     now[0] = stale + 1
-    assert telemetry.liveness() == (503, {"status": "fail"})
+    assert telemetry.liveness() == (
+        503,
+        {"status": "fail", "output": f"the service loop has not turned for {stale + 1:.0f} s"},
+    )

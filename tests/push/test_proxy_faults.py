@@ -35,7 +35,10 @@ async def test_blackholed_stream_with_pings() -> None:
     with behind_proxy("rfc") as (sb, proxy, env):
         async with running(sb, env=env) as run:
             await run.until(
-                lambda: run.app.supervisor is not None and run.app.supervisor._pings_seen
+                lambda: (
+                    run.app.supervisor is not None
+                    and run.app.supervisor.core.link.server_pings is True
+                )
             )
             proxy.set("blackhole", streams_only=True)  # a half-open stream; the API still works
             await run.until(lambda: "backoff" in run.path)
@@ -97,7 +100,7 @@ async def test_network_flap_during_a_poll() -> None:
             ids = run.label("flap@x.example", emails=3)
             supervisor = run.app.supervisor
             assert supervisor is not None
-            await run.until(lambda: supervisor._poll_task is not None)
+            await run.until(lambda: supervisor.core.passes.running is not None)
             proxy.reset()  # the network drops mid-poll
             proxy.latency = 0.0
             await run.until(lambda: run.triaged(ids))  # the label survived: retried

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailroom.push.sse import Comment, Event, Item, Oversized, Retry, SseDecoder
+from mailroom.push.sse import Comment, Event, Invalid, Item, Oversized, Retry, SseDecoder
 
 
 def decode_whole(data: bytes, **kw: int) -> tuple[list[Item], SseDecoder]:
@@ -62,7 +62,16 @@ VECTORS: list[tuple[str, bytes, list[Item]]] = [
         [Event("message", "a", "7"), Event("message", "b", "7")],
     ),
     ("retry digits", b"retry: 2500\n\n", [Retry(2500)]),
-    ("retry rejects sign", b"retry: +5\nretry: -1\nretry:  5\nretry: 5s\nretry:\n\n", []),
+    (
+        "retry rejects sign (ignored, reported for counting)",
+        b"retry: +5\nretry: -1\nretry:  5\nretry: 5s\nretry:\n\n",
+        [
+            Invalid("retry", f"not a number of milliseconds: {v!r}")
+            for v in ("+5", "-1", " 5", "5s", "")
+        ],
+    ),
+    ("retry of 5,000 digits is bounded", b"retry: " + b"9" * 5000 + b"\n\n", [Retry(10**12)]),
+    ("retry leading zeros", b"retry: 0000000000000000000000042\n\n", [Retry(42)]),
     ("unknown field ignored", b"foo: bar\ndata: a\n\n", [Event("message", "a", "")]),
     ("field names are case-sensitive", b"Data: a\nDATA: b\n\n", []),
     ("BOM stripped once", b"\xef\xbb\xbfdata: a\n\n", [Event("message", "a", "")]),

@@ -1,0 +1,43 @@
+"""The words the packages share: pass triggers, stream-item kinds, watched types.
+
+Typed once here (the innermost package) so push, observe and the service never
+repeat them as strings.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Trigger(StrEnum):
+    """Why a triage pass ran."""
+
+    STARTUP = "startup"  # the first pass after start
+    PUSH = "push"  # the debounce fired after state events
+    FALLBACK = "fallback"  # the safety-net interval ran out
+    CATCHUP = "catchup"  # push came back after an outage
+
+
+class ItemKind(StrEnum):
+    """What one item read from the event stream was."""
+
+    STATE = "state"
+    PING = "ping"
+    COMMENT = "comment"
+    MALFORMED = "malformed"
+    OVERSIZED = "oversized"
+    IGNORED = "ignored"
+    RETRY = "retry"
+
+
+class FailureKind(StrEnum):
+    """How a pass failed: decides the log level and what /health says."""
+
+    REMOTE = "remote"  # the server failed or answered nonsense: retried
+    AUTH = "auth"  # credentials rejected: /health fails naming who
+    TIMEOUT = "timeout"  # over the pass deadline: cancelled
+    UNEXPECTED = "unexpected"  # a bug or an input nobody foresaw: logged with traceback
+
+
+# The JMAP types whose changes can call for a pass.
+WATCHED_TYPES = ("Email", "Mailbox")

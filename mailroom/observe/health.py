@@ -71,6 +71,7 @@ def evaluate(
             "last_success_at": iso(record.last_poll_success_at),
             "last_trigger": record.last_trigger,
             "consecutive_failures": record.consecutive_failures,
+            "last_error": record.last_poll_error,
             "interval_seconds": poll_interval,
         },
     }

@@ -39,6 +39,7 @@ class ContactStore:
         self._etags = 0
         # Test hook: runs before a PUT is applied, e.g. to make a concurrent edit.
         self.before_put: Callable[[str], None] | None = None
+        self.blind_writes = 0  # PUTs over an existing card without If-Match
 
     @property
     def principal_path(self) -> str:
@@ -213,6 +214,8 @@ class ContactStore:
                 raise DavError(412)
             if if_match is not None and (existing is None or existing.etag != if_match):
                 raise DavError(412)
+            if existing is not None and if_match is None and if_none_match is None:
+                self.blind_writes += 1  # what a careful client never does
             etag = self._etag()
             self.cards[name] = StoredCard(etag, text)
             return (204 if existing else 201), etag

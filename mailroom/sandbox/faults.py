@@ -28,6 +28,9 @@ class Faults:
     - ``malformed_events``: the next N state events carry broken JSON.
     - ``oversized_line``: the next stream write is one line of that many bytes.
     - ``retry_ms``: streams start with a ``retry:`` field.
+    - ``stream_prefix``: raw text every stream starts with (absurd fields, garbage).
+    - ``trickle``: answers of the delayed route (or all) go out 64 bytes at a
+      time, this many seconds apart.
     - ``delay``: seconds to wait before answering a request (of ``delay_route``
       only, when set).
     """
@@ -37,6 +40,8 @@ class Faults:
     malformed_events: int = 0
     oversized_line: int = 0
     retry_ms: int | None = None
+    stream_prefix: str | None = None
+    trickle: float = 0.0
     delay: float = 0.0
     delay_route: Route | None = None
     _forced: dict[str, ForcedStatus] = field(default_factory=dict)
@@ -89,6 +94,8 @@ class Faults:
             self.malformed_events = 0
             self.oversized_line = 0
             self.retry_ms = None
+            self.stream_prefix = None
+            self.trickle = 0.0
             self.delay = 0.0
             self.delay_route = None
             self._forced.clear()

@@ -70,8 +70,14 @@ class MailStore:
         max_calls: int = MAX_CALLS,
         max_get: int = MAX_GET,
         max_set: int = MAX_SET,
+        query_limit: int = MAX_QUERY_LIMIT,
     ) -> None:
         self.max_calls = max_calls
+        # The most ids one Email/query returns; a smaller asked limit is kept,
+        # a larger one is clamped and the answer says so (RFC 8620 §5.5).
+        self.query_limit = query_limit
+        # Emails whose every update is refused (a per-email fault).
+        self.refuse_updates: set[str] = set()
         self.max_get = max_get
         self.max_set = max_set
         self.lock = threading.RLock()
@@ -362,8 +368,8 @@ class MailStore:
         position = int(args.get("position") or 0)
         if position < 0:
             raise MethodError("invalidArguments", "negative position is not supported")
-        limit = args.get("limit")
-        limit = MAX_QUERY_LIMIT if limit is None else min(int(limit), MAX_QUERY_LIMIT)
+        asked = args.get("limit")
+        limit = self.query_limit if asked is None else min(int(asked), self.query_limit)
         page = matched[position : position + limit]
         result: Args = {
             "accountId": ACCOUNT_ID,
@@ -372,6 +378,8 @@ class MailStore:
             "position": position,
             "ids": [e.id for e in page],
         }
+        if asked is None or limit != asked:
+            result["limit"] = limit
         if args.get("calculateTotal"):
             result["total"] = len(matched)
         return result
@@ -432,6 +440,9 @@ class MailStore:
             target = self.emails.get(eid)
             if target is None:
                 not_updated[eid] = {"type": "notFound"}
+                continue
+            if eid in self.refuse_updates:
+                not_updated[eid] = {"type": "forbidden", "description": "refused (fault)"}
                 continue
             try:
                 boxes, keywords = self._apply_patch(target, patch)

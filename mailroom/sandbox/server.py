@@ -269,6 +269,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if body and self.command != "HEAD":
+            faults = self.sandbox.faults
+            if faults.trickle and faults.delay_route in (None, self._route()):
+                for i in range(0, len(body), 64):
+                    self.wfile.write(body[i : i + 64])
+                    self.wfile.flush()
+                    time.sleep(faults.trickle)
+                return
             self.wfile.write(body)
 
     def _json(self, status: int, data: Any) -> None:
@@ -412,6 +419,8 @@ class _Handler(BaseHTTPRequestHandler):
             generation = sandbox.stream_generation()
             if faults.retry_ms is not None:
                 self._write(f"retry: {faults.retry_ms}\n\n")
+            if faults.stream_prefix:
+                self._write(faults.stream_prefix)
             sent = mail.states()
             last_id = self.headers.get("Last-Event-ID")
             if not rfc:

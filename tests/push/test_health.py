@@ -33,6 +33,7 @@ def test_pass_when_connected_and_polling() -> None:
         "last_success_at": "1970-01-01T00:18:20Z",
         "last_trigger": "push",
         "consecutive_failures": 0,
+        "last_error": None,
         "interval_seconds": 60,
     }
 

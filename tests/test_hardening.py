@@ -1,0 +1,149 @@
+"""What the world sends cannot stop triage: clients and workflow against the stand-in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from mailroom.carddav.client import Card, CardDavClient, CardDavError, PreconditionFailed
+from mailroom.core.secret import Secret
+from mailroom.sandbox.mailstore import MailStore
+from mailroom.sandbox.server import Sandbox
+from tests.conftest import Harness, Sleeps, make_clients
+
+pytestmark = pytest.mark.anyio
+
+
+def label(h: Harness, email_id: str, label_name: str) -> None:
+    h.mail.set_mailboxes(email_id, h.mail.mailbox_names(email_id) | {label_name})
+
+
+async def triage_with(store: MailStore, senders: dict[str, int]) -> dict[str, list[str]]:
+    """Deliver, label one email per sender, run one pass; returns ids by sender."""
+    with Sandbox(mail=store) as sb:
+        sb.mail.ensure_mailbox("Screener")
+        ids = {s: [sb.mail.deliver(s) for _ in range(n)] for s, n in senders.items()}
+        async with httpx.AsyncClient() as http:
+            jmap, carddav, _, triage = make_clients(sb, http, Sleeps())
+            await jmap.discover()
+            await carddav.discover()
+            await triage.setup()
+            for first, *_ in ids.values():
+                sb.mail.set_mailboxes(first, {"Screener", "@ToFeed"})
+            result = await triage.poll()
+            assert result.failures == 0
+            assert result.senders_triaged == len(senders)
+            for sender_ids in ids.values():
+                assert all(sb.mail.mailbox_names(i) == {"Feed"} for i in sender_ids)
+        return ids
+
+
+async def test_paging_follows_the_limit_the_server_returns() -> None:
+    # The server clamps every query to 7 ids and says so in "limit": the scan
+    # and each sender's mail must go on page after page, not stop at the first.
+    await triage_with(MailStore(query_limit=7), {"many@x.com": 30, "other@x.com": 3})
+    await triage_with(
+        MailStore(query_limit=7), {f"s{i}@x.com": 1 for i in range(20)}
+    )  # 20 labelled emails: three scan pages
+
+
+@pytest.mark.parametrize("max_calls", [1, 2, 3])
+async def test_max_calls_in_request_of_one_or_two_works(max_calls: int) -> None:
+    await triage_with(
+        MailStore(max_calls=max_calls, max_get=5, max_set=3), {"a@x.com": 12, "b@x.com": 1}
+    )
+
+
+async def test_an_unexpected_error_for_one_sender_fails_that_sender_only(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = harness
+    good, odd = h.mail.deliver("good@x.com"), h.mail.deliver("odd@x.com")
+    label(h, good, "@ToFeed")
+    label(h, odd, "@ToFeed")
+    real = h.book.find_contact
+
+    async def find(address: str):  # type: ignore[no-untyped-def]
+        if address == "odd@x.com":
+            raise RuntimeError("vobject choked on an odd card")  # not a known error
+        return await real(address)
+
+    monkeypatch.setattr(h.book, "find_contact", find)
+    result = await h.triage.poll()
+    assert (result.senders_triaged, result.failures) == (1, 1)
+    assert result.last_error == "vobject choked on an odd card"
+    assert h.mail.mailbox_names(good) == {"Feed"}
+    assert h.mail.mailbox_names(odd) == {"Screener", "@ToFeed"}  # kept for the next pass
+
+
+async def test_carddav_credentials_rejected_fail_the_whole_pass(harness: Harness) -> None:
+    from mailroom.carddav.client import CardDavAuthError
+
+    h = harness
+    for sender in ("a@x.com", "b@x.com"):
+        label(h, h.mail.deliver(sender), "@ToFeed")
+    h.sandbox.faults.force("carddav", 401)
+    with pytest.raises(CardDavAuthError):
+        await h.triage.poll()
+    assert len(h.mail.emails_in("@ToFeed")) == 2  # nothing lost
+
+
+async def test_one_email_refusing_the_error_label_blocks_nobody(harness: Harness) -> None:
+    h = harness
+    torn = h.mail.deliver("torn@x.com")
+    label(h, torn, "@ToFeed")
+    label(h, torn, "@ToJail")  # conflict: gets the error label…
+    h.mail.refuse_updates.add(torn)  # …which the server refuses
+    fine = h.mail.deliver("fine@x.com")
+    label(h, fine, "@ToImbox")
+    result = await h.triage.poll()
+    assert result.unflagged == 1
+    assert result.senders_triaged == 1
+    assert "@ToImbox" not in h.mail.mailbox_names(fine)
+    assert "Screener" not in h.mail.mailbox_names(fine)
+    assert h.mail.mailbox_names(torn) == {"Screener", "@ToFeed", "@ToJail"}
+
+
+@pytest.fixture
+async def dav(sandbox: Sandbox) -> AsyncIterator[CardDavClient]:
+    async with httpx.AsyncClient() as http:
+        client = CardDavClient(http, sandbox.url, sandbox.username, Secret(sandbox.password))
+        await client.discover()
+        yield client
+
+
+CARD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:u1\r\nFN:A\r\nEMAIL:a@x.com\r\nEND:VCARD\r\n"
+
+
+async def test_a_write_without_a_known_etag_reads_first(
+    sandbox: Sandbox, dav: CardDavClient
+) -> None:
+    made = await dav.create(CARD, "u1")
+    blind = Card(made.href, None, CARD)  # e.g. a server that sent no ETag on create
+    written = await dav.update(blind, CARD.replace("FN:A", "FN:B"))
+    assert written.etag
+    assert sandbox.contacts.blind_writes == 0
+    # Changed by someone else since we read it: refused, not overwritten.
+    stale = Card(made.href, None, CARD)
+    with pytest.raises(PreconditionFailed):
+        await dav.update(stale, CARD.replace("FN:A", "FN:C"))
+    assert "FN:B" in (await dav.get(made.href) or stale).text
+
+
+async def test_carddav_never_sends_credentials_elsewhere(
+    sandbox: Sandbox, dav: CardDavClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailroom.sandbox.contactstore import ContactStore
+
+    with pytest.raises(CardDavError, match="refusing to send credentials"):
+        await dav.get("http://127.0.0.2:9/evil.vcf")  # another origin
+    with pytest.raises(CardDavError, match="https required"):
+        await dav.get("http://example.com/x.vcf")  # plain http off loopback
+    # The well-known URL redirects to another origin.
+    monkeypatch.setattr(ContactStore, "principal_path", property(lambda _: "http://127.0.0.2:1/p/"))
+    async with httpx.AsyncClient() as http:
+        fresh = CardDavClient(http, sandbox.url, sandbox.username, Secret(sandbox.password))
+        with pytest.raises(CardDavError, match="refusing to send credentials"):
+            await fresh.discover()

@@ -19,6 +19,7 @@ from mailroom import __version__
 from mailroom.carddav.addressbook import AddressBook
 from mailroom.carddav.client import CardDavAuthError, CardDavClient, CardDavError
 from mailroom.carddav.vcard import VCardError
+from mailroom.core import redact
 from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapAuthError, JmapError
@@ -34,11 +35,18 @@ from mailroom.push.policy import PushPolicy
 from mailroom.push.stream import stream_client
 from mailroom.push.supervisor import PassSummary, Supervisor
 from mailroom.settings import Settings
-from mailroom.triage.workflow import PollResult, SetupError, Triage, TriageConfig
+from mailroom.triage.workflow import (
+    AccountConflict,
+    PollResult,
+    SetupError,
+    Triage,
+    TriageConfig,
+)
 
 log = logging.getLogger(__name__)
 
 REMOTE_ERRORS: tuple[type[BaseException], ...] = (JmapError, CardDavError, VCardError, SetupError)
+EXIT_CONFIG = 2  # systemd: RestartPreventExitStatus=2
 AUTH_RETRY_SECONDS = 300.0  # rejected credentials: retry slowly, never hammer
 STARTUP_BACKOFF_CAP = 60.0
 
@@ -57,13 +65,13 @@ def auth_failure(exc: BaseException) -> str | None:
 
 def classify(exc: BaseException) -> Failure:
     """The push supervisor's view of an exception from a pass or a discovery."""
-    text = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+    text = redact.scrub(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
     rejected_by = auth_failure(exc)
     if rejected_by is not None:
         return Failure(FailureKind.AUTH, text, rejected_by)
     if isinstance(exc, (*REMOTE_ERRORS, httpx.HTTPError)):
         return Failure(FailureKind.REMOTE, text)
-    return Failure(FailureKind.UNEXPECTED, f"unexpected {type(exc).__name__}: {exc}")
+    return Failure(FailureKind.UNEXPECTED, f"unexpected {type(exc).__name__}: {text}")
 
 
 def summarise(result: PollResult) -> PassSummary:
@@ -132,6 +140,8 @@ async def start(
             await clients.carddav.discover()
             await clients.triage.setup()
             return True
+        except AccountConflict:
+            raise  # the settings must change: retrying cannot help
         except REMOTE_ERRORS as exc:
             auth = auth_failure(exc)
             if auth is not None:
@@ -192,9 +202,14 @@ class App:
                 stream_client() as stream_http,
             ):
                 self.clients = clients = make_clients(settings, http)
-                if not await start(
-                    clients, self.telemetry, stop, base_delay=self.policy.backoff_base
-                ):
+                try:
+                    started = await start(
+                        clients, self.telemetry, stop, base_delay=self.policy.backoff_base
+                    )
+                except AccountConflict as exc:
+                    log.error("cannot start", extra={"fields": {"error": str(exc)}})
+                    return EXIT_CONFIG
+                if not started:
                     return 0
                 await self._supervise(clients, stream_http, stop)
         finally:

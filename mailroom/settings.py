@@ -8,14 +8,18 @@ systemd's ``LoadCredential=``) from ``$CREDENTIALS_DIRECTORY``; they are held as
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mailroom.core import redact
 from mailroom.core.secret import Secret
+from mailroom.core.urls import insecure_reason
 from mailroom.triage.categories import (
     DEFAULT_CATEGORIES_JSON,
     Categories,
@@ -72,7 +76,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         carddav_password=reader.secret("MAILROOM_CARDDAV_PASSWORD"),
         poll_interval=reader.number("MAILROOM_POLL_INTERVAL", 60, minimum=1),
         debounce_seconds=reader.number("MAILROOM_DEBOUNCE_SECONDS", 3, minimum=0),
-        http_host=reader.required("MAILROOM_HTTP_HOST", "127.0.0.1"),
+        http_host=reader.host("MAILROOM_HTTP_HOST", "127.0.0.1"),
         http_port=reader.port("MAILROOM_HTTP_PORT", 8080),
         log_level=reader.choice("MAILROOM_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         log_format=reader.choice("MAILROOM_LOG_FORMAT", "console", LOG_FORMATS),
@@ -83,7 +87,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     reader.cross_check(settings)
     if reader.problems:
         raise SettingsError(reader.problems)
+    redact.register(settings.jmap_token.reveal())
+    redact.register(settings.carddav_password.reveal(), username=settings.carddav_username)
     return settings
+
+
+def _valid_host(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    return len(value) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 class _Reader:
@@ -109,9 +128,28 @@ class _Reader:
 
     def url(self, name: str, default: str) -> str:
         value = self._get(name) or default
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            self.problems.append(f"{name}: not a URL: {value!r}")
+            return value
         if parts.scheme not in ("http", "https") or not parts.hostname:
             self.problems.append(f"{name}: expected an http:// or https:// URL, got {value!r}")
+        elif (problem := insecure_reason(value)) is not None:
+            self.problems.append(
+                f"{name}: credentials would travel in clear: {problem}; plain http is "
+                "only allowed to this machine (127.0.0.1, ::1, localhost)"
+            )
+        return value
+
+    def host(self, name: str, default: str) -> str:
+        value = self._get(name) or default
+        if not _valid_host(value):
+            self.problems.append(
+                f"{name}: expected an IP address or a host name to listen on, got {value!r}"
+            )
+            return default
         return value
 
     def number(self, name: str, default: float, *, minimum: float) -> float:
@@ -166,7 +204,7 @@ class _Reader:
             self.problems.append(f"{name}: set either {name} or {file_var}, not both")
             return Secret("")
         if direct is not None:
-            return Secret(direct)
+            return self._checked_secret(name, direct)
         if file_path is not None:
             return self._read_secret(file_var, Path(file_path))
         cred_dir = self._get("CREDENTIALS_DIRECTORY")
@@ -189,22 +227,53 @@ class _Reader:
             return Secret("")
         if not value:
             self.problems.append(f"{where}: file {str(path)!r} is empty")
+        return self._checked_secret(where, value)
+
+    def _checked_secret(self, where: str, value: str) -> Secret:
+        # Never echo the value: name what is wrong and where.
+        for index, char in enumerate(value):
+            if not "\x21" <= char <= "\x7e":
+                kind = (
+                    "a line break"
+                    if char in "\r\n"
+                    else "a space"
+                    if char == " "
+                    else "a control character"
+                    if not char.isprintable()
+                    else "a non-ASCII character"
+                )
+                self.problems.append(
+                    f"{where}: must be one line of visible ASCII; found {kind} at "
+                    f"character {index + 1} (is the file holding more than the token?)"
+                )
+                return Secret("")
         return Secret(value)
 
     def cross_check(self, settings: Settings) -> None:
-        labels = set(settings.categories.labels)
-        if settings.error_label in labels:
-            self.problems.append(
-                "MAILROOM_ERROR_LABEL: must differ from every triage label, "
-                f"got {settings.error_label!r}"
-            )
-        if settings.screener_mailbox in labels:
-            self.problems.append(
-                "MAILROOM_SCREENER_MAILBOX: must differ from every triage label, "
-                f"got {settings.screener_mailbox!r}"
-            )
-        if settings.screener_mailbox in settings.categories.destinations:
-            self.problems.append(
-                "MAILROOM_TRIAGE_CATEGORIES: a destination cannot be the Screener "
-                f"mailbox {settings.screener_mailbox!r}"
-            )
+        """Labels, the error label, the Screener, destinations and Inbox never overlap.
+
+        Compared case-insensitively: servers differ on whether "inbox" is "Inbox".
+        """
+        cats = settings.categories
+        # The single-valued settings last, so a clash is reported against them.
+        roles: list[tuple[str, str]] = [
+            *(("MAILROOM_TRIAGE_CATEGORIES label", label) for label in cats.labels),
+            *(("MAILROOM_TRIAGE_CATEGORIES destination", d) for d in cats.destinations),
+            ("MAILROOM_SCREENER_MAILBOX", settings.screener_mailbox),
+            ("MAILROOM_ERROR_LABEL", settings.error_label),
+        ]
+        seen: dict[str, tuple[str, str]] = {"inbox": ("the Inbox", "Inbox")}
+        for what, name in roles:
+            key = name.casefold()
+            other = seen.get(key)
+            if other is not None and not (
+                # One destination shared by categories is fine.
+                what.endswith("destination") and other[0].endswith("destination")
+            ):
+                self.problems.append(
+                    f"{what}: {name!r} is also used as {other[0]} ({other[1]!r}); "
+                    "labels, the error label, the Screener, destinations and the Inbox "
+                    "must all be different mailboxes"
+                )
+                continue
+            seen.setdefault(key, (what, name))

@@ -89,8 +89,8 @@ def test_missing_required() -> None:
         ("MAILROOM_TRIAGE_CATEGORIES", "[", "not valid JSON"),
         ("MAILROOM_TRIAGE_CATEGORIES", "{}", "expected a non-empty JSON list of categories"),
         ("MAILROOM_TRIAGE_CATEGORIES", "[]", "expected a non-empty JSON list of categories"),
-        ("MAILROOM_ERROR_LABEL", "@ToFeed", "must differ from every triage label"),
-        ("MAILROOM_SCREENER_MAILBOX", "@ToJail", "must differ from every triage label"),
+        ("MAILROOM_ERROR_LABEL", "@ToFeed", "is also used as MAILROOM_TRIAGE_CATEGORIES label"),
+        ("MAILROOM_SCREENER_MAILBOX", "@tojail", "is also used as MAILROOM_TRIAGE_CATEGORIES"),
     ],
 )
 def test_each_bad_value_is_named(name: str, value: str, expected: str) -> None:
@@ -122,7 +122,9 @@ def test_destination_cannot_be_screener() -> None:
         {**BASE, "MAILROOM_TRIAGE_CATEGORIES": '[{"name": "Feed", "destination": "Screener"}]'}
     )
     assert found == [
-        "MAILROOM_TRIAGE_CATEGORIES: a destination cannot be the Screener mailbox 'Screener'"
+        "MAILROOM_SCREENER_MAILBOX: 'Screener' is also used as MAILROOM_TRIAGE_CATEGORIES "
+        "destination ('Screener'); labels, the error label, the Screener, destinations and "
+        "the Inbox must all be different mailboxes"
     ]
 
 

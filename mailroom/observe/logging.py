@@ -12,6 +12,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from mailroom.core.redact import scrub
+
 _QUIET = ("httpx", "httpcore")
 
 
@@ -36,7 +38,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+        return scrub(json.dumps(data, default=str))
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -44,13 +46,16 @@ class ConsoleFormatter(logging.Formatter):
         parts = [_timestamp(record), f"{record.levelname:<7}", record.getMessage()]
         for key, value in _fields(record).items():
             text = str(value)
-            if not text or any(c.isspace() for c in text) or '"' in text:
+            # Values come from strangers (sender addresses): quoted and escaped
+            # when they hold spaces, quotes or anything that could forge a line
+            # or drive the terminal.
+            if not text or '"' in text or any(c.isspace() or not c.isprintable() for c in text):
                 text = json.dumps(text)
             parts.append(f"{key}={text}")
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return scrub(line)
 
 
 def setup_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:

@@ -10,10 +10,13 @@ import os
 import socket
 from collections.abc import Mapping
 
+from mailroom.core.redact import scrub
+
 
 def notify_message(fields: Mapping[str, str]) -> bytes:
     # STATUS is one line; a newline inside would start a bogus field.
-    return "\n".join(f"{k}={' '.join(str(v).splitlines())}" for k, v in fields.items()).encode()
+    text = "\n".join(f"{k}={' '.join(str(v).splitlines())}" for k, v in fields.items())
+    return scrub(text).encode()
 
 
 def socket_address(value: str) -> str:

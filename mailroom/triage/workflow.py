@@ -42,6 +42,13 @@ class SetupError(Exception):
     """The account is not set up the way Mailroom needs (e.g. no Screener)."""
 
 
+class AccountConflict(SetupError):
+    """The settings clash with the account (a label is a role mailbox): fix, don't retry."""
+
+
+ROLE_MAILBOXES = frozenset({"inbox", "archive", "sent", "drafts", "trash", "junk"})
+
+
 @dataclass(frozen=True)
 class TriageConfig:
     categories: Categories
@@ -118,6 +125,20 @@ class Triage:
             )
         if res.inbox is None:
             raise SetupError("the account has no Inbox (no mailbox with role 'inbox')")
+        roles = {
+            box.get("id"): box.get("role")
+            for box in mailboxes
+            if isinstance(box.get("role"), str) and box.get("role") in ROLE_MAILBOXES
+        }
+        for name in (cfg.error_label, *cfg.categories.labels):
+            role = roles.get(res.found.get(name))
+            if role is not None:
+                # Triage removes labels: pointing one at the Inbox or the Trash
+                # would move the user's mail out of it.
+                raise AccountConflict(
+                    f"the label {name!r} is the account's {role} mailbox; choose another "
+                    "label name (MAILROOM_TRIAGE_CATEGORIES or MAILROOM_ERROR_LABEL)"
+                )
         found = dict(res.found)
         for name in res.missing:
             # Labels, the error label and destinations are Mailroom's own

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint run sandbox diagrams bench bench-smoke clean
+.PHONY: install test test-fast lint run sandbox diagrams bench bench-smoke soak soak-ci clean
 
 install: $(STAMP)
 
@@ -40,6 +40,16 @@ bench: $(STAMP)
 # Tiny sizes, proves the runner works: bench/smoke.{json,md}
 bench-smoke: $(STAMP)
 	$(BIN)/python -m tests.bench.runner --smoke
+
+# The chaos soak: the real service against the stand-in under a seeded fault
+# schedule for 30 minutes (SEED=n to replay one); bench/soak.json gets the figures.
+SEED ?=
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --minutes 30 $(if $(SEED),--seed $(SEED)) --report bench/soak.json
+
+# The short soak CI runs (2 minutes).
+soak-ci: $(STAMP)
+	$(BIN)/python -m tests.soak --minutes 2 $(if $(SEED),--seed $(SEED))
 
 # Redraws diagrams/ from the state machine class (SVG when Graphviz is installed).
 diagrams: $(STAMP)

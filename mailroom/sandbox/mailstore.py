@@ -78,6 +78,7 @@ class MailStore:
         self.query_limit = query_limit
         # Emails whose every update is refused (a per-email fault).
         self.refuse_updates: set[str] = set()
+        self.would_empty = 0  # updates refused because they left no mailbox
         self.max_get = max_get
         self.max_set = max_set
         self.lock = threading.RLock()
@@ -533,6 +534,7 @@ class MailStore:
             raise MethodError("invalidProperties", f"unknown mailbox {sorted(unknown)[0]}")
         if not boxes:
             # What Fastmail answers when an update would leave no mailbox.
+            self.would_empty += 1
             raise MethodError("invalidProperties", "unknown error")
         return boxes, keywords
 

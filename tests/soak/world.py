@@ -1,0 +1,295 @@
+"""The soak's world: a simulated user, the ledger of labels, and the ground truth.
+
+The user delivers mail, labels senders, re-labels them, makes conflicts and
+resolves them, as a person would on their phone. Every label applied goes in
+the ledger; it is settled when Mailroom removed it (or, for a conflict, added
+the error label). The invariants that must hold at the instant a label comes
+off are checked inside the stand-in, in the very request that removes it.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailroom.carddav import vcard
+from mailroom.sandbox.server import Sandbox
+from mailroom.triage.categories import Categories, Category
+
+ERROR_LABEL = "@MailroomError"
+
+# Odd but valid cards a user's address book may hold for a sender.
+ODD_CARDS = (
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:\r\nEMAIL:{email}\r\nEND:VCARD\r\n",
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:Ödd Ñame ☃\r\nN:Name;Ödd;;;\r\n"
+    "EMAIL;TYPE=INTERNET;TYPE=pref:{EMAIL}\r\nBDAY:not-a-date\r\nX-CUSTOM;X-P=1:v\r\n"
+    "NOTE:line one\\nline two\r\nEND:VCARD\r\n",
+    "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{uid}\r\nFN:Many Mails\r\nEMAIL:other@else.example\r\n"
+    "EMAIL:{email}\r\nORG:Acme;;\r\nCATEGORIES:a,b\r\nEND:VCARD\r\n",
+    "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:urn:uuid:{uid}\r\nFN:Four\r\nKIND:individual\r\n"
+    "EMAIL:{email}\r\nEND:VCARD\r\n",
+)
+
+
+@dataclass
+class Label:
+    email_id: str
+    sender: str
+    labels: frozenset[str]
+    applied_at: float
+    settled_at: float | None = None
+    how: str = ""  # "triaged", "flagged", "deleted"
+
+
+@dataclass
+class World:
+    sandbox: Sandbox
+    categories: Categories
+    rng: random.Random
+    clock: Any = time.monotonic
+    ledger: list[Label] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    protected: dict[str, frozenset[str]] = field(default_factory=dict)  # Trash/Junk mail
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    senders: list[str] = field(default_factory=list)
+    odd_cards: int = 0
+    deleted_mid_pass: int = 0
+    relabels: int = 0
+    conflicts: int = 0
+
+    def __post_init__(self) -> None:
+        self.senders = [f"sender{i}@soak{i % 7}.example" for i in range(60)]
+        self._cards: dict[str, tuple[str, Any]] = {}  # name -> (etag, parsed)
+        self._labels = {c.label: c for c in self.categories}
+        self.sandbox.mail.before_method = self._on_method
+
+    # -- the user -----------------------------------------------------------------
+
+    def act(self) -> None:
+        """One thing a user does."""
+        roll = self.rng.random()
+        mail = self.sandbox.mail
+        if roll < 0.35:
+            sender = self.rng.choice(self.senders)
+            mail.deliver(sender, name=sender.split("@")[0].title())
+        elif roll < 0.80:
+            self._label(conflict=False)
+        elif roll < 0.88:
+            self._label(conflict=True)
+        elif roll < 0.95:
+            self._resolve_flagged()
+        else:
+            self._protected_mail()
+
+    def _unlabelled_in_screener(self) -> list[tuple[str, str]]:
+        mail = self.sandbox.mail
+        with mail.lock:
+            screener = mail.mailbox_id("Screener")
+            names = {b.id: b.name for b in mail.mailboxes.values() if b.parent_id is None}
+            out = []
+            for e in mail.emails.values():
+                boxes = {names.get(m, "") for m in e.mailbox_ids}
+                if screener in e.mailbox_ids and boxes == {"Screener"}:
+                    out.append((e.id, e.from_[0]["email"]))
+            return out
+
+    def _label(self, *, conflict: bool) -> None:
+        candidates = self._unlabelled_in_screener()
+        if not candidates:
+            return
+        email_id, sender = self.rng.choice(candidates)
+        pending = {x.sender for x in self.ledger if x.settled_at is None}
+        if sender in pending:
+            return  # one label at a time per sender, as a person would
+        labels = self.rng.sample(list(self._labels), 2 if conflict else 1)
+        if any(x.sender == sender and x.how == "triaged" for x in self.ledger):
+            self.relabels += 1
+        if conflict:
+            self.conflicts += 1
+        if self.rng.random() < 0.15 and self.sandbox.contacts.contact_uid(sender) is None:
+            template = self.rng.choice(ODD_CARDS)
+            uid = f"odd-{self.odd_cards}"
+            text = template.format(uid=uid, email=sender, EMAIL=sender.upper())
+            self.sandbox.contacts.write(f"{uid}.vcf", text)
+            self.odd_cards += 1
+        with self.lock:
+            self.ledger.append(Label(email_id, sender, frozenset(labels), self.clock()))
+        self.sandbox.mail.set_mailboxes(email_id, {"Screener", *labels})
+
+    def _resolve_flagged(self) -> None:
+        """The user sees the error label and keeps one of the two labels."""
+        mail = self.sandbox.mail
+        with self.lock:
+            flagged = [x for x in self.ledger if x.how == "flagged"]
+        for entry in flagged:
+            entry.how = "flagged-resolved"
+            if entry.email_id not in mail.emails:
+                continue
+            keep = self.rng.choice(sorted(entry.labels))
+            with self.lock:
+                self.ledger.append(
+                    Label(entry.email_id, entry.sender, frozenset({keep}), self.clock())
+                )
+            mail.set_mailboxes(entry.email_id, {"Screener", keep})
+            return
+
+    def _protected_mail(self) -> None:
+        """Mail from a sender that also sits in Trash or Junk: never to be touched."""
+        sender = self.rng.choice(self.senders)
+        where = self.rng.choice(["Trash", "Spam"])
+        eid = self.sandbox.mail.deliver(sender, mailboxes=[where])
+        self.protected[eid] = frozenset({where})
+
+    # -- the world's own events --------------------------------------------------------
+
+    def delete_mid_pass(self, on: bool) -> None:
+        self._delete_next = on
+
+    _delete_next = False
+
+    def rename_a_label_mailbox(self) -> bool:
+        """The user renames an (empty) label mailbox: Mailroom must resolve again."""
+        mail = self.sandbox.mail
+        label = self.rng.choice(sorted(self._labels))
+        with mail.lock:
+            box = next(
+                (b for b in mail.mailboxes.values() if b.name == label and b.parent_id is None),
+                None,
+            )
+            if box is None or any(box.id in e.mailbox_ids for e in mail.emails.values()):
+                return False
+            box.name = f"{label} (old {box.id})"
+            mail._bump(mailboxes=True)
+        return True
+
+    # -- checks ---------------------------------------------------------------------------
+
+    def _on_method(self, name: str, args: dict[str, Any]) -> None:
+        """Runs inside the stand-in, under its lock, before each JMAP method."""
+        if name != "Email/set":
+            return
+        mail = self.sandbox.mail
+        update = args.get("update") or {}
+        if self._delete_next and update and self.rng.random() < 0.3:
+            victim = self.rng.choice(sorted(update))
+            if victim in mail.emails and victim not in self.protected:
+                del mail.emails[victim]
+                mail._bump([(victim, "destroyed")])
+                self.deleted_mid_pass += 1
+                with self.lock:
+                    for x in self.ledger:
+                        if x.email_id == victim and x.settled_at is None:
+                            x.settled_at, x.how = self.clock(), "deleted"
+        by_id = {b.id: b.name for b in mail.mailboxes.values()}
+        for email_id, patch in update.items():
+            email = mail.emails.get(email_id)
+            if email is None or not isinstance(patch, dict):
+                continue
+            before = {by_id.get(m, "") for m in email.mailbox_ids}
+            after = set(before)
+            for key, value in patch.items():
+                if key.startswith("mailboxIds/"):
+                    box = by_id.get(key.split("/", 1)[1], "")
+                    if value:
+                        after.add(box)
+                    else:
+                        after.discard(box)
+                elif key == "mailboxIds" and isinstance(value, dict):
+                    after = {by_id.get(m, "") for m, on in value.items() if on}
+            if email_id in self.protected:
+                self.violations.append(f"{email_id} in Trash/Junk was updated")
+            removed = (before - after) & set(self._labels)
+            if removed:
+                self._label_removed(email_id, email.from_[0]["email"], removed, after)
+            if ERROR_LABEL in after - before:
+                self._settle(email_id, "flagged")
+
+    def _label_removed(
+        self, email_id: str, sender: str, removed: set[str], after: set[str]
+    ) -> None:
+        entry = self._pending(email_id)
+        if entry is None:
+            self.violations.append(f"{email_id}: a label Mailroom removed was not in the ledger")
+            return
+        (label,) = entry.labels if len(entry.labels) == 1 else (None,)
+        if label is None:
+            self.violations.append(f"{email_id}: a conflicting label was removed")
+            return
+        category = self._labels[label]
+        want = {c.contact_group for c in self.categories.chain(category)}
+        groups = self.groups_of(sender)
+        if groups != want:
+            self.violations.append(
+                f"{email_id}: label {label} removed while {sender} is in {sorted(groups)}, "
+                f"not {sorted(want)}"
+            )
+        if "Screener" in after or not self._filed(after, category):
+            self.violations.append(f"{email_id}: label removed before re-filing ({sorted(after)})")
+        self._settle(email_id, "triaged")
+
+    def _filed(self, boxes: set[str], category: Category) -> bool:
+        return category.destination in boxes
+
+    def _pending(self, email_id: str) -> Label | None:
+        with self.lock:
+            for x in reversed(self.ledger):
+                if x.email_id == email_id and x.settled_at is None:
+                    return x
+        return None
+
+    def _settle(self, email_id: str, how: str) -> None:
+        entry = self._pending(email_id)
+        if entry is not None:
+            entry.settled_at, entry.how = self.clock(), how
+
+    def groups_of(self, sender: str) -> set[str]:
+        """Managed groups the sender's contact is in (parsing each card once)."""
+        cards = self.sandbox.contacts
+        with cards.lock:
+            items = {n: (c.etag, c.text) for n, c in cards.cards.items()}
+        parsed = {}
+        for name, (etag, text) in items.items():
+            cached = self._cards.get(name)
+            if cached is None or cached[0] != etag:
+                try:
+                    cached = (etag, vcard.parse(text, name))
+                except vcard.VCardError:
+                    cached = (etag, None)
+                self._cards[name] = cached
+            parsed[name] = cached[1]
+        uids = {
+            vcard.uid(p)
+            for p in parsed.values()
+            if p is not None and not vcard.is_group(p) and sender.lower() in vcard.emails(p)
+        }
+        managed = set(self.categories.contact_groups)
+        return {
+            vcard.display_name(p)
+            for p in parsed.values()
+            if p is not None
+            and vcard.is_group(p)
+            and vcard.display_name(p) in managed
+            and uids & vcard.members(p)
+        }
+
+    def sweep(self) -> None:
+        """Checks that hold at any moment."""
+        mail = self.sandbox.mail
+        with mail.lock:
+            for e in mail.emails.values():
+                if not e.mailbox_ids:
+                    self.violations.append(f"{e.id} is in no mailbox")
+            for eid, boxes in self.protected.items():
+                email = mail.emails.get(eid)
+                names = {mail.mailboxes[m].name for m in email.mailbox_ids} if email else None
+                if names is not None and frozenset(names) != boxes:
+                    self.violations.append(f"{eid} left {sorted(boxes)}: now {sorted(names)}")
+        if mail.would_empty:
+            self.violations.append(f"{mail.would_empty} updates tried to leave mail nowhere")
+
+    def pending(self) -> list[Label]:
+        with self.lock:
+            return [x for x in self.ledger if x.settled_at is None]

@@ -125,6 +125,8 @@ class StreamLink:
                     self._refused(status, reason, msg.auth, now, out)
             case StreamFailed(reason=reason, retry_after=retry_after):
                 self.attempting = False
+                if msg.bad_retry_after:
+                    self._malformed("Retry-After: neither seconds nor an HTTP date", out)
                 floor = self.policy.clamp_floor(retry_after)
                 if connected:
                     self._closed(now)

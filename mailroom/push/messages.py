@@ -51,6 +51,7 @@ class StreamFailed:
     conn: int
     reason: str
     retry_after: float | None = None
+    bad_retry_after: bool = False  # a Retry-After that was neither a delay nor a date
 
 
 @dataclass(frozen=True)

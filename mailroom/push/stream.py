@@ -88,8 +88,10 @@ async def read_stream(
             emit(StreamRefused(conn, status, f"EventSource answered HTTP {status}"))
             return
         if status != 200:
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            emit(StreamFailed(conn, f"EventSource answered HTTP {status}", wait))
+            header = response.headers.get("Retry-After")
+            wait = parse_retry_after(header)
+            bad = header is not None and wait is None
+            emit(StreamFailed(conn, f"EventSource answered HTTP {status}", wait, bad))
             return
         ctype = response.headers.get("Content-Type", "")
         if not ctype.startswith("text/event-stream"):

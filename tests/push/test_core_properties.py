@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,6 +38,7 @@ from mailroom.push.messages import (
 from mailroom.push.policy import PushPolicy
 from mailroom.push.sse import Comment, Event, Invalid, Oversized, Retry
 from tests.push.core_driver import POLICY, Driver, ping, state_event
+from tests.push.harness import FAST
 
 EPS = 1e-6
 
@@ -221,19 +222,10 @@ def test_no_sequence_breaks_an_invariant(steps_: list[Step], seed: int) -> None:
 @settings(max_examples=200, deadline=None)
 @given(sequences, st.integers(0, 2**32))
 def test_invariants_hold_with_tiny_timings(steps_: list[Step], seed: int) -> None:
-    tiny = PushPolicy(
-        poll_interval=5.0,
-        debounce=0.2,
-        ping=1,
-        liveness_margin=0.5,
-        backoff_base=0.05,
-        backoff_cap=2.0,
-        healthy_after=1.0,
-        degrade_after=1.0,
-        degraded_poll_interval=1.0,
-        missed_push_grace=0.5,
-        pass_timeout=3.0,
-    )
+    # The fault scenarios' timings, with a short interval and deadline so
+    # passes, cancellations and the cap all come often.
+    tiny = replace(FAST, poll_interval=5.0, backoff_cap=2.0, degraded_poll_interval=1.0)
+    tiny = replace(tiny, pass_timeout=3.0)
     run(steps_, seed, tiny)
 
 

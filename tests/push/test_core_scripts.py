@@ -16,6 +16,7 @@ from mailroom.push.messages import (
     Report,
     StartPass,
     StreamAuth,
+    StreamFailed,
     StreamItem,
     StreamOpened,
 )
@@ -126,6 +127,13 @@ def test_retry_after_is_clamped_to_the_cap() -> None:
     d = Driver()
     d.failed(at=1.0, retry_after=1e12)
     assert d.core.link.reconnect_at == 61.0
+
+
+def test_an_unparseable_retry_after_is_counted_malformed_and_ignored() -> None:
+    d = Driver()
+    actions = d.send(StreamFailed(1, "HTTP 503", None, bad_retry_after=True), at=1.0)
+    assert CountItem(ItemKind.MALFORMED) in actions
+    assert d.core.link.reconnect_at == 2.0  # the plain backoff: 1 s
 
 
 def test_an_invalid_retry_is_counted_malformed_and_ignored() -> None:

@@ -1,4 +1,4 @@
-"""Command line: ``mailroom run``, ``mailroom sandbox``, ``mailroom demo``."""
+"""Command line: run, check, setup, status, systemd-unit, sandbox, demo."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 
 from mailroom import __version__
-from mailroom.settings import SettingsError, load_settings
+from mailroom.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG = 2
 
@@ -19,8 +19,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mailroom", description=__doc__)
     parser.add_argument("--version", action="version", version=f"mailroom {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the triage service (settings from MAILROOM_* variables)")
-    commands.add_parser("check", help="validate the settings and exit")
+    run = commands.add_parser(
+        "run", help="run the triage service (settings from MAILROOM_* variables)"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="connect, listen and poll, but write nothing"
+    )
+    commands.add_parser(
+        "check", help="check settings, credentials, account and push; writes nothing"
+    )
+    setup = commands.add_parser(
+        "setup", help="create the mailboxes and groups the settings need; print the rules"
+    )
+    setup.add_argument("--apply", action="store_true", help="create them (default: plan only)")
+    setup.add_argument(
+        "--create-screener", action="store_true", help="also create the Screener mailbox"
+    )
+    status = commands.add_parser("status", help="show a running instance's /health")
+    status.add_argument("--url", help="its /health URL (default: from MAILROOM_HTTP_*)")
+    commands.add_parser("systemd-unit", help="print the systemd unit for this installation")
     sandbox = commands.add_parser("sandbox", help="run the local Fastmail stand-in")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -33,8 +50,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--keep-running", action="store_true")
     args = parser.parse_args(argv)
 
-    if args.command in ("run", "check"):
-        return _run(check_only=args.command == "check")
+    if args.command == "status":
+        from mailroom.operate.status import run_status
+
+        return run_status(args.url)
+    if args.command == "systemd-unit":
+        from mailroom.operate.unit import render_unit
+
+        print(render_unit(), end="")
+        return 0
+    if args.command in ("run", "check", "setup"):
+        settings = _settings()
+        if settings is None:
+            return EXIT_CONFIG
+        if args.command == "check":
+            from mailroom.operate.check import run_check
+            from mailroom.operate.report import Report
+
+            return asyncio.run(run_check(settings, Report()))
+        if args.command == "setup":
+            from mailroom.operate.report import Report
+            from mailroom.operate.setup import run_setup
+
+            return asyncio.run(
+                run_setup(
+                    settings,
+                    apply=args.apply,
+                    create_screener=args.create_screener,
+                    report=Report(),
+                )
+            )
+        from mailroom.observe.logging import setup_logging
+        from mailroom.service import run_until_signalled
+
+        setup_logging(settings.log_level, settings.log_format)
+        return asyncio.run(run_until_signalled(settings, dry_run=args.dry_run))
     if args.command == "sandbox":
         return _sandbox(args.host, args.port, args.flavour, args.seed)
     from mailroom.sandbox.demo import run_demo
@@ -47,22 +97,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
 
-def _run(*, check_only: bool) -> int:
+def _settings() -> Settings | None:
     try:
-        settings = load_settings()
+        return load_settings()
     except SettingsError as exc:
         print("mailroom: invalid settings:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
-        return EXIT_CONFIG
-    if check_only:
-        print("mailroom: settings are valid")
-        return 0
-    from mailroom.observe.logging import setup_logging
-    from mailroom.service import run_until_signalled
-
-    setup_logging(settings.log_level, settings.log_format)
-    return asyncio.run(run_until_signalled(settings))
+        return None
 
 
 def _sandbox(host: str, port: int, flavour: str, seed: bool) -> int:

@@ -88,6 +88,7 @@ def summarise(result: PollResult) -> PassSummary:
         conflicts=result.conflicts,
         failures=result.failures,
         unflagged=result.unflagged,
+        missing=tuple(sorted(result.missing)),
         failure=failure,
     )
 
@@ -98,7 +99,11 @@ def make_telemetry(
     metrics = Metrics(STATES, transitions(), [c.name for c in settings.categories], __version__)
     policy = policy or policy_from(settings)
     return Telemetry(
-        metrics, settings.poll_interval, pass_timeout=policy.pass_timeout, systemd=systemd
+        metrics,
+        settings.poll_interval,
+        pass_timeout=policy.pass_timeout,
+        degraded_interval=min(settings.poll_interval, policy.degraded_poll_interval),
+        systemd=systemd,
     )
 
 
@@ -113,7 +118,7 @@ class Clients:
     triage: Triage
 
 
-def make_clients(settings: Settings, http: httpx.AsyncClient) -> Clients:
+def make_clients(settings: Settings, http: httpx.AsyncClient, *, dry_run: bool = False) -> Clients:
     jmap = JmapClient(http, settings.jmap_session_url, settings.jmap_token)
     carddav = CardDavClient(
         http, settings.carddav_url, settings.carddav_username, settings.carddav_password
@@ -122,38 +127,67 @@ def make_clients(settings: Settings, http: httpx.AsyncClient) -> Clients:
         jmap,
         AddressBook(carddav),
         TriageConfig(settings.categories, settings.screener_mailbox, settings.error_label),
+        dry_run=dry_run,
     )
     return Clients(jmap, carddav, triage)
 
 
 async def start(
-    clients: Clients, telemetry: Telemetry, stop: asyncio.Event, *, base_delay: float = 1.0
+    clients: Clients,
+    telemetry: Telemetry,
+    stop: asyncio.Event,
+    *,
+    base_delay: float = 1.0,
+    systemd: SystemdNotifier | None = None,
 ) -> bool:
-    """Discover the servers, set up mailboxes and groups; retry remote failures.
+    """Discover the servers and resolve the account; retry remote failures.
 
-    Returns False if asked to stop before start-up succeeded.
+    A server down at boot is not a reason to be killed: systemd already has
+    READY=1, the watchdog stays fed and /livez passes while the retries go
+    on, and /health and STATUS= say why triage has not started. Returns False
+    if asked to stop before start-up succeeded.
     """
+    systemd = systemd or SystemdNotifier({})
     backoff = Backoff(base=base_delay, cap=STARTUP_BACKOFF_CAP, jitter=0.0)
     while not stop.is_set():
         try:
             await clients.jmap.discover()
             await clients.carddav.discover()
             await clients.triage.setup()
+            telemetry.starting(None)
             return True
         except AccountConflict:
-            raise  # the settings must change: retrying cannot help
+            raise  # the settings or the account must change: retrying cannot help
         except REMOTE_ERRORS as exc:
             auth = auth_failure(exc)
             if auth is not None:
                 telemetry.poll_finished("startup", 0.0, error=str(exc), auth_rejected=auth)
             delay = AUTH_RETRY_SECONDS if auth else backoff.next_delay()
+            what = auth or ("JMAP" if isinstance(exc, JmapError) else "CardDAV")
+            why = f"{what} {'rejected the credentials' if auth else 'unreachable'}"
+            telemetry.starting(f"{why}, retrying in {delay:.0f} s ({redact.scrub(str(exc))})")
+            systemd.status(f"starting: {why}, retrying in {delay:.0f} s")
             log.error(
                 "start-up failed; retrying",
                 extra={"fields": {"error": str(exc), "retry_in": delay}},
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+            await _wait_fed(stop, delay, telemetry, systemd)
     return False
+
+
+async def _wait_fed(
+    stop: asyncio.Event, delay: float, telemetry: Telemetry, systemd: SystemdNotifier
+) -> None:
+    """Wait ``delay`` (or until stopped), feeding the watchdog and /livez meanwhile."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + delay
+    tick = systemd.watchdog_interval or delay
+    while not stop.is_set() and (left := until - loop.time()) > 0:
+        telemetry.heartbeat()
+        systemd.watchdog()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=min(left, tick))
+    telemetry.heartbeat()
 
 
 class App:
@@ -165,11 +199,14 @@ class App:
         *,
         policy: PushPolicy | None = None,
         systemd: SystemdNotifier | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.settings = settings
+        self.dry_run = dry_run
         self.policy = policy or policy_from(settings)
         self.systemd = systemd or SystemdNotifier()
         self.telemetry = make_telemetry(settings, self.systemd, self.policy)
+        self.telemetry.set_dry_run(dry_run)
         self.server = ObservabilityServer(
             telemetry=self.telemetry, host=settings.http_host, port=settings.http_port
         )
@@ -193,6 +230,9 @@ class App:
             return 1
         host, port = self.server.address
         base = f"http://{host}:{port}"
+        # Ready once the settings are valid and /health answers; not after the
+        # mail server does (a server down at boot must not get us killed).
+        self.systemd.ready("starting: connecting to the mail server")
         log.info(
             "serving", extra={"fields": {"health": base + "/health", "metrics": base + "/metrics"}}
         )
@@ -201,13 +241,18 @@ class App:
                 httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http,
                 stream_client() as stream_http,
             ):
-                self.clients = clients = make_clients(settings, http)
+                self.clients = clients = make_clients(settings, http, dry_run=self.dry_run)
                 try:
                     started = await start(
-                        clients, self.telemetry, stop, base_delay=self.policy.backoff_base
+                        clients,
+                        self.telemetry,
+                        stop,
+                        base_delay=self.policy.backoff_base,
+                        systemd=self.systemd,
                     )
                 except AccountConflict as exc:
                     log.error("cannot start", extra={"fields": {"error": str(exc)}})
+                    self.systemd.status(f"stopped: {exc}")
                     return EXIT_CONFIG
                 if not started:
                     return 0
@@ -242,15 +287,15 @@ class App:
             telemetry=self.telemetry,
             systemd=self.systemd,
         )
-        self.systemd.ready("started")
+        self.systemd.status("started: connecting push")
         log.info("started", extra={"fields": {"categories": len(self.settings.categories)}})
         await self.supervisor.run(stop)
 
 
-async def run_until_signalled(settings: Settings) -> int:
+async def run_until_signalled(settings: Settings, *, dry_run: bool = False) -> int:
     """Run until SIGTERM or SIGINT; an in-flight poll is finished first."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    return await App(settings).run(stop)
+    return await App(settings, dry_run=dry_run).run(stop)

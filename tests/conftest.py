@@ -75,5 +75,6 @@ async def harness(sandbox: Sandbox) -> AsyncIterator[Harness]:
         jmap, carddav, book, triage = make_clients(sandbox, http, sleeps)
         await jmap.discover()
         await carddav.discover()
+        await triage.provision(create_screener=True)
         await triage.setup()
         yield Harness(sandbox, http, sleeps, jmap, carddav, book, triage)

@@ -27,7 +27,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05
 
 
 class MailroomProcess:
-    def __init__(self, env: dict[str, str]) -> None:
+    """``mailroom run``; first ``mailroom setup --apply --create-screener`` unless told not."""
+
+    def __init__(self, env: dict[str, str], *, setup: bool = True) -> None:
         self.port = free_port()
         full = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")},
@@ -35,6 +37,16 @@ class MailroomProcess:
             "MAILROOM_LOG_FORMAT": "console",
             **env,
         }
+        if setup:
+            done = subprocess.run(
+                [sys.executable, "-m", "mailroom", "setup", "--apply", "--create-screener"],
+                env=full,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailroom", "run"],
             env=full,

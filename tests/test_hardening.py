@@ -29,6 +29,7 @@ async def triage_with(store: MailStore, senders: dict[str, int]) -> dict[str, li
             jmap, carddav, _, triage = make_clients(sb, http, Sleeps())
             await jmap.discover()
             await carddav.discover()
+            await triage.provision(create_screener=True)
             await triage.setup()
             for first, *_ in ids.values():
                 sb.mail.set_mailboxes(first, {"Screener", "@ToFeed"})

@@ -25,6 +25,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
 def test_run_triages_and_stops_cleanly_on_sigterm() -> None:
     with Sandbox() as sb:
         sb.mail.ensure_mailbox("Screener")
+        sb.prepare()  # as `mailroom setup --apply` leaves it
         ids = [sb.mail.deliver("shop@store.example", name="Store") for _ in range(2)]
         env = {
             **os.environ,
@@ -58,6 +59,7 @@ def test_run_triages_and_stops_cleanly_on_sigterm() -> None:
 def test_sigterm_mid_poll_finishes_the_poll_then_exits_0() -> None:
     with Sandbox() as sb:
         sb.mail.ensure_mailbox("Screener")
+        sb.prepare()  # as `mailroom setup --apply` leaves it
         ids = [sb.mail.deliver("slow@store.example") for _ in range(3)]
         env = {
             **os.environ,
@@ -87,3 +89,23 @@ def test_sigterm_mid_poll_finishes_the_poll_then_exits_0() -> None:
         assert "stopping after the poll in flight" in err
         # The poll ran to the end: everything re-filed, label removed last.
         assert all(sb.mail.mailbox_names(i) == {"Feed"} for i in ids)
+
+
+def test_run_refuses_a_bare_account_and_writes_nothing() -> None:
+    with Sandbox() as sb:
+        sb.mail.ensure_mailbox("Screener")
+        before = (sb.mail.states(), len(sb.mail.mailboxes), dict(sb.contacts.cards))
+        env = {**os.environ, **sb.env(), "MAILROOM_HTTP_PORT": str(free_port())}
+        done = subprocess.run(
+            [sys.executable, "-m", "mailroom", "run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert "missing in the account: mailbox '@ToImbox' (label for Imbox)" in done.stderr
+        assert "contact group 'Jail' (contact group of Jail)" in done.stderr
+        assert "run `mailroom setup --apply`" in done.stderr
+        assert (sb.mail.states(), len(sb.mail.mailboxes), dict(sb.contacts.cards)) == before

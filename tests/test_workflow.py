@@ -193,6 +193,7 @@ async def test_300_emails_from_one_sender_paging_and_chunking() -> None:
             jmap, carddav, _, triage = make_clients(sb, http, Sleeps())
             await jmap.discover()
             await carddav.discover()
+            await triage.provision(create_screener=True)
             await triage.setup()
             for eid in ids[:120]:  # more labelled emails than one scan page
                 sb.mail.set_mailboxes(eid, {"Screener", "@ToFeed"})
@@ -273,18 +274,43 @@ async def test_412_race_on_a_group_loses_no_member(harness: Harness) -> None:
     assert h.sleeps.waits  # backed off before re-reading
 
 
-async def test_deleted_group_is_recreated(harness: Harness) -> None:
+async def test_a_deleted_group_fails_its_category_only_until_setup(harness: Harness) -> None:
     h = harness
     jail = next(n for n, c in h.contacts.cards.items() if "FN:Jail" in c.text)
     del h.contacts.cards[jail]
     eid = h.mail.deliver("j@x.com")
     label(h, eid, "@ToJail")
+    feed = h.mail.deliver("f@x.com")
+    label(h, feed, "@ToFeed")
 
     first = await h.triage.poll()
-    assert first.failures == 1
-    second = await h.triage.poll()
-    assert second.senders_triaged == 1
+    assert (first.senders_triaged, first.failures) == (1, 1)  # Feed went on
+    second = await h.triage.poll()  # never recreated behind the user's back
+    assert second.failures == 1
+    assert second.missing == {"contact group 'Jail'"}
+    assert "run `mailroom setup --apply`" in str(second.last_error)
+    assert h.mail.mailbox_names(eid) == {"Screener", "@ToJail"}  # label kept
+    assert not h.contacts.groups_named("Jail")
+
+    await h.triage.provision()  # the user runs `mailroom setup --apply`
+    third = await h.triage.poll()
+    assert (third.senders_triaged, third.missing) == (1, set())
     assert h.contacts.groups_of_address("j@x.com") == {"Jail"}
+
+
+async def test_a_deleted_destination_fails_its_category_and_health_names_it(
+    harness: Harness,
+) -> None:
+    h = harness
+    with h.mail.lock:
+        gone = h.mail.mailbox_id("Paper Trail")
+        del h.mail.mailboxes[gone]
+        h.mail._bump(mailboxes=True)
+    eid = h.mail.deliver("bank@x.com")
+    label(h, eid, "@ToPaperTrail")
+    result = await h.triage.poll()
+    assert result.failures == 1 and "mailbox 'Paper Trail'" in result.missing
+    assert "@ToPaperTrail" in h.mail.mailbox_names(eid)
 
 
 async def test_renamed_label_mailbox_is_resolved_again(harness: Harness) -> None:

@@ -26,6 +26,10 @@ EDIT_ATTEMPTS = 5
 class GroupMissingError(CardDavError):
     """A contact group Mailroom manages disappeared (deleted by the user?)."""
 
+    def __init__(self, message: str, group: str | None = None) -> None:
+        super().__init__(message)
+        self.group = group
+
 
 @dataclass(frozen=True)
 class Contact:
@@ -53,8 +57,12 @@ class AddressBook:
     def group_hrefs(self) -> dict[str, str]:
         return dict(self._group_hrefs)
 
-    async def ensure_groups(self, names: Iterable[str]) -> dict[str, str]:
-        """Find (or create) a group card for each name; returns name -> href."""
+    async def find_groups(self, names: Iterable[str]) -> dict[str, str]:
+        """The group cards named ``names`` that exist (name -> href); writes nothing.
+
+        Mailroom works with exactly these from now on: a group missing here
+        fails its category's senders until ``mailroom setup --apply`` makes it.
+        """
         wanted = list(dict.fromkeys(names))
         found: dict[str, str] = {}
         for card in await self._client.search("FN", wanted):
@@ -71,14 +79,24 @@ class AddressBook:
                 and (name not in found or card.href < found[name])
             ):
                 found[name] = card.href
-        for name in wanted:
-            if name not in found:
-                group_uid = str(uuid.uuid4())
-                card = await self._client.create(vcard.new_group(group_uid, name), group_uid)
-                log.info("created contact group", extra={"fields": {"group": name}})
-                found[name] = card.href
         self._group_hrefs = found
         self._group_cards.clear()
+        return dict(found)
+
+    async def create_group(self, name: str) -> str:
+        group_uid = str(uuid.uuid4())
+        card = await self._client.create(vcard.new_group(group_uid, name), group_uid)
+        log.info("created contact group", extra={"fields": {"group": name}})
+        self._group_hrefs[name] = card.href
+        return card.href
+
+    async def ensure_groups(self, names: Iterable[str]) -> dict[str, str]:
+        """Find (or create) a group card for each name; returns name -> href."""
+        wanted = list(dict.fromkeys(names))
+        found = await self.find_groups(wanted)
+        for name in wanted:
+            if name not in found:
+                found[name] = await self.create_group(name)
         return dict(found)
 
     async def find_contact(self, address: str) -> Contact | None:
@@ -117,10 +135,14 @@ class AddressBook:
         """Names of the managed groups the contact is a member of (one request)."""
         cards = await self._client.multiget(list(self._group_hrefs.values()))
         out = set()
-        for name, href in self._group_hrefs.items():
+        for name, href in list(self._group_hrefs.items()):
             card = cards.get(href)
             if card is None:
-                raise GroupMissingError(f"contact group {name!r} is gone")
+                # Deleted meanwhile: nobody is in it, and only the categories
+                # that need it fail (they find it missing from group_hrefs).
+                self._group_hrefs.pop(name, None)
+                log.warning("contact group missing", extra={"fields": {"group": name}})
+                continue
             self._group_cards[name] = card
             if contact_uid in vcard.members(vcard.parse(card.text, f"group {name!r}")):
                 out.add(name)
@@ -134,10 +156,12 @@ class AddressBook:
 
     async def _edit_group(self, group: str, edit: Callable[[str], str | None]) -> bool:
         """Apply ``edit`` to the group card; True if a write happened."""
-        href = self._group_hrefs[group]
+        href = self._group_hrefs.get(group)
+        if href is None:
+            raise GroupMissingError(f"contact group {group!r} is missing", group)
         card = self._group_cards.pop(group, None) or await self._client.get(href)
         if card is None:
-            raise GroupMissingError(f"contact group {group!r} is gone")
+            raise GroupMissingError(f"contact group {group!r} is missing", group)
         for attempt in range(EDIT_ATTEMPTS):
             new_text = edit(card.text)
             if new_text is None:

@@ -28,6 +28,9 @@ class HealthRecord:
     consecutive_failures: int = 0
     auth_rejected: str | None = None  # what rejected a poll, e.g. "JMAP (HTTP 401)"
     last_poll_error: str | None = None
+    missing: tuple[str, ...] = ()  # what the account lost while running
+    dry_run: bool = False
+    starting: str | None = None  # why start-up has not finished yet
     stream_auth_rejected: str | None = None  # e.g. "EventSource (HTTP 403)"
 
 
@@ -49,6 +52,13 @@ def evaluate(
     for rejected in (record.auth_rejected, record.stream_auth_rejected):
         if rejected:
             reasons.append(f"credentials rejected by {rejected}")
+    if record.missing:
+        reasons.append(
+            f"missing in the account: {', '.join(record.missing)} "
+            "(its categories cannot be triaged; run `mailroom setup --apply`)"
+        )
+    if record.starting:
+        reasons.append(f"starting: {record.starting}")
     if reasons:
         status = "fail"
     elif record.eventsource_state != "connected":
@@ -59,6 +69,7 @@ def evaluate(
     body = {
         "status": status,
         "version": version,
+        "dry_run": record.dry_run,
         "output": "; ".join(reasons) or None,
         "eventsource": {
             "status": record.eventsource_state,

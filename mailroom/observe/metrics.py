@@ -98,6 +98,9 @@ class Metrics:
             "Push events absorbed by the debounce into an already scheduled poll",
             registry=r,
         )
+        self.dry_run = Gauge(
+            "mailroom_dry_run", "1 when running with --dry-run (nothing is written)", registry=r
+        )
         self.internal_errors = Counter(
             "mailroom_internal_errors",
             "Exceptions caught in Mailroom's own loops (each logged with its traceback)",

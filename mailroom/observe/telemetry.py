@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from mailroom import __version__
@@ -33,12 +34,14 @@ class Telemetry:
         poll_interval: float,
         *,
         pass_timeout: float = 120.0,
+        degraded_interval: float | None = None,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         systemd: SystemdNotifier | None = None,
     ) -> None:
         self.metrics = metrics
         self.poll_interval = poll_interval
+        self.degraded_interval = degraded_interval or poll_interval
         self._wall = wall
         self._monotonic = monotonic
         self._systemd = systemd or SystemdNotifier({})
@@ -83,7 +86,19 @@ class Telemetry:
             self.metrics.transitions.labels(old, new).inc()
             self.path.append(new)
         self._log(event, old, new, reason, previous_error)
-        self._systemd.status(f"push {new}" + (f": {reason}" if reason else ""))
+        self._systemd.status(self._status_line(new, reason))
+
+    def _status_line(self, state: str, reason: str | None) -> str:
+        """One readable line for systemd's STATUS= (what `systemctl status` shows)."""
+        why = f" ({reason})" if reason else ""
+        if state == "connected":
+            since = datetime.fromtimestamp(self._wall(), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            return f"push connected since {since}"
+        if state == "degraded":
+            return f"degraded: polling every {self.degraded_interval:g} s{why}"
+        if state == "backoff":
+            return f"push lost{why}; reconnecting, polling every {self.poll_interval:g} s"
+        return "connecting push"
 
     def _log(
         self, event: str, old: str, new: str, reason: str | None, previous_error: str | None
@@ -130,6 +145,16 @@ class Telemetry:
         with self._lock:
             self.metrics.collapsed.inc(count)
 
+    def starting(self, reason: str | None) -> None:
+        """Why start-up has not finished (None: it has): /health fails meanwhile."""
+        with self._lock:
+            self.record.starting = reason
+
+    def set_dry_run(self, dry_run: bool) -> None:
+        with self._lock:
+            self.record.dry_run = dry_run
+            self.metrics.dry_run.set(1 if dry_run else 0)
+
     def pass_started(self) -> None:
         with self._lock:
             self._last_pass_start = self._monotonic()
@@ -148,6 +173,7 @@ class Telemetry:
         conflicts: int = 0,
         failures: int = 0,
         unflagged: int = 0,
+        missing: tuple[str, ...] | None = None,
         error: str | None = None,
         auth_rejected: str | None = None,
     ) -> None:
@@ -156,6 +182,8 @@ class Telemetry:
         with self._lock:
             rec = self.record
             rec.last_trigger = trigger.value
+            if missing is not None:  # a pass that got as far as looking
+                rec.missing = missing
             self.metrics.poll_duration.observe(duration)
             self.metrics.sender_failures.inc(failures)
             if error is None:

@@ -60,6 +60,7 @@ class PassSummary:
     conflicts: int = 0
     failures: int = 0
     unflagged: int = 0  # emails that refused the error label
+    missing: tuple[str, ...] = ()  # what the account lost: "mailbox 'Feed'", …
     # Set when the pass ran but must count as failed (every sender failed).
     failure: Failure | None = None
 
@@ -300,6 +301,7 @@ class Supervisor:
                 conflicts=summary.conflicts,
                 failures=summary.failures,
                 unflagged=summary.unflagged,
+                missing=summary.missing,
             )
         if failure is not None:
             fields["error"] = failure.message
@@ -318,6 +320,7 @@ class Supervisor:
                 error=failure.message,
                 auth_rejected=failure.rejected_by,
                 failures=summary.failures if summary is not None else 0,
+                missing=summary.missing if summary is not None else None,
             )
         elif summary is not None:
             self.telemetry.poll_finished(
@@ -328,4 +331,5 @@ class Supervisor:
                 conflicts=summary.conflicts,
                 failures=summary.failures,
                 unflagged=summary.unflagged,
+                missing=summary.missing,
             )

@@ -107,6 +107,11 @@ def run_demo(*, poll_interval: float, debounce: float, pause: float, keep_runnin
     _say(f"starting: mailroom run (poll interval {poll_interval:g} s, debounce {debounce:g} s)")
     _say(f"health:  http://127.0.0.1:{http_port}/health")
     _say(f"metrics: http://127.0.0.1:{http_port}/metrics")
+    _say("first: mailroom setup --apply (what a new user runs after `mailroom check`)")
+    setup = subprocess.run([sys.executable, "-m", "mailroom", "setup", "--apply"], env=env)
+    if setup.returncode != 0:
+        _say("setup failed; giving up")
+        return 1
     service = subprocess.Popen([sys.executable, "-m", "mailroom", "run"], env=env)
     user = User(sandbox)
     latencies: list[float] = []

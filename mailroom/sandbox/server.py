@@ -18,13 +18,16 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from mailroom.carddav import vcard
 from mailroom.sandbox.contactstore import ContactStore, DavError
 from mailroom.sandbox.faults import Faults, Route, StreamMode
 from mailroom.sandbox.mailstore import ACCOUNT_ID, MailStore, RequestError
+from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, Categories, parse_categories
 
 Flavour = Literal["fastmail", "rfc"]
 
@@ -92,6 +95,22 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def prepare(
+        self,
+        categories: Categories | None = None,
+        *,
+        screener: str = "Screener",
+        error_label: str = "@MailroomError",
+    ) -> None:
+        """Leave the account as ``mailroom setup --apply --create-screener`` would."""
+        cats = categories or parse_categories(DEFAULT_CATEGORIES_JSON)
+        for name in (screener, error_label, *cats.labels, *cats.destinations):
+            self.mail.ensure_mailbox(name)
+        for group in cats.contact_groups:
+            if not self.contacts.groups_named(group):
+                uid = str(uuid.uuid4())
+                self.contacts.write(f"{uid}.vcf", vcard.new_group(uid, group))
 
     def set_refusing(self, refusing: bool) -> None:
         """Stop listening (connections are refused) or listen again on the same port."""
@@ -216,6 +235,14 @@ class _Server(ThreadingHTTPServer):
         with self.sockets_lock:
             self.open_sockets.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-answer is routine here (faults do it on
+        # purpose); anything else still gets the standard traceback.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
     def reset_connections(self) -> None:
         """Reset every open connection, as a crashed or restarted server does."""

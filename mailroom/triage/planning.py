@@ -25,10 +25,13 @@ class MailboxMap:
     labels: Mapping[str, str]  # category name -> label mailbox id
     destinations: Mapping[str, str]  # destination mailbox name -> id
     excluded: frozenset[str]  # Trash and Junk: never re-filed
+    # Names the settings need that the account lost while running (the user
+    # deleted or renamed them): their categories fail until setup makes them.
+    missing: frozenset[str] = frozenset()
 
     def label_category(self, categories: Categories) -> dict[str, Category]:
         """label mailbox id -> category"""
-        return {self.labels[c.name]: c for c in categories}
+        return {self.labels[c.name]: c for c in categories if c.name in self.labels}
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,9 @@ def target_mailboxes(
     """Where an email of a sender triaged into ``category`` belongs."""
     chain = categories.chain(category)
     chain_dest = {boxes.destinations[c.destination] for c in chain}
-    other_dest = {boxes.destinations[c.destination] for c in categories} - chain_dest
+    other_dest = {
+        boxes.destinations[c.destination] for c in categories if c.destination in boxes.destinations
+    } - chain_dest
     out = (current - {boxes.screener} - other_dest) | chain_dest
     if category.add_to_inbox and boxes.screener in current:
         out |= {boxes.inbox}

@@ -13,12 +13,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailroom.carddav.addressbook import AddressBook, GroupMissingError
+from mailroom.carddav import vcard
+from mailroom.carddav.addressbook import AddressBook, Contact, GroupMissingError
 from mailroom.carddav.client import CardDavAuthError, CardDavError
 from mailroom.carddav.vcard import VCardError
 from mailroom.jmap.client import Call, JmapClient, SetOutcome
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError, JmapSetError
-from mailroom.triage.categories import Categories
+from mailroom.triage.account import (
+    SETUP_HINT,
+    AccountReview,
+    Need,
+    NeedKind,
+    missing_message,
+    review_account,
+)
+from mailroom.triage.categories import Categories, Category
 from mailroom.triage.planning import (
     MailboxMap,
     SenderWork,
@@ -43,10 +52,12 @@ class SetupError(Exception):
 
 
 class AccountConflict(SetupError):
-    """The settings clash with the account (a label is a role mailbox): fix, don't retry."""
+    """The account cannot serve the settings (something missing, a label that is a
+    role mailbox): the user must act, retrying cannot help. Start-up exits 2."""
 
 
-ROLE_MAILBOXES = frozenset({"inbox", "archive", "sent", "drafts", "trash", "junk"})
+def missing_message_parts(parts: list[str]) -> str:
+    return f"missing in the account: {', '.join(parts)}; {SETUP_HINT}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,7 @@ class PollResult:
     conflicts: int = 0  # senders whose emails got the error label
     failures: int = 0  # senders left for the next poll
     unflagged: int = 0  # emails that refused the error label
+    missing: set[str] = field(default_factory=set)  # what the account lost, for /health
     last_error: str | None = None  # of the last sender that failed
     # States the server reported when the scan ran, and those Mailroom's own
     # writes produced: push events carrying only the latter are echoes.
@@ -84,13 +96,20 @@ class PollResult:
             self.own_states["Mailbox"].add(outcome.mailbox_state)
 
 
+REHEARSALS_KEPT = 10_000  # plans already logged in a dry run (then DEBUG)
+
+
 class Triage:
-    def __init__(self, jmap: JmapClient, book: AddressBook, config: TriageConfig) -> None:
+    def __init__(
+        self, jmap: JmapClient, book: AddressBook, config: TriageConfig, *, dry_run: bool = False
+    ) -> None:
         self._jmap = jmap
         self._book = book
         self._config = config
         self._boxes: MailboxMap | None = None
         self._groups_stale = False
+        self.dry_run = dry_run
+        self._rehearsed: set[tuple[str, ...]] = set()
 
     @property
     def mailboxes(self) -> MailboxMap:
@@ -109,50 +128,88 @@ class Triage:
             *cats.destinations,
         ]
 
-    async def setup(self) -> None:
-        """Resolve mailboxes (creating labels and destinations) and contact groups."""
+    async def review(self) -> AccountReview:
+        """What the settings need and the account has (reads only)."""
+        cfg = self._config
         mailboxes, _ = await self._jmap.get_mailboxes()
-        self._boxes = await self._resolve(mailboxes)
-        await self._book.ensure_groups(self._config.categories.contact_groups)
+        groups = await self._book.find_groups(cfg.categories.contact_groups)
+        return review_account(
+            categories=cfg.categories,
+            screener=cfg.screener_mailbox,
+            error_label=cfg.error_label,
+            mailboxes=mailboxes,
+            groups=groups,
+        )
 
-    async def _resolve(self, mailboxes: list[dict[str, Any]]) -> MailboxMap:
+    async def setup(self) -> None:
+        """Resolve mailboxes and contact groups; never creates anything.
+
+        Raises AccountConflict (start-up stops, exit 2) when the account lacks
+        what the settings need or a label is a role mailbox.
+        """
+        review = await self.review()
+        if review.conflicts:
+            raise AccountConflict("; ".join(review.conflicts))
+        if review.missing:
+            raise AccountConflict(missing_message(review.missing))
+        mailboxes, _ = await self._jmap.get_mailboxes()
+        self._boxes = self._resolve(mailboxes)
+
+    async def provision(self, *, create_screener: bool = False) -> list[tuple[Need, str | None]]:
+        """Create what the account lacks; returns each missing need and its error.
+
+        The Screener is the user's own (their rules file mail there), so it is
+        made only when asked.
+        """
+        review = await self.review()
+        done: list[tuple[Need, str | None]] = []
+        for need in review.missing:
+            if need.purpose == "the Screener" and not create_screener:
+                done.append((need, "not created: pass --create-screener, or make it yourself"))
+                continue
+            try:
+                if need.kind is NeedKind.MAILBOX:
+                    await self._jmap.create_mailbox(need.name)
+                else:
+                    await self._book.create_group(need.name)
+            except (JmapError, CardDavError) as exc:
+                done.append((need, str(exc)))
+                continue
+            log.info("created", extra={"fields": {"what": str(need)}})
+            done.append((need, None))
+        return done
+
+    def _resolve(self, mailboxes: list[dict[str, Any]]) -> MailboxMap:
         cfg = self._config
         res = resolve_mailboxes(mailboxes, self._names())
         if cfg.screener_mailbox in res.missing:
             raise SetupError(
-                f"no mailbox named {cfg.screener_mailbox!r}: create it, and a rule that "
-                "files mail from unknown senders there (or set MAILROOM_SCREENER_MAILBOX)"
+                f"no mailbox named {cfg.screener_mailbox!r} (the Screener): create it, and a "
+                "rule that files mail from unknown senders there"
             )
         if res.inbox is None:
             raise SetupError("the account has no Inbox (no mailbox with role 'inbox')")
-        roles = {
-            box.get("id"): box.get("role")
-            for box in mailboxes
-            if isinstance(box.get("role"), str) and box.get("role") in ROLE_MAILBOXES
-        }
-        for name in (cfg.error_label, *cfg.categories.labels):
-            role = roles.get(res.found.get(name))
-            if role is not None:
-                # Triage removes labels: pointing one at the Inbox or the Trash
-                # would move the user's mail out of it.
-                raise AccountConflict(
-                    f"the label {name!r} is the account's {role} mailbox; choose another "
-                    "label name (MAILROOM_TRIAGE_CATEGORIES or MAILROOM_ERROR_LABEL)"
-                )
-        found = dict(res.found)
-        for name in res.missing:
-            # Labels, the error label and destinations are Mailroom's own
-            # vocabulary; making them saves the user a setup step.
-            found[name] = await self._jmap.create_mailbox(name)
-            log.info("created mailbox", extra={"fields": {"mailbox": name}})
+        found = res.found
         return MailboxMap(
             inbox=res.inbox,
             screener=found[cfg.screener_mailbox],
-            error_label=found[cfg.error_label],
-            labels={c.name: found[c.label] for c in cfg.categories},
-            destinations={d: found[d] for d in cfg.categories.destinations},
+            error_label=found.get(cfg.error_label, ""),
+            labels={c.name: found[c.label] for c in cfg.categories if c.label in found},
+            destinations={d: found[d] for d in cfg.categories.destinations if d in found},
             excluded=res.excluded,
+            missing=frozenset(res.missing),
         )
+
+    def _broken(self, category: Category) -> list[str]:
+        """What this category needs that the account lost, as message parts."""
+        boxes = self.mailboxes
+        out = []
+        for c in self._config.categories.chain(category):
+            if c.destination in boxes.missing:
+                out.append(f"mailbox {c.destination!r}")
+            if c.contact_group not in self._book.group_hrefs:
+                out.append(f"contact group {c.contact_group!r}")
+        return out
 
     def _still_valid(self, mailboxes: list[dict[str, Any]]) -> bool:
         boxes = self.mailboxes
@@ -160,10 +217,10 @@ class Triage:
         expected = {
             self._config.screener_mailbox: boxes.screener,
             self._config.error_label: boxes.error_label,
-            **{c.label: boxes.labels[c.name] for c in self._config.categories},
-            **boxes.destinations,
+            **{c.label: boxes.labels.get(c.name, "") for c in self._config.categories},
+            **{d: boxes.destinations.get(d, "") for d in self._config.categories.destinations},
         }
-        return not res.missing and all(res.found[n] == i for n, i in expected.items())
+        return all(res.found.get(n, "") == i for n, i in expected.items())
 
     # -- poll -------------------------------------------------------------------
 
@@ -176,7 +233,13 @@ class Triage:
                 "skipped emails with the error label", extra={"fields": {"count": plan.skipped}}
             )
         flagged = [eid for ids in plan.conflicts.values() for eid in ids] + plan.unreadable
-        if flagged:
+        if flagged and not self.mailboxes.error_label:
+            result.unflagged += len(flagged)
+            log.error(
+                "cannot add the error label: it is missing",
+                extra={"fields": {"emails": len(flagged), "label": self._config.error_label}},
+            )
+        elif flagged:
             await self._flag(flagged, result)
             result.conflicts = len(plan.conflicts)
             for sender, ids in plan.conflicts.items():
@@ -189,8 +252,31 @@ class Triage:
                     "labelled emails without a sender address; added the error label",
                     extra={"fields": {"emails": len(plan.unreadable)}},
                 )
+        if self._groups_stale:
+            # A managed group vanished last pass: look again (never recreate:
+            # that is `mailroom setup --apply`'s job, on the user's word).
+            self._groups_stale = False
+            await self._book.find_groups(self._config.categories.contact_groups)
+        result.missing.update(f"mailbox {n!r}" for n in self.mailboxes.missing)
+        result.missing.update(
+            f"contact group {g!r}"
+            for g in self._config.categories.contact_groups
+            if g not in self._book.group_hrefs
+        )
         for work in plan.senders.values():
+            broken = self._broken(work.category)
+            if broken:
+                result.failures += 1
+                result.last_error = f"{work.category.name}: {missing_message_parts(broken)}"
+                log.error(
+                    "triage failed; labels kept for the next pass",
+                    extra={"fields": {"sender": work.sender, "error": result.last_error}},
+                )
+                continue
             try:
+                if self.dry_run:
+                    await self._rehearse(work)
+                    continue
                 refiled = await self._triage_sender(work, result)
             except (JmapAuthError, CardDavAuthError):
                 raise  # the credentials, not this sender: the whole pass fails
@@ -201,6 +287,8 @@ class Triage:
                 result.last_error = str(exc) or type(exc).__name__
                 if isinstance(exc, GroupMissingError):
                     self._groups_stale = True
+                    if exc.group is not None:
+                        result.missing.add(f"contact group {exc.group!r}")
                 expected = isinstance(exc, (JmapError, CardDavError, VCardError))
                 log.error(
                     "triage failed; labels kept for the next pass",
@@ -226,11 +314,6 @@ class Triage:
                     }
                 },
             )
-        if self._groups_stale:
-            # A managed group vanished: look the groups up (or recreate them)
-            # so the next poll can succeed.
-            self._groups_stale = False
-            await self._book.ensure_groups(self._config.categories.contact_groups)
         return result
 
     async def _scan(self, result: PollResult) -> list[dict[str, Any]]:
@@ -258,7 +341,7 @@ class Triage:
             if not self._still_valid(mailboxes):
                 # A label or destination was renamed, deleted or recreated.
                 log.info("mailboxes changed; resolving them again")
-                self._boxes = await self._resolve(mailboxes)
+                self._boxes = self._resolve(mailboxes)
                 continue
             result.seen_states = {
                 "Mailbox": str(mailbox_get.get("state", "")),
@@ -275,6 +358,9 @@ class Triage:
         raise JmapProtocolError("mailboxes keep changing during the scan")
 
     async def _flag(self, ids: list[str], result: PollResult) -> None:
+        if self.dry_run:
+            self._said("would add the error label", ("flag", *sorted(ids)), {"emails": len(ids)})
+            return
         patch = {eid: {f"mailboxIds/{self.mailboxes.error_label}": True} for eid in ids}
         outcome = await self._jmap.update_emails(patch)
         result.record(outcome)
@@ -286,6 +372,39 @@ class Triage:
                 "emails refused the error label",
                 extra={"fields": {"emails": len(refused), "error": str(_set_error(refused))}},
             )
+
+    async def _rehearse(self, work: SenderWork) -> None:
+        """A dry run of ``_triage_sender``: the same reads, no writes, one log line."""
+        cats = self._config.categories
+        existing = await self._book.find_contact(work.sender)
+        current = await self._book.groups_of(existing.uid) if existing else set()
+        groups = plan_groups(current, work.category, cats)
+        found = await self._jmap.query_emails({"from": work.sender}, EMAIL_PROPERTIES)
+        mail: dict[str, frozenset[str]] = dict(work.emails)
+        for email in found:
+            who = sender_of(email)
+            if who is not None and who[0] == work.sender and isinstance(email.get("id"), str):
+                mail[email["id"]] = mailbox_ids_of(email)
+        refile = plan_refile(mail, work.category, cats, self.mailboxes)
+        fields = {
+            "sender": work.sender,
+            "category": work.category.name,
+            "contact": _contact_action(existing, work),
+            "join": ",".join(groups.add) or "-",
+            "leave": ",".join(groups.remove) or "-",
+            "emails_refiled": len(refile),
+            "labels_removed": len(work.emails),
+        }
+        key = (work.sender, work.category.name, *sorted(mail))
+        self._said("dry run: would triage sender", key, fields)
+
+    def _said(self, message: str, key: tuple[str, ...], fields: dict[str, Any]) -> None:
+        # Nothing changes in a dry run, so every pass plans the same again:
+        # say each distinct plan once at INFO.
+        new = key not in self._rehearsed
+        if new and len(self._rehearsed) < REHEARSALS_KEPT:
+            self._rehearsed.add(key)
+        log.log(logging.INFO if new else logging.DEBUG, message, extra={"fields": fields})
 
     async def _triage_sender(self, work: SenderWork, result: PollResult) -> int:
         cats = self._config.categories
@@ -328,6 +447,15 @@ class Triage:
         result.record(outcome)
         _raise_unless_gone(outcome)
         return len(refile) - len(refiled.failures)
+
+
+def _contact_action(existing: Contact | None, work: SenderWork) -> str:
+    if existing is None:
+        return "create"
+    filled = vcard.fill_contact(
+        existing.card.text, work.sender, work.display_name, work.category.contact_type
+    )
+    return "keep" if filled is None else "fill empty fields"
 
 
 def _set_error(failures: dict[str, dict[str, Any]]) -> JmapSetError:

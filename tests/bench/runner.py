@@ -255,6 +255,7 @@ def bench_idle_poll_requests() -> dict[str, Any]:
                 jmap, carddav, _, triage = make_clients(sb, http, Sleeps())
                 await jmap.discover()
                 await carddav.discover()
+                await triage.provision(create_screener=True)
                 await triage.setup()
                 before = sb.total_requests()
                 await triage.poll()

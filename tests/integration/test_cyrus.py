@@ -112,7 +112,7 @@ def test_templated_url_ids_ping_and_last_event_id_replay(cyrus: Cyrus) -> None:
 
 def test_bad_token_is_401_and_health_fails(cyrus: Cyrus) -> None:
     env = cyrus.mailroom_env(MAILROOM_JMAP_TOKEN="not-a-valid-jwt-token")
-    with MailroomProcess(env) as mr:
+    with MailroomProcess(env, setup=False) as mr:
         assert wait_until(lambda: mr.health()[0] == 503, 30), mr.log
         body = mr.health()[1]
         assert body["status"] == "fail"

@@ -107,6 +107,7 @@ async def running(
             **(env or {}),
         }
     )
+    sandbox.prepare(settings.categories)  # as `mailroom setup --apply` leaves it
     app = App(settings, policy=policy)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))

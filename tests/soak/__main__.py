@@ -14,6 +14,7 @@ violation.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -27,7 +28,9 @@ from pathlib import Path
 
 import httpx
 
+from mailroom.operate.setup import provision_account
 from mailroom.sandbox.server import Sandbox
+from mailroom.settings import load_settings
 from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
 from tests.soak.chaos import Fault, make_faults
 from tests.soak.service import SOAK_POLICY
@@ -91,6 +94,7 @@ def run(seed: int, seconds: float) -> dict[str, object]:
             "MAILROOM_HTTP_PORT": str(port),
             "MAILROOM_LOG_FORMAT": "json",
         }
+        asyncio.run(provision_account(load_settings(env), create_screener=True))
         log_path = Path(tmp) / "service.log"
         with log_path.open("w") as log:
             proc = subprocess.Popen(

@@ -1,0 +1,1 @@
+"""The operator's commands: check, setup, status, the systemd unit."""

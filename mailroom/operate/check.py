@@ -1,0 +1,149 @@
+"""``mailroom check``: everything a new user needs to know works, read-only.
+
+One line per item with a mark, and under each problem the fix. Exit 0 only
+when all is well, 1 when something in the account or on the network is wrong
+(invalid settings exit 2 before this runs). Never writes anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import httpx
+
+from mailroom.carddav.client import CardDavAuthError, CardDavError
+from mailroom.core.vocabulary import WATCHED_TYPES
+from mailroom.jmap.errors import JmapAuthError, JmapError
+from mailroom.net import DEFAULT_TIMEOUT
+from mailroom.operate.report import Report
+from mailroom.push.messages import StreamFailed, StreamItem, StreamMessage, StreamRefused
+from mailroom.push.sse import Event
+from mailroom.push.stream import read_stream, stream_client
+from mailroom.service import Clients, make_clients
+from mailroom.settings import Settings
+
+STREAM_WAIT = 10.0
+CHECK_PING = 5  # asked of the server so a quiet account still answers within the wait
+
+ADVICE_JMAP = (
+    "create a Fastmail API token with the Mail scope (Settings → Privacy & Security → "
+    "Manage API tokens) and set MAILROOM_JMAP_TOKEN (or MAILROOM_JMAP_TOKEN_FILE)"
+)
+ADVICE_CARDDAV = (
+    "create a Fastmail app password with CardDAV access (Settings → Privacy & Security → "
+    "App passwords) and set MAILROOM_CARDDAV_USERNAME and MAILROOM_CARDDAV_PASSWORD"
+)
+ADVICE_SETUP = "run `mailroom setup --apply` (it lists what it will create first without --apply)"
+
+
+async def run_check(settings: Settings, report: Report) -> int:
+    report.ok("settings are valid")
+    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
+        clients = make_clients(settings, http)
+        jmap_ok = await _jmap(clients, report)
+        dav_ok = await _carddav(clients, report)
+        if jmap_ok and dav_ok:
+            await _account(clients, report)
+        if jmap_ok:
+            await _stream(clients, report)
+    if report.problems:
+        report.info(f"{report.problems} problem(s) found")
+        return 1
+    report.ok("all is well: `mailroom run` (or the systemd unit) can start")
+    return 0
+
+
+async def _jmap(clients: Clients, report: Report) -> bool:
+    try:
+        session = await clients.jmap.discover()
+    except JmapAuthError as exc:
+        report.bad(f"JMAP: {exc}", ADVICE_JMAP)
+        return False
+    except JmapError as exc:
+        report.bad(
+            f"JMAP: {exc}", "check MAILROOM_JMAP_SESSION_URL and that this machine reaches it"
+        )
+        return False
+    report.ok(f"JMAP: token accepted, mail capability present ({session.api_url})")
+    if session.event_source_url is None:
+        report.bad(
+            "JMAP: the session has no eventSourceUrl, so no push",
+            "Mailroom would still poll every 30 s; use a server that offers push",
+        )
+    return True
+
+
+async def _carddav(clients: Clients, report: Report) -> bool:
+    try:
+        book = await clients.carddav.discover()
+    except CardDavAuthError as exc:
+        report.bad(f"CardDAV: {exc}", ADVICE_CARDDAV)
+        return False
+    except CardDavError as exc:
+        report.bad(f"CardDAV: {exc}", "check MAILROOM_CARDDAV_URL and that this machine reaches it")
+        return False
+    report.ok(f"CardDAV: password accepted, address book found ({book})")
+    return True
+
+
+async def _account(clients: Clients, report: Report) -> None:
+    try:
+        review = await clients.triage.review()
+    except (JmapError, CardDavError) as exc:
+        report.bad(f"reading the account: {exc}")
+        return
+    if not review.has_inbox:
+        report.bad("the account has no Inbox (no mailbox with role 'inbox')")
+    for need in review.needs:
+        if need.present:
+            report.ok(f"{need} exists")
+        elif need.purpose == "the Screener":
+            report.bad(
+                f"{need} is missing",
+                "create it and a rule filing mail from senders not in your contacts there, "
+                "or run `mailroom setup --apply --create-screener`",
+            )
+        else:
+            report.bad(f"{need} is missing", ADVICE_SETUP)
+    for conflict in review.conflicts:
+        report.bad(conflict, "rename the label in MAILROOM_TRIAGE_CATEGORIES")
+
+
+async def _stream(clients: Clients, report: Report) -> None:
+    session = clients.jmap.session
+    url = session.stream_url(types=",".join(WATCHED_TYPES), closeafter="no", ping=CHECK_PING)
+    if url is None:
+        return
+    queue: asyncio.Queue[StreamMessage] = asyncio.Queue()
+    began = time.monotonic()
+    async with stream_client() as http:
+        reader = asyncio.create_task(
+            read_stream(http, 1, url, clients.jmap.auth_headers, "", queue.put_nowait)
+        )
+        try:
+            async with asyncio.timeout(STREAM_WAIT):
+                while True:
+                    message = await queue.get()
+                    if isinstance(message, StreamItem) and isinstance(message.item, Event):
+                        kind = message.item.type
+                        waited = time.monotonic() - began
+                        report.ok(f"event stream: first {kind!r} event after {waited:.1f} s")
+                        return
+                    if isinstance(message, StreamRefused):
+                        fix = ADVICE_JMAP if message.auth else "push is off on this server"
+                        report.bad(f"event stream: {message.reason}", fix)
+                        return
+                    if isinstance(message, StreamFailed):
+                        report.bad(f"event stream: {message.reason}")
+                        return
+        except TimeoutError:
+            report.bad(
+                f"event stream: no event or ping within {STREAM_WAIT:g} s",
+                "a proxy may buffer the stream; Mailroom would rely on polling",
+            )
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader

@@ -1,0 +1,57 @@
+"""``mailroom setup [--apply] [--create-screener]``: make what the settings need."""
+
+from __future__ import annotations
+
+import httpx
+
+from mailroom.net import DEFAULT_TIMEOUT
+from mailroom.operate.report import Report
+from mailroom.operate.rules import fastmail_rules
+from mailroom.service import make_clients
+from mailroom.settings import Settings
+from mailroom.triage.account import Need
+
+
+async def provision_account(
+    settings: Settings, *, create_screener: bool = False
+) -> list[tuple[Need, str | None]]:
+    """What ``mailroom setup --apply`` does, without the report: for the demo and tests."""
+    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
+        clients = make_clients(settings, http)
+        await clients.jmap.discover()
+        await clients.carddav.discover()
+        return await clients.triage.provision(create_screener=create_screener)
+
+
+async def run_setup(
+    settings: Settings, *, apply: bool, create_screener: bool, report: Report
+) -> int:
+    """Plan (and with ``apply``, create); then print the rules. Exit 1 on failure."""
+    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
+        clients = make_clients(settings, http)
+        await clients.jmap.discover()
+        await clients.carddav.discover()
+        review = await clients.triage.review()
+        for conflict in review.conflicts:
+            report.bad(conflict)
+        present = [n for n in review.needs if n.present]
+        report.info(f"{len(present)} of {len(review.needs)} mailboxes and groups already exist")
+        if not review.missing:
+            report.ok("nothing to create: the account has everything the settings need")
+        elif not apply:
+            for need in review.missing:
+                if need.purpose == "the Screener" and not create_screener:
+                    report.bad(f"missing: {need}", "create it, or pass --create-screener")
+                else:
+                    report.info(f"would create {need}")
+            report.info("dry run: nothing written; add --apply to create these")
+        else:
+            for need, error in await clients.triage.provision(create_screener=create_screener):
+                if error is None:
+                    report.ok(f"created {need}")
+                else:
+                    report.bad(f"{need}: {error}")
+    print("\nCreate these rules in Fastmail (Settings → Filters & Rules), in this order:")
+    for line in fastmail_rules(settings.categories, settings.screener_mailbox):
+        print(f"  {line}")
+    return 1 if report.problems else 0

@@ -1,0 +1,77 @@
+"""``mailroom status [--url URL]``: a running instance's /health, for a person.
+
+Exit status follows the health: 0 pass, 1 warn, 2 fail, 3 unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+import httpx
+
+EXIT = {"pass": 0, "warn": 1, "fail": 2}
+UNREACHABLE = 3
+WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - mapped away
+
+
+def default_url(env: dict[str, str] | None = None) -> str:
+    """Where this machine's instance answers, from MAILROOM_HTTP_HOST/PORT."""
+    env = dict(os.environ) if env is None else env
+    host = env.get("MAILROOM_HTTP_HOST", "127.0.0.1").strip()
+    host = WILDCARDS.get(host, host)
+    port = env.get("MAILROOM_HTTP_PORT", "8080").strip() or "8080"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/health"
+
+
+def run_status(url: str | None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    url = url or default_url()
+    try:
+        response = httpx.get(url, timeout=5.0)
+        body = response.json()
+        if not isinstance(body, dict):
+            raise ValueError("not a JSON object")
+    except (httpx.HTTPError, ValueError) as exc:
+        print(f"mailroom status: cannot read {url}: {exc}", file=out)
+        return UNREACHABLE
+    for line in describe(body):
+        print(line, file=out)
+    return EXIT.get(str(body.get("status")), UNREACHABLE)
+
+
+def describe(body: dict[str, Any]) -> list[str]:
+    status = str(body.get("status", "?"))
+    push = body.get("eventsource") or {}
+    polling = body.get("polling") or {}
+    head = f"Mailroom {body.get('version', '?')}: {status.upper()}"
+    if body.get("dry_run"):
+        head += " (dry run: nothing is written)"
+    lines = [head]
+    if body.get("output"):
+        lines.append(f"  why:          {body['output']}")
+    state = str(push.get("status", "?")).upper()
+    since = push.get("connected_since")
+    lines.append(f"  push:         {state}" + (f" since {since}" if since else ""))
+    lines.append(f"  last event:   {push.get('last_event_at') or 'none yet'}")
+    lines.append(f"  reconnects:   {push.get('reconnect_count', 0)}")
+    if push.get("last_error"):
+        lines.append(f"  push error:   {push['last_error']}")
+    last = polling.get("last_success_at")
+    trigger = polling.get("last_trigger")
+    lines.append(
+        f"  last pass:    {last or 'none succeeded yet'}"
+        + (f" (trigger {trigger})" if trigger else "")
+    )
+    failures = polling.get("consecutive_failures", 0)
+    if failures:
+        lines.append(f"  failing:      {failures} pass(es) in a row")
+    if polling.get("last_error"):
+        lines.append(f"  last error:   {polling['last_error']}")
+    interval = polling.get("interval_seconds")
+    if interval is not None:
+        lines.append(f"  safety net:   a pass every {interval:g} s")
+    return lines

@@ -1,0 +1,101 @@
+"""What the settings need from the account, and what it has: a pure review.
+
+``mailroom check`` reports it, ``mailroom setup`` acts on it, ``mailroom run``
+refuses to start on an incomplete account and names what is missing. Nothing
+here does IO: it reads a ``Mailbox/get`` list and the names of the contact
+groups found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from mailroom.triage.categories import Categories
+
+# Triage removes labels and re-files: none of these may serve as a label.
+ROLE_MAILBOXES = frozenset({"inbox", "archive", "sent", "drafts", "trash", "junk"})
+SETUP_HINT = "run `mailroom setup --apply`"
+
+
+class NeedKind(StrEnum):
+    MAILBOX = "mailbox"
+    GROUP = "contact group"
+
+
+@dataclass(frozen=True)
+class Need:
+    kind: NeedKind
+    name: str
+    purpose: str  # "the Screener", "label for Feed", …
+    present: bool
+
+    def __str__(self) -> str:
+        return f"{self.kind.value} {self.name!r} ({self.purpose})"
+
+
+@dataclass(frozen=True)
+class AccountReview:
+    needs: tuple[Need, ...]
+    conflicts: tuple[str, ...]  # one sentence each: a label that is a role mailbox
+    has_inbox: bool
+
+    @property
+    def missing(self) -> tuple[Need, ...]:
+        return tuple(n for n in self.needs if not n.present)
+
+    @property
+    def ok(self) -> bool:
+        return self.has_inbox and not self.conflicts and not self.missing
+
+
+def review_account(
+    *,
+    categories: Categories,
+    screener: str,
+    error_label: str,
+    mailboxes: Sequence[Mapping[str, Any]],
+    groups: Iterable[str],
+) -> AccountReview:
+    top = {
+        str(b.get("name")): b
+        for b in mailboxes
+        if isinstance(b.get("name"), str) and b.get("parentId") is None
+    }
+    nested = {str(b.get("name")) for b in mailboxes if isinstance(b.get("name"), str)}
+    names = top.keys() | nested
+    have_groups = set(groups)
+    wanted: list[tuple[NeedKind, str, str]] = [(NeedKind.MAILBOX, screener, "the Screener")]
+    for c in categories:
+        wanted.append((NeedKind.MAILBOX, c.label, f"label for {c.name}"))
+    for c in categories:
+        wanted.append((NeedKind.MAILBOX, c.destination, f"destination of {c.name}"))
+    wanted.append((NeedKind.MAILBOX, error_label, "the error label"))
+    for c in categories:
+        wanted.append((NeedKind.GROUP, c.contact_group, f"contact group of {c.name}"))
+    needs: list[Need] = []
+    seen: set[tuple[NeedKind, str]] = set()
+    for kind, name, purpose in wanted:
+        if (kind, name) in seen:
+            continue  # a destination or group shared by categories
+        seen.add((kind, name))
+        present = name in (names if kind is NeedKind.MAILBOX else have_groups)
+        needs.append(Need(kind, name, purpose, present))
+    conflicts = []
+    for name in (*categories.labels, error_label):
+        box = top.get(name)
+        role = box.get("role") if box is not None else None
+        if isinstance(role, str) and role in ROLE_MAILBOXES:
+            conflicts.append(
+                f"the label {name!r} is the account's {role} mailbox: choose another label "
+                "name (MAILROOM_TRIAGE_CATEGORIES or MAILROOM_ERROR_LABEL)"
+            )
+    has_inbox = any(b.get("role") == "inbox" for b in mailboxes) or "Inbox" in top
+    return AccountReview(tuple(needs), tuple(conflicts), has_inbox)
+
+
+def missing_message(missing: Sequence[Need]) -> str:
+    listed = ", ".join(str(n) for n in missing)
+    return f"missing in the account: {listed}; {SETUP_HINT}"

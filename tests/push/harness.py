@@ -96,6 +96,7 @@ async def running(
     *,
     wait_connected: bool = True,
     env: dict[str, str] | None = None,
+    dry_run: bool = False,
 ) -> AsyncIterator[Running]:
     sandbox.mail.ensure_mailbox("Screener")
     settings = load_settings(
@@ -108,7 +109,7 @@ async def running(
         }
     )
     sandbox.prepare(settings.categories)  # as `mailroom setup --apply` leaves it
-    app = App(settings, policy=policy)
+    app = App(settings, policy=policy, dry_run=dry_run)
     stop = asyncio.Event()
     task = asyncio.create_task(app.run(stop))
     async with httpx.AsyncClient(timeout=10.0) as http:

@@ -1,0 +1,282 @@
+"""check, setup, status, dry run and the systemd unit, against the stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailroom.operate.check import run_check
+from mailroom.operate.report import Report
+from mailroom.operate.rules import fastmail_rules
+from mailroom.operate.setup import run_setup
+from mailroom.operate.status import default_url, run_status
+from mailroom.operate.unit import render_unit
+from mailroom.sandbox.server import Sandbox
+from mailroom.settings import load_settings
+from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from tests.push.harness import FAST, running
+
+pytestmark = pytest.mark.anyio
+
+
+async def check(sb: Sandbox, **extra: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = await run_check(load_settings({**sb.env(), **extra}), Report(out))
+    return code, out.getvalue()
+
+
+async def test_check_a_healthy_account() -> None:
+    for flavour in ("fastmail", "rfc"):
+        with Sandbox(flavour=flavour) as sb:
+            sb.prepare()
+            code, text = await check(sb)
+            assert code == 0, text
+            assert "✓ JMAP: token accepted" in text
+            assert "✓ CardDAV: password accepted" in text
+            assert "✓ mailbox '@ToFeed' (label for Feed) exists" in text
+            assert "✓ contact group 'Person' (contact group of Person) exists" in text
+            assert "✓ event stream: first" in text
+            assert "✗" not in text
+
+
+async def test_check_names_each_problem_and_its_fix() -> None:
+    with Sandbox() as sb:
+        sb.prepare()
+        code, text = await check(sb, MAILROOM_JMAP_TOKEN="wrong-token")
+        assert code == 1
+        assert "✗ JMAP: JMAP session: server rejected the token (HTTP 401)" in text
+        assert "fix: create a Fastmail API token with the Mail scope" in text
+        assert "wrong-token" not in text
+
+        code, text = await check(sb, MAILROOM_CARDDAV_PASSWORD="wrong-password")
+        assert code == 1 and "fix: create a Fastmail app password" in text
+
+        with sb.mail.lock:
+            del sb.mail.mailboxes[sb.mail.mailbox_id("Feed")]
+        jail = next(n for n, c in sb.contacts.cards.items() if "FN:Jail" in c.text)
+        del sb.contacts.cards[jail]
+        sb.faults.force("eventsource", 403)
+        code, text = await check(sb, MAILROOM_TRIAGE_CATEGORIES=_with_role_label())
+        assert code == 1
+        assert "✗ mailbox 'Feed' (destination of Feed) is missing" in text
+        assert "✗ contact group 'Jail' (contact group of Jail) is missing" in text
+        assert "fix: run `mailroom setup --apply`" in text
+        assert "✗ the label 'Archive' is the account's archive mailbox" in text
+        assert "✗ event stream: EventSource answered HTTP 403" in text
+    # Nothing there at all: unreachable, named.
+    code, text = await check(sb)
+    assert code == 1 and "✗ JMAP:" in text and "fix: check MAILROOM_JMAP_SESSION_URL" in text
+
+
+def _with_role_label() -> str:
+    cats = json.loads(DEFAULT_CATEGORIES_JSON)
+    cats.append({"name": "Old", "label": "Archive"})
+    return json.dumps(cats)
+
+
+async def test_setup_plans_then_applies_once_and_prints_the_rules() -> None:
+    with Sandbox() as sb:
+        settings = load_settings(sb.env())
+        before = (sb.mail.states(), dict(sb.contacts.cards))
+
+        out = io.StringIO()
+        code = await run_setup(settings, apply=False, create_screener=False, report=Report(out))
+        text = out.getvalue()
+        assert code == 1  # no Screener, and not asked to make it
+        assert "✗ missing: mailbox 'Screener' (the Screener)" in text
+        assert "· would create mailbox '@ToFeed' (label for Feed)" in text
+        assert "· would create contact group 'Person' (contact group of Person)" in text
+        assert (sb.mail.states(), dict(sb.contacts.cards)) == before  # a dry run
+
+        out = io.StringIO()
+        code = await run_setup(settings, apply=True, create_screener=True, report=Report(out))
+        assert code == 0, out.getvalue()
+        assert "✓ created mailbox 'Screener' (the Screener)" in out.getvalue()
+        assert sb.contacts.groups_named("Imbox") == 1
+
+        out = io.StringIO()
+        code = await run_setup(settings, apply=True, create_screener=True, report=Report(out))
+        assert code == 0
+        assert "nothing to create" in out.getvalue()
+        assert "created" not in out.getvalue()
+        assert sb.contacts.groups_named("Imbox") == 1
+
+
+def test_the_rules_are_in_order_children_first_screener_last() -> None:
+    rules = fastmail_rules(parse_categories(DEFAULT_CATEGORIES_JSON), "Screener")
+    assert rules[0].startswith('1. If the sender is a member of the contact group "Person"')
+    imbox = next(r for r in rules if '"Imbox":' in r)
+    assert 'keep it in the Inbox and add the label "Imbox"' in imbox
+    assert any('group "Paper Trail": move it to "Paper Trail"' in r for r in rules)
+    assert rules[-1] == (
+        '6. If the sender is not in my contacts: move it to "Screener". (Keep this rule last.)'
+    )
+
+
+async def test_dry_run_leaves_the_server_byte_for_byte_unchanged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, "mailroom.triage")
+    with Sandbox() as sb:
+        sb.prepare()
+        ids = [sb.mail.deliver("news@acme.example") for _ in range(3)]
+        sb.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
+        other = sb.mail.deliver("bank@x.example")
+        sb.mail.set_mailboxes(other, {"Screener", "@ToFeed", "@ToJail"})
+        before = _snapshot(sb)
+        async with running(sb, FAST, dry_run=True) as run:
+            await run.until(lambda: run.polls("startup") + run.polls("catchup") >= 1)
+            sb.mail.deliver("nudge@x.example")  # a push pass too
+            await run.until(lambda: run.polls("push") >= 1)
+            body = (await run.health())[1]
+            assert body["dry_run"] is True
+            assert await run.metric("mailroom_dry_run") == 1
+        after = _snapshot(sb)
+        assert after["cards"] == before["cards"]
+        assert {k: v for k, v in after["emails"].items() if k in before["emails"]} == before[
+            "emails"
+        ]
+    lines = [r for r in caplog.records if r.getMessage() == "dry run: would triage sender"]
+    fields = lines[0].fields  # type: ignore[attr-defined]
+    assert fields["sender"] == "news@acme.example" and fields["emails_refiled"] == 3
+    assert fields["contact"] == "create" and fields["join"] == "Feed"
+    assert any(r.getMessage() == "would add the error label" for r in caplog.records)
+
+
+def _snapshot(sb: Sandbox) -> dict[str, Any]:
+    with sb.mail.lock:
+        emails = {e.id: sorted(e.mailbox_ids) for e in sb.mail.emails.values()}
+    with sb.contacts.lock:
+        cards = {n: (c.etag, c.text) for n, c in sb.contacts.cards.items()}
+    return {"emails": emails, "cards": cards}
+
+
+@pytest.fixture
+def health_server() -> Iterator[dict[str, Any]]:
+    """A fake /health to read: its body and status are set by the test."""
+    state: dict[str, Any] = {"status": 200, "body": {}}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = json.dumps(state["body"]).encode()
+            self.send_response(state["status"])
+            self.send_header("Content-Type", "application/health+json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/health"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_status_prints_for_a_person_and_exits_by_health(health_server: dict[str, Any]) -> None:
+    body = {
+        "status": "warn",
+        "version": "0.1.0",
+        "dry_run": True,
+        "output": "push is degraded; polling carries triage",
+        "eventsource": {
+            "status": "degraded",
+            "connected_since": None,
+            "last_event_at": "2026-11-21T10:00:00Z",
+            "reconnect_count": 4,
+            "last_error": "EventSource answered HTTP 503",
+        },
+        "polling": {
+            "last_success_at": "2026-11-21T10:01:00Z",
+            "last_trigger": "fallback",
+            "consecutive_failures": 0,
+            "last_error": None,
+            "interval_seconds": 60.0,
+        },
+    }
+    health_server["body"] = body
+    out = io.StringIO()
+    assert run_status(health_server["url"], out) == 1
+    text = out.getvalue()
+    assert text.startswith("Mailroom 0.1.0: WARN (dry run: nothing is written)")
+    assert "push:         DEGRADED" in text
+    assert "reconnects:   4" in text
+    assert "push error:   EventSource answered HTTP 503" in text
+    assert "last pass:    2026-11-21T10:01:00Z (trigger fallback)" in text
+    for status, code in (("pass", 0), ("fail", 2)):
+        health_server["body"] = {**body, "status": status}
+        assert run_status(health_server["url"], io.StringIO()) == code
+    out = io.StringIO()
+    assert run_status("http://127.0.0.1:9/health", out) == 3
+    assert "cannot read" in out.getvalue()
+    assert default_url({"MAILROOM_HTTP_HOST": "0.0.0.0", "MAILROOM_HTTP_PORT": "9000"}) == (  # noqa: S104
+        "http://127.0.0.1:9000/health"
+    )
+
+
+async def test_status_against_a_running_service() -> None:
+    with Sandbox() as sb:
+        async with running(sb) as run:
+            host, port = run.app.server.address
+            out = io.StringIO()
+            code = await asyncio.to_thread(run_status, f"http://{host}:{port}/health", out)
+            assert code == 0, out.getvalue()
+            assert "PASS" in out.getvalue() and "push:         CONNECTED since" in out.getvalue()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_the_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
+    command = Path(sys.executable).with_name("mailroom")
+    assert command.exists()
+    unit = tmp_path / "mailroom.service"
+    unit.write_text(render_unit())
+    assert f"ExecStart={command} run" in unit.read_text()
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "RestartPreventExitStatus=2",
+        "EnvironmentFile=",
+        "LoadCredential=jmap-token:",
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "CapabilityBoundingSet=",
+        "SystemCallFilter=@system-service",
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+    ):
+        assert line in unit.read_text()
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert verify.returncode == 0, verify.stderr
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    exposure = float(
+        security.stdout.split("Overall exposure level for mailroom.service:")[1].split()[0]
+    )
+    assert exposure < 2.0, security.stdout
+    printed = subprocess.run(
+        [str(command), "systemd-unit"], capture_output=True, text=True, check=True
+    ).stdout
+    assert printed == render_unit()

@@ -29,7 +29,9 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05
 class MailroomProcess:
     """``mailroom run``; first ``mailroom setup --apply --create-screener`` unless told not."""
 
-    def __init__(self, env: dict[str, str], *, setup: bool = True) -> None:
+    def __init__(
+        self, env: dict[str, str], *, setup: bool = True, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         full = {
             **{k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")},
@@ -48,7 +50,7 @@ class MailroomProcess:
             )
             assert done.returncode == 0, done.stdout + done.stderr
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailroom", "run"],
+            [sys.executable, "-m", "mailroom", "run", *args],
             env=full,
             stderr=subprocess.PIPE,
             text=True,

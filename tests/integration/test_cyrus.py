@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -235,3 +239,78 @@ def test_cyrus_restart_mid_stream_through_the_fault_proxy(cyrus: Cyrus) -> None:
             body = mr.health()[1]
             assert body["eventsource"]["reconnect_count"] >= 1
         assert mr.proc.returncode == 0
+
+
+def _mailroom(cyrus: Cyrus, *argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")},
+        **cyrus.mailroom_env(**extra),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "mailroom", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_check_then_setup_on_a_bare_account(cyrus: Cyrus) -> None:
+    # Categories nobody has made yet: as a new user's account looks.
+    tag = uuid.uuid4().hex[:6]
+    cats = json.dumps(
+        [
+            {"name": f"Feed{tag}"},
+            {"name": f"Jail{tag}"},
+            {"name": f"Kin{tag}", "parent": f"Feed{tag}", "contact_type": "person"},
+        ]
+    )
+    extra = {"MAILROOM_TRIAGE_CATEGORIES": cats, "MAILROOM_ERROR_LABEL": f"@Err{tag}"}
+    cyrus.ensure_mailbox("Screener")
+    check = _mailroom(cyrus, "check", **extra)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "✓ JMAP: token accepted" in check.stdout
+    assert "✓ CardDAV: password accepted" in check.stdout
+    assert f"✗ mailbox '@ToFeed{tag}' (label for Feed{tag}) is missing" in check.stdout
+    assert f"✗ contact group 'Kin{tag}' (contact group of Kin{tag}) is missing" in check.stdout
+    assert "✓ event stream: first" in check.stdout  # Cyrus pings within the wait
+
+    plan = _mailroom(cyrus, "setup", **extra)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert f"· would create mailbox 'Jail{tag}' (destination of Jail{tag})" in plan.stdout
+    assert f"mailbox 'Jail{tag}'" not in " ".join(cyrus.mailboxes())
+
+    applied = _mailroom(cyrus, "setup", "--apply", **extra)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert f"✓ created contact group 'Jail{tag}'" in applied.stdout
+    assert f"@ToJail{tag}" in cyrus.mailboxes()
+    assert 'If the sender is not in my contacts: move it to "Screener"' in applied.stdout
+
+    again = _mailroom(cyrus, "setup", "--apply", **extra)
+    assert again.returncode == 0 and "nothing to create" in again.stdout
+    assert "✓ created" not in again.stdout
+
+    check = _mailroom(cyrus, "check", **extra)
+    assert check.returncode == 0, check.stdout
+
+
+def test_dry_run_leaves_cyrus_unchanged(cyrus: Cyrus) -> None:
+    sender = unique("dry")
+    cyrus.ensure_mailbox("Screener")
+    for i in range(2):
+        cyrus.deliver(sender, "Dry Run", f"Dry {i}")
+    mail = cyrus.wait_for_mail(sender, 2)
+    assert _mailroom(cyrus, "setup", "--apply").returncode == 0
+    cyrus.label(sorted(mail)[0], "@ToFeed")
+    before = (cyrus.emails_from(sender), asyncio.run(groups_of(cyrus, sender)))
+    env = cyrus.mailroom_env(MAILROOM_POLL_INTERVAL="2")
+    with MailroomProcess(env, setup=False, args=("--dry-run",)) as mr:
+        assert wait_until(lambda: "dry run: would triage sender" in mr.log, 60), mr.log
+        assert wait_until(
+            lambda: mr.metric('mailroom_polls_total{outcome="success",trigger="fallback"}') >= 1, 30
+        )
+        assert mr.health()[1]["dry_run"] is True
+    after = (cyrus.emails_from(sender), asyncio.run(groups_of(cyrus, sender)))
+    assert after == before
+    assert "@ToFeed" in after[0][sorted(mail)[0]]

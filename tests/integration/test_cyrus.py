@@ -314,3 +314,36 @@ def test_dry_run_leaves_cyrus_unchanged(cyrus: Cyrus) -> None:
     after = (cyrus.emails_from(sender), asyncio.run(groups_of(cyrus, sender)))
     assert after == before
     assert "@ToFeed" in after[0][sorted(mail)[0]]
+
+
+def test_check_names_a_bad_token_and_a_role_label_on_cyrus(cyrus: Cyrus) -> None:
+    cyrus.ensure_mailbox("Screener")
+    bad = _mailroom(cyrus, "check", MAILROOM_JMAP_TOKEN="not-a-valid-jwt-token")
+    assert bad.returncode == 1
+    assert "✗ JMAP: JMAP session: server rejected the token (HTTP 401)" in bad.stdout
+    assert "fix: create a Fastmail API token" in bad.stdout
+    assert "not-a-valid-jwt-token" not in bad.stdout + bad.stderr
+    cats = json.dumps([{"name": "Feed"}, {"name": "Old", "label": "Inbox"}])
+    settings = _mailroom(cyrus, "check", MAILROOM_TRIAGE_CATEGORIES=cats)
+    assert settings.returncode == 2  # "Inbox" as a label is refused before connecting
+    assert "must all be different" in settings.stderr
+    cyrus.jmap(
+        [
+            "Mailbox/set",
+            {"accountId": cyrus.account, "create": {"a": {"name": "Archive", "role": "archive"}}},
+            "c",
+        ]
+    )
+    cats = json.dumps([{"name": "Feed"}, {"name": "Old", "label": "Archive"}])
+    role = _mailroom(cyrus, "check", MAILROOM_TRIAGE_CATEGORIES=cats)
+    assert role.returncode == 1
+    assert "✗ the label 'Archive' is the account's archive mailbox" in role.stdout
+
+
+def test_check_reports_the_stock_server_refusing_push(cyrus_stock: Cyrus) -> None:
+    cyrus_stock.ensure_mailbox("Screener")
+    assert _mailroom(cyrus_stock, "setup", "--apply").returncode == 0
+    check = _mailroom(cyrus_stock, "check")
+    assert check.returncode == 1
+    assert "✗ event stream: EventSource answered HTTP 204" in check.stdout
+    assert "fix: push is off on this server" in check.stdout

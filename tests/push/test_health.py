@@ -66,3 +66,14 @@ def test_fail_when_last_success_is_old_or_polls_keep_failing_or_auth() -> None:
     status, body = verdict(replace(base, auth_rejected="JMAP (HTTP 401)"), 1001)
     assert status == "fail"
     assert body["output"] == "credentials rejected by JMAP (HTTP 401)"
+
+
+def test_fail_naming_what_the_account_lost_and_while_starting() -> None:
+    base = HealthRecord(started_at=0, eventsource_state="connected", last_poll_success_at=1000)
+    status, body = verdict(replace(base, missing=("mailbox 'Feed'",)), 1001)
+    assert status == "fail"
+    assert "missing in the account: mailbox 'Feed'" in body["output"]
+    assert "mailroom setup --apply" in body["output"]
+    status, body = verdict(replace(base, starting="JMAP unreachable, retrying in 8 s"), 1001)
+    assert status == "fail" and body["output"] == "starting: JMAP unreachable, retrying in 8 s"
+    assert verdict(replace(base, dry_run=True), 1001)[1]["dry_run"] is True

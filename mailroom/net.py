@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from mailroom.core.retry_after import parse_retry_after
+from mailroom.core.transport import describe_transport_error
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,6 @@ class RetryExhausted(Exception):
         super().__init__(f"{what}: HTTP {status} after retries{hint}")
         self.status = status
         self.wait = wait
-
-
-def describe_transport_error(exc: Exception) -> str:
-    # httpx messages can be empty; the class name still says what happened.
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def send_with_retry(

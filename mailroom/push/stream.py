@@ -16,7 +16,7 @@ from collections.abc import Callable
 import httpx
 
 from mailroom.core.retry_after import parse_retry_after
-from mailroom.net import describe_transport_error
+from mailroom.core.transport import describe_transport_error
 from mailroom.push.messages import (
     REFUSED_STATUSES,
     StreamEnded,

@@ -428,6 +428,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, b'{"error":"bad ping"}')
             return
         rfc = sandbox.flavour == "rfc"
+        # Snapshot before the headers go out: a change the client makes as soon
+        # as it sees them must be reported, not absorbed into the snapshot.
+        generation = sandbox.stream_generation()
+        sent = sandbox.mail.states()
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -443,12 +447,10 @@ class _Handler(BaseHTTPRequestHandler):
                 # A half-open peer: headers, then nothing, ever (until stopped).
                 self._silent(sandbox)
                 return
-            generation = sandbox.stream_generation()
             if faults.retry_ms is not None:
                 self._write(f"retry: {faults.retry_ms}\n\n")
             if faults.stream_prefix:
                 self._write(faults.stream_prefix)
-            sent = mail.states()
             last_id = self.headers.get("Last-Event-ID")
             if not rfc:
                 self._write_state(sent, wanted, connect=True)

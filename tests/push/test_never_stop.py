@@ -196,3 +196,25 @@ async def test_the_watchdog_is_not_fed_while_triage_is_wedged(tmp_path: Path) ->
             with pytest.raises(BlockingIOError):
                 server.recv(64)
         await asyncio.sleep(0)
+
+
+async def test_a_mailbox_deleted_while_running_fails_its_category_and_health_names_it() -> None:
+    with Sandbox() as sb:
+        async with running(sb) as run:
+            with sb.mail.lock:
+                del sb.mail.mailboxes[sb.mail.mailbox_id("Feed")]
+                sb.mail._bump(mailboxes=True)
+            feed = run.label("news@x.example", "@ToFeed")
+            jail = run.label("spam@x.example", "@ToJail")
+            await run.until(lambda: run.triaged(jail, "Jail"))  # the others go on
+            await run.until(lambda: "missing" in str((run.app.telemetry.health()[1])["output"]))
+            status, body = await run.health()
+            assert (status, body["status"]) == (503, "fail")
+            assert "missing in the account: mailbox 'Feed'" in body["output"]
+            assert "mailroom setup --apply" in body["output"]
+            assert sb.mail.mailbox_names(feed[0]) == {"Screener", "@ToFeed"}  # label kept
+            assert "Feed" not in {b.name for b in sb.mail.mailboxes.values()}  # not recreated
+            sb.prepare()  # the user runs `mailroom setup --apply`
+            sb.mail.deliver("nudge@x.example")
+            await run.until(lambda: run.triaged(feed))
+            assert (await run.health())[1]["status"] == "pass"

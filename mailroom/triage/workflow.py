@@ -379,12 +379,7 @@ class Triage:
         existing = await self._book.find_contact(work.sender)
         current = await self._book.groups_of(existing.uid) if existing else set()
         groups = plan_groups(current, work.category, cats)
-        found = await self._jmap.query_emails({"from": work.sender}, EMAIL_PROPERTIES)
-        mail: dict[str, frozenset[str]] = dict(work.emails)
-        for email in found:
-            who = sender_of(email)
-            if who is not None and who[0] == work.sender and isinstance(email.get("id"), str):
-                mail[email["id"]] = mailbox_ids_of(email)
+        mail = await self._sender_mail(work)
         refile = plan_refile(mail, work.category, cats, self.mailboxes)
         fields = {
             "sender": work.sender,
@@ -397,6 +392,20 @@ class Triage:
         }
         key = (work.sender, work.category.name, *sorted(mail))
         self._said("dry run: would triage sender", key, fields)
+
+    async def _sender_mail(self, work: SenderWork) -> dict[str, frozenset[str]]:
+        """Every email of the sender (id -> mailboxes), the labelled ones included.
+
+        The JMAP ``from`` filter is a text match, so the exact address is
+        confirmed here.
+        """
+        found = await self._jmap.query_emails({"from": work.sender}, EMAIL_PROPERTIES)
+        mail: dict[str, frozenset[str]] = dict(work.emails)
+        for email in found:
+            who = sender_of(email)
+            if who is not None and who[0] == work.sender and isinstance(email.get("id"), str):
+                mail[email["id"]] = mailbox_ids_of(email)
+        return mail
 
     def _said(self, message: str, key: tuple[str, ...], fields: dict[str, Any]) -> None:
         # Nothing changes in a dry run, so every pass plans the same again:
@@ -421,14 +430,8 @@ class Triage:
         for group in groups.remove:
             await self._book.remove_member(group, contact.uid)
 
-        # 2. Every email of the sender. The from filter is a text match, so
-        #    the exact address is confirmed here.
-        found = await self._jmap.query_emails({"from": work.sender}, EMAIL_PROPERTIES)
-        mail: dict[str, frozenset[str]] = dict(work.emails)
-        for email in found:
-            who = sender_of(email)
-            if who is not None and who[0] == work.sender and isinstance(email.get("id"), str):
-                mail[email["id"]] = mailbox_ids_of(email)
+        # 2. Every email of the sender, re-filed.
+        mail = await self._sender_mail(work)
         refile = plan_refile(mail, work.category, cats, boxes)
         refiled = await self._jmap.update_emails(refile)
         result.record(refiled)

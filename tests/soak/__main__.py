@@ -85,7 +85,9 @@ def run(seed: int, seconds: float) -> dict[str, object]:
     with Sandbox(flavour="rfc") as sb, tempfile.TemporaryDirectory() as tmp:
         sb.mail.ensure_mailbox("Screener")
         world = World(sb, categories, user_rng)
-        faults = make_faults(sb, world, random.Random(f"{seed}:hooks"), interval)
+        faults = make_faults(
+            sb, world, random.Random(f"{seed}:hooks"), interval, SOAK_POLICY.backoff_cap
+        )
         env = {
             **os.environ,
             **sb.env(),

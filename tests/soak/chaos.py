@@ -27,10 +27,15 @@ class Fault:
     settle: float  # seconds before expect applies
 
 
-def make_faults(sb: Sandbox, world: World, rng: random.Random, interval: float) -> list[Fault]:
+def make_faults(
+    sb: Sandbox, world: World, rng: random.Random, interval: float, backoff_cap: float
+) -> list[Fault]:
     f = sb.faults
     triage_blocked = 2 * interval + 2  # "no successful pass for two intervals"
     auth = interval + 3  # the first pass after the fault fails on credentials
+    # The stream is only refused once it is tried again: after its backoff
+    # (up to the cap); until then "warn" is the truth.
+    stream_auth = backoff_cap + 2
 
     def force(route: str, status: int, headers: dict[str, str] | None = None) -> Callable[[], None]:
         def go() -> None:
@@ -115,7 +120,7 @@ def make_faults(sb: Sandbox, world: World, rng: random.Random, interval: float) 
             force("eventsource", status([401, 403])),
             clear("eventsource"),
             "fail",
-            2,
+            stream_auth,
         ),
         Fault(
             "JMAP busy with Retry-After",

@@ -151,6 +151,7 @@ def _drive(
     next_change = began + 5.0  # let it start cleanly
     quiet_since = began
     last_fault_end = began
+    blocking_end = began - 3600.0  # when a fault that blocked triage last ended
     rss: list[float] = []
     next_user = began
     next_sample = began + 1.0
@@ -162,6 +163,8 @@ def _drive(
             if now >= next_change:
                 if active is not None:
                     active.stop()
+                    if active.expect.startswith("fail"):
+                        blocking_end = now
                     active, quiet_since, last_fault_end = None, now, now
                     next_change = now + rng.uniform(1.0, 4.0)
                 elif now < chaos_until:
@@ -182,7 +185,9 @@ def _drive(
                 world.sweep()
                 got = _health(http, health_url)
                 samples[got] += 1
-                want = _expected(world, active, now - active_since, now - quiet_since)
+                want = _expected(
+                    world, active, now - active_since, now - quiet_since, now - blocking_end
+                )
                 if want is not None and not _agrees(want, got):
                     fault = active.kind if active else "none"
                     disagreements.append(
@@ -237,11 +242,19 @@ def _health(http: httpx.Client, url: str) -> str:
         return "unreachable"
 
 
-def _expected(world: World, fault: Fault | None, active_for: float, quiet_for: float) -> str | None:
+def _expected(
+    world: World, fault: Fault | None, active_for: float, quiet_for: float, unblocked_for: float
+) -> str | None:
+    # After a fault that blocked triage, /health reports it until a pass has
+    # succeeded again: up to two intervals and a pass (the retry budget and the
+    # backoff of a failing pass included). Only then is "up" the truth.
+    recovered = unblocked_for >= 2 * SOAK_POLICY.poll_interval + SOAK_POLICY.pass_timeout
     if fault is None:
         # Quiet long enough for a pass, a reconnect and the backoff cap.
         settle = SOAK_POLICY.poll_interval + SOAK_POLICY.pass_timeout + SOAK_POLICY.backoff_cap
-        return "pass" if quiet_for >= settle else None
+        return "pass" if quiet_for >= settle and recovered else None
+    if fault.expect == "up" and not recovered:
+        return None
     if active_for < fault.settle:
         return None
     if fault.expect == "fail-if-pending":

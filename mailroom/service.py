@@ -11,17 +11,18 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass
 
 import httpx
 
 from mailroom import __version__
-from mailroom.carddav.addressbook import AddressBook
-from mailroom.carddav.client import CardDavAuthError, CardDavClient, CardDavError
-from mailroom.carddav.vcard import VCardError
+from mailroom.carddav.book import CardDavBook
+from mailroom.carddav.client import CardDavAuthError, CardDavClient
+from mailroom.contacts.book import ContactBook, ContactsBackend, ContactsError
+from mailroom.contacts.select import ContactsUnavailable, Selection, choose_backend
 from mailroom.core import redact
 from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind
 from mailroom.jmap.client import JmapClient
+from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.errors import JmapAuthError, JmapError
 from mailroom.net import DEFAULT_TIMEOUT
 from mailroom.observe.http_server import ObservabilityServer
@@ -45,7 +46,7 @@ from mailroom.triage.workflow import (
 
 log = logging.getLogger(__name__)
 
-REMOTE_ERRORS: tuple[type[BaseException], ...] = (JmapError, CardDavError, VCardError, SetupError)
+REMOTE_ERRORS: tuple[type[BaseException], ...] = (JmapError, ContactsError, SetupError)
 EXIT_CONFIG = 2  # systemd: RestartPreventExitStatus=2
 AUTH_RETRY_SECONDS = 300.0  # rejected credentials: retry slowly, never hammer
 STARTUP_BACKOFF_CAP = 60.0
@@ -111,25 +112,77 @@ def policy_from(settings: Settings) -> PushPolicy:
     return PushPolicy(poll_interval=settings.poll_interval, debounce=settings.debounce_seconds)
 
 
-@dataclass
 class Clients:
-    jmap: JmapClient
-    carddav: CardDavClient
-    triage: Triage
+    """The JMAP client, the contacts backend chosen for this server, and the workflow.
+
+    The backend is known only once the JMAP session is: ``connect()`` reads
+    it, chooses (``MAILROOM_CONTACTS``), and opens the address book.
+    """
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, *, dry_run: bool = False):
+        self.settings = settings
+        self.dry_run = dry_run
+        self.jmap = JmapClient(http, settings.jmap_session_url, settings.jmap_token)
+        self.carddav: CardDavClient | None = None
+        if settings.carddav_password is not None:
+            self.carddav = CardDavClient(
+                http, settings.carddav_url, settings.carddav_username, settings.carddav_password
+            )
+        self.selection: Selection | None = None
+        self.book: ContactBook | None = None
+        self.book_description = ""
+        self._triage: Triage | None = None
+
+    @property
+    def triage(self) -> Triage:
+        if self._triage is None:
+            raise RuntimeError("Clients.connect() has not run")
+        return self._triage
+
+    def choose(self) -> Selection:
+        """The contacts backend for the discovered session (raises ContactsUnavailable)."""
+        return choose_backend(
+            self.settings.contacts,
+            jmap_contacts=self.jmap.session.contacts_account_id is not None,
+            carddav_configured=self.carddav is not None,
+        )
+
+    async def connect(self) -> Selection:
+        """Discover JMAP, choose the contacts backend and open its address book."""
+        await self.jmap.discover()
+        selection = self.choose()
+        book: ContactBook
+        if selection.backend is ContactsBackend.JMAP:
+            book = JmapContactBook(self.jmap)
+        else:
+            if self.carddav is None:
+                raise ContactsUnavailable("CardDAV chosen but not configured")
+            book = CardDavBook(self.carddav)
+        self.book_description = await book.open()
+        if self.selection != selection or self._triage is None:
+            cfg = self.settings
+            self._triage = Triage(
+                self.jmap,
+                book,
+                TriageConfig(cfg.categories, cfg.screener_mailbox, cfg.error_label),
+                dry_run=self.dry_run,
+            )
+            log.info(
+                "contacts",
+                extra={
+                    "fields": {
+                        "backend": selection.backend.value,
+                        "why": selection.reason,
+                        "book": self.book_description,
+                    }
+                },
+            )
+        self.selection, self.book = selection, book
+        return selection
 
 
 def make_clients(settings: Settings, http: httpx.AsyncClient, *, dry_run: bool = False) -> Clients:
-    jmap = JmapClient(http, settings.jmap_session_url, settings.jmap_token)
-    carddav = CardDavClient(
-        http, settings.carddav_url, settings.carddav_username, settings.carddav_password
-    )
-    triage = Triage(
-        jmap,
-        AddressBook(carddav),
-        TriageConfig(settings.categories, settings.screener_mailbox, settings.error_label),
-        dry_run=dry_run,
-    )
-    return Clients(jmap, carddav, triage)
+    return Clients(settings, http, dry_run=dry_run)
 
 
 async def start(
@@ -151,19 +204,18 @@ async def start(
     backoff = Backoff(base=base_delay, cap=STARTUP_BACKOFF_CAP, jitter=0.0)
     while not stop.is_set():
         try:
-            await clients.jmap.discover()
-            await clients.carddav.discover()
+            await clients.connect()
             await clients.triage.setup()
             telemetry.starting(None)
             return True
-        except AccountConflict:
+        except (AccountConflict, ContactsUnavailable):
             raise  # the settings or the account must change: retrying cannot help
         except REMOTE_ERRORS as exc:
             auth = auth_failure(exc)
             if auth is not None:
                 telemetry.poll_finished("startup", 0.0, error=str(exc), auth_rejected=auth)
             delay = AUTH_RETRY_SECONDS if auth else backoff.next_delay()
-            what = auth or ("JMAP" if isinstance(exc, JmapError) else "CardDAV")
+            what = auth or ("JMAP" if isinstance(exc, JmapError) else "contacts server")
             why = f"{what} {'rejected the credentials' if auth else 'unreachable'}"
             telemetry.starting(f"{why}, retrying in {delay:.0f} s ({redact.scrub(str(exc))})")
             systemd.status(f"starting: {why}, retrying in {delay:.0f} s")
@@ -250,7 +302,7 @@ class App:
                         base_delay=self.policy.backoff_base,
                         systemd=self.systemd,
                     )
-                except AccountConflict as exc:
+                except (AccountConflict, ContactsUnavailable) as exc:
                     log.error("cannot start", extra={"fields": {"error": str(exc)}})
                     self.systemd.status(f"stopped: {exc}")
                     return EXIT_CONFIG

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mailroom.contacts.select import ContactsChoice
 from mailroom.core import redact
 from mailroom.core.secret import Secret
 from mailroom.core.urls import insecure_reason
@@ -49,9 +50,10 @@ class SettingsError(ValueError):
 class Settings:
     jmap_session_url: str
     jmap_token: Secret
+    contacts: ContactsChoice
     carddav_url: str
-    carddav_username: str
-    carddav_password: Secret
+    carddav_username: str  # empty when CardDAV is not configured
+    carddav_password: Secret | None  # None when CardDAV is not configured
     poll_interval: float
     debounce_seconds: float
     http_host: str
@@ -71,9 +73,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "MAILROOM_JMAP_SESSION_URL", "https://api.fastmail.com/jmap/session"
         ),
         jmap_token=reader.secret("MAILROOM_JMAP_TOKEN"),
+        contacts=ContactsChoice(
+            reader.choice("MAILROOM_CONTACTS", "auto", tuple(c.value for c in ContactsChoice))
+        ),
         carddav_url=reader.url("MAILROOM_CARDDAV_URL", "https://carddav.fastmail.com"),
-        carddav_username=reader.required("MAILROOM_CARDDAV_USERNAME"),
-        carddav_password=reader.secret("MAILROOM_CARDDAV_PASSWORD"),
+        carddav_username=reader.optional("MAILROOM_CARDDAV_USERNAME"),
+        carddav_password=reader.optional_secret("MAILROOM_CARDDAV_PASSWORD"),
         poll_interval=reader.number("MAILROOM_POLL_INTERVAL", 60, minimum=1),
         debounce_seconds=reader.number("MAILROOM_DEBOUNCE_SECONDS", 3, minimum=0),
         http_host=reader.host("MAILROOM_HTTP_HOST", "127.0.0.1"),
@@ -88,7 +93,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if reader.problems:
         raise SettingsError(reader.problems)
     redact.register(settings.jmap_token.reveal())
-    redact.register(settings.carddav_password.reveal(), username=settings.carddav_username)
+    if settings.carddav_password is not None:
+        redact.register(settings.carddav_password.reveal(), username=settings.carddav_username)
     return settings
 
 
@@ -125,6 +131,9 @@ class _Reader:
             self.problems.append(f"{name}: required, not set")
             return ""
         return value
+
+    def optional(self, name: str) -> str:
+        return self._get(name) or ""
 
     def url(self, name: str, default: str) -> str:
         value = self._get(name) or default
@@ -196,6 +205,18 @@ class _Reader:
             self.problems.extend(f"{name}: {problem}" for problem in exc.problems)
             return parse_categories(DEFAULT_CATEGORIES_JSON)
 
+    def optional_secret(self, name: str) -> Secret | None:
+        """A secret that may be absent: None when no way of setting it is used."""
+        cred_dir = self._get("CREDENTIALS_DIRECTORY")
+        cred_name = SECRET_CREDENTIALS.get(name)
+        if (
+            self._get(name) is None
+            and self._get(f"{name}_FILE") is None
+            and not (cred_dir and cred_name and (Path(cred_dir) / cred_name).exists())
+        ):
+            return None
+        return self.secret(name)
+
     def secret(self, name: str) -> Secret:
         direct = self._get(name)
         file_var = f"{name}_FILE"
@@ -250,6 +271,29 @@ class _Reader:
         return Secret(value)
 
     def cross_check(self, settings: Settings) -> None:
+        self._check_carddav(settings)
+        self._check_mailboxes(settings)
+
+    def _check_carddav(self, settings: Settings) -> None:
+        """CardDAV is all or nothing; ``MAILROOM_CONTACTS=carddav`` needs all of it."""
+        user, password = settings.carddav_username, settings.carddav_password
+        if user and password is None:
+            self.problems.append(
+                "MAILROOM_CARDDAV_PASSWORD: not set, but MAILROOM_CARDDAV_USERNAME is: set "
+                "both to use CardDAV, or neither to use JMAP contacts with the API token"
+            )
+        elif password is not None and not user:
+            self.problems.append(
+                "MAILROOM_CARDDAV_USERNAME: not set, but MAILROOM_CARDDAV_PASSWORD is: set "
+                "both to use CardDAV, or neither to use JMAP contacts with the API token"
+            )
+        elif settings.contacts is ContactsChoice.CARDDAV and not user:
+            self.problems.append(
+                "MAILROOM_CONTACTS=carddav needs MAILROOM_CARDDAV_USERNAME and "
+                "MAILROOM_CARDDAV_PASSWORD (a Fastmail app password with CardDAV access)"
+            )
+
+    def _check_mailboxes(self, settings: Settings) -> None:
         """Labels, the error label, the Screener, destinations and Inbox never overlap.
 
         Compared case-insensitively: servers differ on whether "inbox" is "Inbox".

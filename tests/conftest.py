@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from mailroom.carddav.addressbook import AddressBook
+from mailroom.carddav.book import CardDavBook
 from mailroom.carddav.client import CardDavClient
+from mailroom.contacts.book import Change, ContactBook, ContactKind, ContactsBackend, Known, Want
 from mailroom.core.secret import Secret
 from mailroom.jmap.client import JmapClient
+from mailroom.jmap.contacts import JmapContactBook
 from mailroom.sandbox.server import Sandbox
 from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
 from mailroom.triage.workflow import Triage, TriageConfig
@@ -46,7 +48,7 @@ class Harness:
     sleeps: Sleeps
     jmap: JmapClient
     carddav: CardDavClient
-    book: AddressBook
+    book: ContactBook
     triage: Triage
 
     @property
@@ -57,24 +59,73 @@ class Harness:
     def contacts(self):  # type: ignore[no-untyped-def]
         return self.sandbox.contacts
 
+    @property
+    def backend(self) -> ContactsBackend:
+        return self.book.backend
+
 
 def make_clients(
-    sb: Sandbox, http: httpx.AsyncClient, sleeps: Sleeps
-) -> tuple[JmapClient, CardDavClient, AddressBook, Triage]:
+    sb: Sandbox,
+    http: httpx.AsyncClient,
+    sleeps: Sleeps,
+    backend: ContactsBackend = ContactsBackend.CARDDAV,
+) -> tuple[JmapClient, CardDavClient, ContactBook, Triage]:
     jmap = JmapClient(http, sb.session_url, Secret(sb.token), sleep=sleeps)
     carddav = CardDavClient(http, sb.url, sb.username, Secret(sb.password), sleep=sleeps)
-    book = AddressBook(carddav, sleep=sleeps)
+    book: ContactBook = (
+        CardDavBook(carddav, sleep=sleeps)
+        if backend is ContactsBackend.CARDDAV
+        else JmapContactBook(jmap)
+    )
     config = TriageConfig(parse_categories(DEFAULT_CATEGORIES_JSON), "Screener", "@MailroomError")
     return jmap, carddav, book, Triage(jmap, book, config)
 
 
-@pytest.fixture
-async def harness(sandbox: Sandbox) -> AsyncIterator[Harness]:
+async def open_harness(sb: Sandbox, http: httpx.AsyncClient, backend: ContactsBackend) -> Harness:
     sleeps = Sleeps()
+    jmap, carddav, book, triage = make_clients(sb, http, sleeps, backend)
+    await jmap.discover()
+    await book.open()
+    await triage.provision(create_screener=True)
+    await triage.setup()
+    return Harness(sb, http, sleeps, jmap, carddav, book, triage)
+
+
+@pytest.fixture(params=[ContactsBackend.CARDDAV, ContactsBackend.JMAP], ids=["carddav", "jmap"])
+async def harness(sandbox: Sandbox, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Clients on the stand-in, once with each contacts backend."""
     async with httpx.AsyncClient(timeout=10.0) as http:
-        jmap, carddav, book, triage = make_clients(sandbox, http, sleeps)
-        await jmap.discover()
-        await carddav.discover()
-        await triage.provision(create_screener=True)
-        await triage.setup()
-        yield Harness(sandbox, http, sleeps, jmap, carddav, book, triage)
+        yield await open_harness(sandbox, http, request.param)
+
+
+@pytest.fixture
+async def dav_harness(sandbox: Sandbox) -> AsyncIterator[Harness]:
+    """CardDAV only: for what only CardDAV has (ETags, 412 races)."""
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        yield await open_harness(sandbox, http, ContactsBackend.CARDDAV)
+
+
+async def ensure_groups(book: ContactBook, names: list[str]) -> dict[str, str]:
+    """Find the groups, creating those missing (what `mailroom setup --apply` does)."""
+    found = await book.find_groups(names)
+    for name in names:
+        if name not in found:
+            found[name] = await book.create_group(name)
+    return await book.find_groups(names)
+
+
+async def put_contact(
+    book: ContactBook,
+    address: str,
+    name: str,
+    kind: ContactKind,
+    join: tuple[str, ...] = (),
+    leave: tuple[str, ...] = (),
+) -> Known:
+    """One sender through lookup and apply, as a pass does; what the book then has."""
+    want = Want(address, name, kind)
+    lookup = await book.lookup([want])
+    failed = await book.apply([Change(lookup.known[address], join, leave)])
+    if failed:
+        raise failed[address]
+    return (await book.lookup([want])).known[address]

@@ -8,16 +8,18 @@ import httpx
 import pytest
 
 from mailroom.carddav import vcard
-from mailroom.carddav.addressbook import AddressBook
+from mailroom.carddav.book import CardDavBook
 from mailroom.carddav.client import (
     CardDavAuthError,
     CardDavClient,
     CardDavError,
     PreconditionFailed,
 )
+from mailroom.contacts.book import Change, ContactAction, Want
+from mailroom.contacts.names import split_name
 from mailroom.core.secret import Secret
 from mailroom.sandbox.server import Sandbox
-from tests.conftest import Sleeps
+from tests.conftest import Sleeps, ensure_groups, put_contact
 
 pytestmark = pytest.mark.anyio
 
@@ -38,42 +40,60 @@ async def test_search_by_email_is_case_insensitive(sandbox: Sandbox, dav: CardDa
     sandbox.contacts.write(
         "a.vcf", vcard.new_contact("uid-a", "Front@Desk.example", "Front Desk", "company")
     )
-    book = AddressBook(dav)
-    found = await book.find_contact("front@desk.example")
-    assert found is not None and found.uid == "uid-a"
-    assert await book.find_contact("desk.example") is None
+    book = CardDavBook(dav)
+    found = await book.lookup([Want("front@desk.example", "", "company")])
+    assert found.known["front@desk.example"].uid == "uid-a"
+    # A text match on the server is confirmed exactly here.
+    partial = await book.lookup([Want("desk.example", "", "company")])
+    assert partial.known["desk.example"].action is ContactAction.CREATE
 
 
 async def test_person_and_company_contacts(sandbox: Sandbox, dav: CardDavClient) -> None:
-    book = AddressBook(dav)
-    person = await book.upsert_contact("ann@x.org", "Ann Lee", "person", None)
-    company = await book.upsert_contact("news@corp.example", "", "company", None)
+    book = CardDavBook(dav)
+    person = await put_contact(book, "ann@x.org", "Ann Lee", "person")
+    company = await put_contact(book, "news@corp.example", "", "company")
     p = vcard.parse(sandbox.contacts.contact_text("ann@x.org") or "")
     c = vcard.parse(sandbox.contacts.contact_text("news@corp.example") or "")
     assert (p.fn.value, p.n.value.given, p.n.value.family) == ("Ann Lee", "Ann", "Lee")
     assert "org" not in p.contents
     assert (c.fn.value, c.org.value) == ("news@corp.example", ["corp.example"])
     assert person.uid != company.uid
+    assert person.action is company.action is ContactAction.KEEP
 
 
 async def test_groups_are_created_once_and_membership_is_a_set(
     sandbox: Sandbox, dav: CardDavClient
 ) -> None:
-    book = AddressBook(dav)
-    await book.ensure_groups(["Feed", "Jail"])
-    again = AddressBook(dav)
-    await again.ensure_groups(["Feed", "Jail"])
+    book = CardDavBook(dav)
+    await ensure_groups(book, ["Feed", "Jail"])
+    again = CardDavBook(dav)
+    await ensure_groups(again, ["Feed", "Jail"])
     assert sandbox.contacts.groups_named("Feed") == 1
-    contact = await again.upsert_contact("z@x.org", "Zed", "company", None)
-    assert await again.add_member("Feed", contact.uid) is True
-    assert await again.add_member("Jail", contact.uid) is True
-    assert await again.add_member("Feed", contact.uid) is False  # already there
-    assert await again.groups_of(contact.uid) == {"Feed", "Jail"}
-    assert await again.remove_member("Jail", contact.uid) is True
-    assert await again.groups_of(contact.uid) == {"Feed"}
+    contact = await put_contact(again, "z@x.org", "Zed", "company", join=("Feed", "Jail"))
+    assert contact.groups == {"Feed", "Jail"}
+    etags = {k: v.etag for k, v in sandbox.contacts.cards.items()}
+    same = await put_contact(again, "z@x.org", "Zed", "company", join=("Feed",))
+    assert same.groups == {"Feed", "Jail"}
+    assert {k: v.etag for k, v in sandbox.contacts.cards.items()} == etags  # nothing written
+    left = await put_contact(again, "z@x.org", "Zed", "company", leave=("Jail",))
+    assert left.groups == {"Feed"}
     text = next(c.text for c in sandbox.contacts.cards.values() if "FN:Feed" in c.text)
     assert f"X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:{contact.uid}" in text
     assert "X-ADDRESSBOOKSERVER-KIND:group" in text
+
+
+async def test_one_put_per_changed_group_whatever_the_senders(
+    sandbox: Sandbox, dav: CardDavClient
+) -> None:
+    book = CardDavBook(dav)
+    await ensure_groups(book, ["Feed", "Jail"])
+    wants = [Want(f"n{i}@x.org", f"N {i}", "company") for i in range(20)]
+    lookup = await book.lookup(wants)
+    before = dav.requests_made
+    changes = [Change(lookup.known[w.address], ("Feed",), ()) for w in wants]
+    assert await book.apply(changes) == {}
+    assert dav.requests_made - before == 20 + 1  # 20 new contacts, one group PUT
+    assert len(sandbox.contacts.group_members("Feed")) == 20
 
 
 async def test_stale_etag_gets_412(sandbox: Sandbox, dav: CardDavClient) -> None:
@@ -87,8 +107,8 @@ async def test_stale_etag_gets_412(sandbox: Sandbox, dav: CardDavClient) -> None
 
 async def test_412_retry_is_bounded(sandbox: Sandbox, dav: CardDavClient) -> None:
     sleeps = Sleeps()
-    book = AddressBook(dav, sleep=sleeps)
-    await book.ensure_groups(["Feed"])
+    book = CardDavBook(dav, sleep=sleeps)
+    await ensure_groups(book, ["Feed"])
     name = next(n for n, c in sandbox.contacts.cards.items() if "FN:Feed" in c.text)
 
     def always_race(card_name: str) -> None:
@@ -96,8 +116,11 @@ async def test_412_retry_is_bounded(sandbox: Sandbox, dav: CardDavClient) -> Non
         sandbox.contacts.write(name, text)  # same text, new ETag: every write is stale
 
     sandbox.contacts.before_put = always_race
-    with pytest.raises(CardDavError, match="kept changing"):
-        await book.add_member("Feed", "u-1")
+    sandbox.contacts.write("u.vcf", vcard.new_contact("u-1", "u@x.org", "U", "company"))
+    lookup = await book.lookup([Want("u@x.org", "U", "company")])
+    failed = await book.apply([Change(lookup.known["u@x.org"], ("Feed",), ())])
+    assert isinstance(failed["u@x.org"], CardDavError)
+    assert "kept changing" in str(failed["u@x.org"])
     assert len(sleeps.waits) == 5
     assert sleeps.waits == sorted(sleeps.waits)  # growing backoff
 
@@ -145,9 +168,9 @@ def test_fill_contact_only_fills_empty_fields() -> None:
 
 
 def test_split_name() -> None:
-    assert vcard.split_name("Doe, Jane") == ("Jane", "Doe")
-    assert vcard.split_name("Jane  Q. Doe") == ("Jane Q.", "Doe")
-    assert vcard.split_name("Cher") == ("Cher", "")
+    assert split_name("Doe, Jane") == ("Jane", "Doe")
+    assert split_name("Jane  Q. Doe") == ("Jane Q.", "Doe")
+    assert split_name("Cher") == ("Cher", "")
 
 
 def test_unparseable_vcard_is_a_clear_error() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 
 from mailroom.carddav.client import Card, CardDavClient, CardDavError, PreconditionFailed
+from mailroom.contacts.book import ContactsBackend
 from mailroom.core.secret import Secret
 from mailroom.sandbox.mailstore import MailStore
 from mailroom.sandbox.server import Sandbox
@@ -20,15 +22,17 @@ def label(h: Harness, email_id: str, label_name: str) -> None:
     h.mail.set_mailboxes(email_id, h.mail.mailbox_names(email_id) | {label_name})
 
 
-async def triage_with(store: MailStore, senders: dict[str, int]) -> dict[str, list[str]]:
+async def triage_with(
+    store: MailStore, senders: dict[str, int], backend: ContactsBackend = ContactsBackend.CARDDAV
+) -> dict[str, list[str]]:
     """Deliver, label one email per sender, run one pass; returns ids by sender."""
     with Sandbox(mail=store) as sb:
         sb.mail.ensure_mailbox("Screener")
         ids = {s: [sb.mail.deliver(s) for _ in range(n)] for s, n in senders.items()}
         async with httpx.AsyncClient() as http:
-            jmap, carddav, _, triage = make_clients(sb, http, Sleeps())
+            jmap, _, book, triage = make_clients(sb, http, Sleeps(), backend)
             await jmap.discover()
-            await carddav.discover()
+            await book.open()
             await triage.provision(create_screener=True)
             await triage.setup()
             for first, *_ in ids.values():
@@ -41,19 +45,30 @@ async def triage_with(store: MailStore, senders: dict[str, int]) -> dict[str, li
         return ids
 
 
-async def test_paging_follows_the_limit_the_server_returns() -> None:
+BACKENDS = pytest.mark.parametrize(
+    "backend", [ContactsBackend.CARDDAV, ContactsBackend.JMAP], ids=["carddav", "jmap"]
+)
+
+
+@BACKENDS
+async def test_paging_follows_the_limit_the_server_returns(backend: ContactsBackend) -> None:
     # The server clamps every query to 7 ids and says so in "limit": the scan
-    # and each sender's mail must go on page after page, not stop at the first.
-    await triage_with(MailStore(query_limit=7), {"many@x.com": 30, "other@x.com": 3})
+    # and the senders' mail must go on page after page, not stop at the first.
+    await triage_with(MailStore(query_limit=7), {"many@x.com": 30, "other@x.com": 3}, backend)
     await triage_with(
-        MailStore(query_limit=7), {f"s{i}@x.com": 1 for i in range(20)}
+        MailStore(query_limit=7), {f"s{i}@x.com": 1 for i in range(20)}, backend
     )  # 20 labelled emails: three scan pages
 
 
+@BACKENDS
 @pytest.mark.parametrize("max_calls", [1, 2, 3])
-async def test_max_calls_in_request_of_one_or_two_works(max_calls: int) -> None:
+async def test_max_calls_in_request_of_one_or_two_works(
+    max_calls: int, backend: ContactsBackend
+) -> None:
     await triage_with(
-        MailStore(max_calls=max_calls, max_get=5, max_set=3), {"a@x.com": 12, "b@x.com": 1}
+        MailStore(max_calls=max_calls, max_get=5, max_set=3),
+        {"a@x.com": 12, "b@x.com": 1, **{f"c{i}@x.com": 1 for i in range(7)}},
+        backend,
     )
 
 
@@ -64,14 +79,19 @@ async def test_an_unexpected_error_for_one_sender_fails_that_sender_only(
     good, odd = h.mail.deliver("good@x.com"), h.mail.deliver("odd@x.com")
     label(h, good, "@ToFeed")
     label(h, odd, "@ToFeed")
-    real = h.book.find_contact
+    from mailroom.carddav import vcard
+    from mailroom.jmap import jscontact
 
-    async def find(address: str):  # type: ignore[no-untyped-def]
-        if address == "odd@x.com":
-            raise RuntimeError("vobject choked on an odd card")  # not a known error
-        return await real(address)
+    def choking(real: Any) -> Any:
+        def make(uid: str, address: str, *args: Any) -> Any:
+            if address == "odd@x.com":
+                raise RuntimeError("vobject choked on an odd card")  # not a known error
+            return real(uid, address, *args)
 
-    monkeypatch.setattr(h.book, "find_contact", find)
+        return make
+
+    monkeypatch.setattr(vcard, "new_contact", choking(vcard.new_contact))
+    monkeypatch.setattr(jscontact, "new_card", choking(jscontact.new_card))
     result = await h.triage.poll()
     assert (result.senders_triaged, result.failures) == (1, 1)
     assert result.last_error == "vobject choked on an odd card"
@@ -79,10 +99,10 @@ async def test_an_unexpected_error_for_one_sender_fails_that_sender_only(
     assert h.mail.mailbox_names(odd) == {"Screener", "@ToFeed"}  # kept for the next pass
 
 
-async def test_carddav_credentials_rejected_fail_the_whole_pass(harness: Harness) -> None:
+async def test_carddav_credentials_rejected_fail_the_whole_pass(dav_harness: Harness) -> None:
     from mailroom.carddav.client import CardDavAuthError
 
-    h = harness
+    h = dav_harness
     for sender in ("a@x.com", "b@x.com"):
         label(h, h.mail.deliver(sender), "@ToFeed")
     h.sandbox.faults.force("carddav", 401)

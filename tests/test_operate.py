@@ -31,20 +31,35 @@ from tests.push.harness import FAST, running
 pytestmark = pytest.mark.anyio
 
 
-async def check(sb: Sandbox, **extra: str) -> tuple[int, str]:
+async def check(sb: Sandbox, contacts: str = "carddav", **extra: str) -> tuple[int, str]:
     out = io.StringIO()
-    code = await run_check(load_settings({**sb.env(), **extra}), Report(out))
+    code = await run_check(load_settings({**sb.env(contacts), **extra}), Report(out))
     return code, out.getvalue()
 
 
 async def test_check_a_healthy_account() -> None:
-    for flavour in ("fastmail", "rfc"):
-        with Sandbox(flavour=flavour) as sb:
+    for flavour, contacts, line in (
+        (
+            "fastmail",
+            "carddav",
+            "✓ contacts over CardDAV (MAILROOM_CONTACTS=auto and a CardDAV password is set): "
+            "CardDAV address book http://",
+        ),
+        (
+            "fastmail",
+            "jmap",
+            "✓ contacts over JMAP contacts (MAILROOM_CONTACTS=auto, the server offers "
+            "urn:ietf:params:jmap:contacts and no CardDAV password is set): JMAP contacts "
+            "(RFC 9610), address book 'Personal'",
+        ),
+        ("rfc", "carddav", "✓ contacts over CardDAV"),
+    ):
+        with Sandbox(flavour=flavour) as sb:  # type: ignore[arg-type]
             sb.prepare()
-            code, text = await check(sb)
+            code, text = await check(sb, contacts)
             assert code == 0, text
             assert "✓ JMAP: token accepted" in text
-            assert "✓ CardDAV: password accepted" in text
+            assert line in text
             assert "✓ mailbox '@ToFeed' (label for Feed) exists" in text
             assert "✓ contact group 'Person' (contact group of Person) exists" in text
             assert "✓ event stream: first" in text
@@ -57,7 +72,7 @@ async def test_check_names_each_problem_and_its_fix() -> None:
         code, text = await check(sb, MAILROOM_JMAP_TOKEN="wrong-token")
         assert code == 1
         assert "✗ JMAP: JMAP session: server rejected the token (HTTP 401)" in text
-        assert "fix: create a Fastmail API token with the Mail scope" in text
+        assert "fix: create a Fastmail API token with the Mail and Contacts scopes" in text
         assert "wrong-token" not in text
 
         code, text = await check(sb, MAILROOM_CARDDAV_PASSWORD="wrong-password")
@@ -78,6 +93,21 @@ async def test_check_names_each_problem_and_its_fix() -> None:
     # Nothing there at all: unreachable, named.
     code, text = await check(sb)
     assert code == 1 and "✗ JMAP:" in text and "fix: check MAILROOM_JMAP_SESSION_URL" in text
+
+
+async def test_check_names_a_contacts_backend_that_cannot_be_used() -> None:
+    with Sandbox(flavour="rfc") as sb:  # a server without RFC 9610, like Cyrus
+        sb.prepare()
+        code, text = await check(sb, "jmap", MAILROOM_CONTACTS="jmap")
+        assert code == 1
+        assert (
+            "✗ contacts: MAILROOM_CONTACTS=jmap, but the JMAP session offers no "
+            "urn:ietf:params:jmap:contacts" in text
+        )
+        code, text = await check(sb, "jmap")
+        assert code == 1
+        assert "✗ contacts: no way to reach contacts: the JMAP session offers no" in text
+        assert "no CardDAV password is set" in text
 
 
 def _with_role_label() -> str:
@@ -112,6 +142,20 @@ async def test_setup_plans_then_applies_once_and_prints_the_rules() -> None:
         assert "nothing to create" in out.getvalue()
         assert "created" not in out.getvalue()
         assert sb.contacts.groups_named("Imbox") == 1
+
+
+async def test_setup_over_jmap_contacts_makes_groups_carddav_sees() -> None:
+    with Sandbox() as sb:
+        settings = load_settings(sb.env("jmap"))
+        out = io.StringIO()
+        code = await run_setup(settings, apply=True, create_screener=True, report=Report(out))
+        text = out.getvalue()
+        assert code == 0, text
+        assert "· contacts over JMAP (MAILROOM_CONTACTS=auto, the server offers" in text
+        assert "✓ created contact group 'Person' (contact group of Person)" in text
+        # One store: the groups are vCard group cards for a CardDAV client too.
+        for group in ("Imbox", "Feed", "Paper Trail", "Jail", "Person"):
+            assert sb.contacts.groups_named(group) == 1
 
 
 def test_the_rules_are_in_order_children_first_screener_last() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.cli import main
+from mailroom.contacts.select import ContactsChoice
 from mailroom.settings import SettingsError, load_settings
 
 BASE = {
@@ -59,13 +60,45 @@ def test_fractional_debounce_and_overrides() -> None:
 
 
 def test_missing_required() -> None:
+    # The token alone is enough: contacts can go over JMAP (RFC 9610).
     assert problems({}) == [
         "MAILROOM_JMAP_TOKEN: required, not set (or MAILROOM_JMAP_TOKEN_FILE, "
         "or systemd credential jmap-token)",
-        "MAILROOM_CARDDAV_USERNAME: required, not set",
-        "MAILROOM_CARDDAV_PASSWORD: required, not set (or MAILROOM_CARDDAV_PASSWORD_FILE, "
-        "or systemd credential carddav-password)",
     ]
+
+
+def test_the_token_alone_is_valid_settings() -> None:
+    settings = load_settings({"MAILROOM_JMAP_TOKEN": "fmu1-token"})
+    assert settings.contacts is ContactsChoice.AUTO
+    assert (settings.carddav_username, settings.carddav_password) == ("", None)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {"MAILROOM_CARDDAV_USERNAME": "me@x.com"},
+            "MAILROOM_CARDDAV_PASSWORD: not set, but MAILROOM_CARDDAV_USERNAME is: set both "
+            "to use CardDAV, or neither to use JMAP contacts with the API token",
+        ),
+        (
+            {"MAILROOM_CARDDAV_PASSWORD": "app-password"},
+            "MAILROOM_CARDDAV_USERNAME: not set, but MAILROOM_CARDDAV_PASSWORD is: set both "
+            "to use CardDAV, or neither to use JMAP contacts with the API token",
+        ),
+        (
+            {"MAILROOM_CONTACTS": "carddav"},
+            "MAILROOM_CONTACTS=carddav needs MAILROOM_CARDDAV_USERNAME and "
+            "MAILROOM_CARDDAV_PASSWORD (a Fastmail app password with CardDAV access)",
+        ),
+        (
+            {"MAILROOM_CONTACTS": "ldap"},
+            "MAILROOM_CONTACTS: expected one of auto, jmap, carddav, got 'ldap'",
+        ),
+    ],
+)
+def test_contacts_settings_errors(env: dict[str, str], expected: str) -> None:
+    assert problems({"MAILROOM_JMAP_TOKEN": "fmu1-token", **env}) == [expected]
 
 
 @pytest.mark.parametrize(
@@ -164,7 +197,7 @@ def test_systemd_credentials(tmp_path: Path) -> None:
     env = {"MAILROOM_CARDDAV_USERNAME": "me", "CREDENTIALS_DIRECTORY": str(tmp_path)}
     s = load_settings(env)
     assert s.jmap_token.reveal() == "cred-token"
-    assert s.carddav_password.reveal() == "cred-pass"
+    assert s.carddav_password is not None and s.carddav_password.reveal() == "cred-pass"
 
 
 def test_secrets_never_in_repr() -> None:
@@ -181,20 +214,24 @@ def test_cli_exit_2_one_line_per_problem(
         if key.startswith("MAILROOM_") or key == "CREDENTIALS_DIRECTORY":
             monkeypatch.delenv(key)
     monkeypatch.setenv("MAILROOM_JMAP_TOKEN", "fmu1-do-not-print")
+    monkeypatch.setenv("MAILROOM_CARDDAV_USERNAME", "me@x.com")
     monkeypatch.setenv("MAILROOM_POLL_INTERVAL", "often")
     assert main(["run"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err == [
         "mailroom: invalid settings:",
-        "  MAILROOM_CARDDAV_USERNAME: required, not set",
-        "  MAILROOM_CARDDAV_PASSWORD: required, not set (or MAILROOM_CARDDAV_PASSWORD_FILE, "
-        "or systemd credential carddav-password)",
         "  MAILROOM_POLL_INTERVAL: expected a number of seconds >= 1, got 'often'",
+        "  MAILROOM_CARDDAV_PASSWORD: not set, but MAILROOM_CARDDAV_USERNAME is: set both to "
+        "use CardDAV, or neither to use JMAP contacts with the API token",
     ]
 
 
 def test_real_process_exits_2_without_traceback() -> None:
-    env = {"PATH": "/usr/bin:/bin", "MAILROOM_JMAP_TOKEN": "fmu1-do-not-print"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "MAILROOM_JMAP_TOKEN": "fmu1-do-not-print",
+        "MAILROOM_CARDDAV_PASSWORD": "app-do-not-print",
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "mailroom", "run"],
         env=env,
@@ -205,8 +242,8 @@ def test_real_process_exits_2_without_traceback() -> None:
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert "fmu1-do-not-print" not in proc.stderr + proc.stdout
-    assert "MAILROOM_CARDDAV_USERNAME: required, not set" in proc.stderr
+    assert "do-not-print" not in proc.stderr + proc.stdout
+    assert "MAILROOM_CARDDAV_USERNAME: not set, but MAILROOM_CARDDAV_PASSWORD is" in proc.stderr
 
 
 def test_systemd_credential_unreadable(tmp_path: Path) -> None:

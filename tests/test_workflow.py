@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailroom.carddav import vcard
+from mailroom.contacts.book import ContactsBackend
 from mailroom.sandbox.mailstore import MailStore, MethodError
 from mailroom.sandbox.server import Sandbox
 from tests.conftest import Harness
@@ -190,9 +191,9 @@ async def test_300_emails_from_one_sender_paging_and_chunking() -> None:
         from tests.conftest import Sleeps, make_clients
 
         async with httpx.AsyncClient() as http:
-            jmap, carddav, _, triage = make_clients(sb, http, Sleeps())
+            jmap, _, book, triage = make_clients(sb, http, Sleeps())
             await jmap.discover()
-            await carddav.discover()
+            await book.open()
             await triage.provision(create_screener=True)
             await triage.setup()
             for eid in ids[:120]:  # more labelled emails than one scan page
@@ -210,23 +211,46 @@ async def test_one_sender_failing_does_not_stop_others(harness: Harness) -> None
     bad = h.mail.deliver("bad@x.com")
     label(h, good, "@ToFeed")
     label(h, bad, "@ToFeed")
+    h.mail.refuse_updates.add(bad)  # the server refuses this one email
 
-    def fail_bad(name: str, args: dict[str, object]) -> None:
-        update = args.get("update")
-        if name == "Email/set" and isinstance(update, dict) and bad in update:
-            raise MethodError("serverFail", "disk full")
-
-    h.mail.before_method = fail_bad
     result = await h.triage.poll()
 
     assert (result.senders_triaged, result.failures) == (1, 1)
     assert h.mail.mailbox_names(good) == {"Feed"}
     assert h.mail.mailbox_names(bad) == {"Screener", "@ToFeed"}  # label kept: retried
 
-    h.mail.before_method = None
+    h.mail.refuse_updates.clear()
     result = await h.triage.poll()
     assert (result.senders_triaged, result.failures) == (1, 0)
     assert h.mail.mailbox_names(bad) == {"Feed"}
+
+
+async def test_a_sender_whose_contact_fails_among_many(harness: Harness) -> None:
+    h = harness
+    senders = [f"s{i}@many.example" for i in range(8)]
+    ids = {s: h.mail.deliver(s, name=f"Sender {s[1]}") for s in senders}
+    for eid in ids.values():
+        label(h, eid, "@ToPerson")
+    refused = senders[3]
+    h.contacts.refuse_addresses.add(refused)  # its contact cannot be written
+
+    result = await h.triage.poll()
+
+    assert (result.senders_triaged, result.failures) == (7, 1)
+    assert h.mail.mailbox_names(ids[refused]) == {"Screener", "@ToPerson"}
+    assert h.contacts.contact_uid(refused) is None
+    # The refused sender is in no group, not even as a dangling member.
+    everyone = h.contacts.group_members("Person") | h.contacts.group_members("Imbox")
+    assert len(everyone) == 7
+    for s in senders:
+        if s != refused:
+            assert h.contacts.groups_of_address(s) == {"Person", "Imbox"}
+            assert h.mail.mailbox_names(ids[s]) == {"Person", "Imbox", "Inbox"}
+
+    h.contacts.refuse_addresses.clear()
+    result = await h.triage.poll()
+    assert (result.senders_triaged, result.failures) == (1, 0)
+    assert h.contacts.groups_of_address(refused) == {"Person", "Imbox"}
 
 
 async def test_refused_update_keeps_the_label(harness: Harness) -> None:
@@ -246,8 +270,8 @@ async def test_refused_update_keeps_the_label(harness: Harness) -> None:
     assert h.contacts.groups_of_address("r@x.com") == {"Jail"}
 
 
-async def test_412_race_on_a_group_loses_no_member(harness: Harness) -> None:
-    h = harness
+async def test_412_race_on_a_group_loses_no_member(dav_harness: Harness) -> None:
+    h = dav_harness
     eid = h.mail.deliver("race@x.com")
     label(h, eid, "@ToFeed")
     feed = next(
@@ -339,3 +363,61 @@ async def test_unreadable_sender_gets_error_label(harness: Harness) -> None:
     label(h, eid, "@ToFeed")
     await h.triage.poll()
     assert "@MailroomError" in h.mail.mailbox_names(eid)
+
+
+@pytest.mark.parametrize("senders", [1, 10, 100])
+async def test_requests_per_pass_are_constant_in_senders(harness: Harness, senders: int) -> None:
+    h = harness
+    for i in range(senders):
+        first = h.mail.deliver(f"s{i}@batch.example", name=f"Sender {i}")
+        h.mail.deliver(f"s{i}@batch.example", name=f"Sender {i}", mailboxes=["Archive"])
+        label(h, first, "@ToFeed")
+    before = h.sandbox.total_requests()
+
+    result = await h.triage.poll()
+
+    assert (result.senders_triaged, result.failures) == (senders, 0)
+    assert result.emails_refiled == 2 * senders
+    assert len(h.contacts.group_members("Feed")) == senders
+    requests = h.sandbox.total_requests() - before
+    # scan, contacts lookup, all senders' mail, one re-filing Email/set, one
+    # label-removal Email/set; plus the contact writes:
+    if h.backend is ContactsBackend.JMAP:
+        assert requests == 5 + 1  # one ContactCard/set for every contact and group
+    else:
+        # CardDAV reads in two (search + group multiget) and writes one PUT per
+        # new contact and one per changed group (all joined Feed).
+        assert requests == 6 + senders + 1
+
+
+async def test_an_existing_contact_gets_only_its_empty_fields_filled(harness: Harness) -> None:
+    h = harness
+    h.contacts.write(
+        "desk.vcf",
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:desk-1\r\nFN:\r\nN:;;;;\r\nNOTE:parking at the back\r\n"
+        "EMAIL:desk@dentist.example\r\nTEL:+44 1234\r\nEND:VCARD\r\n",
+    )
+    h.contacts.write(
+        "mum.vcf",
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:mum-1\r\nFN:Mum\r\nN:;;;;\r\n"
+        "EMAIL:mum@family.example\r\nEND:VCARD\r\n",
+    )
+    desk = h.mail.deliver("desk@dentist.example", name="Dentist Ltd")
+    mum = h.mail.deliver("mum@family.example", name="Jane Doe")
+    label(h, desk, "@ToPaperTrail")
+    label(h, mum, "@ToPerson")
+
+    result = await h.triage.poll()
+
+    assert result.senders_triaged == 2
+    card = vcard.parse(h.contacts.contact_text("desk@dentist.example") or "")
+    assert card.fn.value == "Dentist Ltd"  # was empty: filled
+    assert card.org.value == ["Dentist Ltd"]
+    assert card.note.value == "parking at the back"  # the user's data kept
+    assert card.tel.value == "+44 1234"
+    assert card.uid.value == "desk-1"
+    card = vcard.parse(h.contacts.contact_text("mum@family.example") or "")
+    assert card.fn.value == "Mum"  # never overwritten
+    assert (card.n.value.given, card.n.value.family) == ("Jane", "Doe")  # was empty
+    assert h.contacts.groups_of_address("mum@family.example") == {"Person", "Imbox"}
+    assert len([c for c in h.contacts.cards if c.endswith(".vcf")]) == 7  # 5 groups + 2

@@ -21,6 +21,7 @@ from mailroom.carddav.dav_xml import (
     propfind_body,
     query_body,
 )
+from mailroom.contacts.book import ContactsAuthError, ContactsError
 from mailroom.core.secret import Secret
 from mailroom.core.urls import insecure_reason, origin
 from mailroom.net import RetryExhausted, Sleep, TransportFailure, send_with_retry
@@ -30,11 +31,11 @@ VCARD = {"Content-Type": "text/vcard; charset=utf-8"}
 _REDIRECTS = (301, 302, 303, 307, 308)
 
 
-class CardDavError(Exception):
+class CardDavError(ContactsError):
     """Base class for CardDAV failures; messages never carry credentials."""
 
 
-class CardDavAuthError(CardDavError):
+class CardDavAuthError(CardDavError, ContactsAuthError):
     def __init__(self, status: int, what: str) -> None:
         reason = "rejected the username or password" if status == 401 else "refused access"
         super().__init__(f"{what}: CardDAV server {reason} (HTTP {status})")

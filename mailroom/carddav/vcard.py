@@ -8,11 +8,13 @@ Mailroom does not own (the user's notes, phones, REV …) untouched.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any
 
 import vobject
 
-ContactKind = Literal["person", "company"]
+from mailroom.contacts.book import ContactKind
+from mailroom.contacts.names import company_name, split_name
 
 KIND = "x-addressbookserver-kind"
 MEMBER = "x-addressbookserver-member"
@@ -87,41 +89,34 @@ def new_group(group_uid: str, name: str) -> str:
 
 def with_member(text: str, member_uid: str) -> str | None:
     """The group card with ``member_uid`` added, or None if already a member."""
-    card = parse(text, "group")
-    if member_uid in members(card):
-        return None
-    card.add(MEMBER).value = UUID_PREFIX + member_uid
-    return str(card.serialize())
+    return edit_members(text, add=[member_uid])
 
 
 def without_member(text: str, member_uid: str) -> str | None:
     """The group card with ``member_uid`` removed, or None if not a member."""
+    return edit_members(text, remove=[member_uid])
+
+
+def edit_members(text: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> str | None:
+    """The group card with members added and removed, or None if nothing changes.
+
+    Every other line of the card is kept as it was.
+    """
     card = parse(text, "group")
+    gone = set(remove)
     lines = card.contents.get(MEMBER, [])
-    keep = [ln for ln in lines if str(ln.value).strip().removeprefix(UUID_PREFIX) != member_uid]
-    if len(keep) == len(lines):
+    keep = [ln for ln in lines if str(ln.value).strip().removeprefix(UUID_PREFIX) not in gone]
+    present = {str(ln.value).strip().removeprefix(UUID_PREFIX) for ln in keep}
+    new = [uid for uid in dict.fromkeys(add) if uid not in present and uid not in gone]
+    if len(keep) == len(lines) and not new:
         return None
     if keep:
         card.contents[MEMBER] = keep
     else:
-        del card.contents[MEMBER]
+        card.contents.pop(MEMBER, None)
+    for uid in new:
+        card.add(MEMBER).value = UUID_PREFIX + uid
     return str(card.serialize())
-
-
-def split_name(name: str) -> tuple[str, str]:
-    """(given, family) from a display name: "Doe, Jane" or "Jane Q. Doe"."""
-    name = " ".join(name.split())
-    if "," in name:
-        family, given = (part.strip() for part in name.split(",", 1))
-        return given, family
-    if " " in name:
-        given, family = name.rsplit(" ", 1)
-        return given, family
-    return name, ""
-
-
-def _company_name(address: str, name: str) -> str:
-    return name or address.rpartition("@")[2]
 
 
 def new_contact(contact_uid: str, address: str, name: str, kind: ContactKind) -> str:
@@ -134,7 +129,7 @@ def new_contact(contact_uid: str, address: str, name: str, kind: ContactKind) ->
         card.add("n").value = vobject.vcard.Name(family=family, given=given)
     else:
         card.add("n").value = vobject.vcard.Name()
-        card.add("org").value = [_company_name(address, name)]
+        card.add("org").value = [company_name(address, name)]
         card.add("x-abshowas").value = "COMPANY"
     line = card.add("email")
     line.value = address
@@ -167,7 +162,7 @@ def fill_contact(text: str, address: str, name: str, kind: ContactKind) -> str |
     if kind == "company":
         orgs = _values(card, "org")
         if not orgs or not any(str(part).strip() for part in orgs[0]):
-            _set_single(card, "org", [_company_name(address, name)])
+            _set_single(card, "org", [company_name(address, name)])
             changed = True
     if not _values(card, "n"):
         # vCard 3.0 requires N; some clients write cards without it.

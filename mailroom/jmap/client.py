@@ -20,10 +20,11 @@ from mailroom.jmap.errors import (
     JmapSetError,
     JmapTransportError,
 )
-from mailroom.jmap.session import CORE, MAIL, Session, parse_session
+from mailroom.jmap.session import CONTACTS, CORE, MAIL, Session, parse_session
 from mailroom.net import RetryExhausted, Sleep, TransportFailure, send_with_retry
 
 USING = [CORE, MAIL]
+CONTACTS_METHODS = ("AddressBook/", "ContactCard/")  # RFC 9610: the contacts account
 T = TypeVar("T")
 
 
@@ -34,6 +35,13 @@ class Call:
     name: str
     args: dict[str, Any]
     call_id: str
+
+
+def any_of(conditions: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """A filter matching any of ``conditions`` (one needs no operator)."""
+    if len(conditions) == 1:
+        return conditions[0]
+    return {"operator": "OR", "conditions": list(conditions)}
 
 
 def ref(call_id: str, name: str, path: str) -> dict[str, str]:
@@ -128,12 +136,18 @@ class JmapClient:
             raise ValueError(
                 f"{len(calls)} calls exceed maxCallsInRequest={session.max_calls_in_request}"
             )
-        body = {
-            "using": USING,
-            "methodCalls": [
-                [c.name, {"accountId": session.account_id, **c.args}, c.call_id] for c in calls
-            ],
-        }
+        using = list(USING)
+        method_calls = []
+        for c in calls:
+            account = session.account_id
+            if c.name.startswith(CONTACTS_METHODS):
+                if session.contacts_account_id is None:
+                    raise JmapProtocolError(f"{c.name}: the server offers no {CONTACTS}")
+                account = session.contacts_account_id
+                if CONTACTS not in using:
+                    using.append(CONTACTS)
+            method_calls.append([c.name, {"accountId": account, **c.args}, c.call_id])
+        body = {"using": using, "methodCalls": method_calls}
         response = await self._send("POST", session.api_url, what="JMAP API", json=body)
         data = _json(response, "JMAP API")
         items = data.get("methodResponses") if isinstance(data, dict) else None
@@ -232,29 +246,59 @@ class JmapClient:
         return _page(query, got, limit), None
 
     async def query_emails(
-        self, filter_: Mapping[str, Any], properties: Sequence[str]
+        self, filter_: Mapping[str, Any], properties: Sequence[str], *, per_request: int = 1
     ) -> list[dict[str, Any]]:
         """Every email matching ``filter_``, paged by position until a short page.
 
         ``total`` is not relied on (Fastmail omits it unless asked), and the
         page size is the ``limit`` the server says it applied (RFC 8620 lets
-        it clamp).
+        it clamp). ``per_request`` pages ride in each request when
+        ``maxCallsInRequest`` has room: a large result costs fewer round trips.
         """
         out: list[dict[str, Any]] = []
-        async for page in self.pages(filter_, properties, position=0):
+        async for page in self.pages(filter_, properties, position=0, per_request=per_request):
             out.extend(page.emails)
         return out
 
     async def pages(
-        self, filter_: Mapping[str, Any], properties: Sequence[str], *, position: int
+        self,
+        filter_: Mapping[str, Any],
+        properties: Sequence[str],
+        *,
+        position: int,
+        per_request: int = 1,
     ) -> AsyncIterator[Page]:
         size = self.page_size()
+        per = max(1, min(per_request, self.session.max_calls_in_request // 2))
         for _ in range(MAX_PAGES):
-            page, _resp = await self.query_page(filter_, properties, position=position, limit=size)
-            yield page
-            if page.last:
-                return
-            position += len(page.ids)
+            if per == 1:
+                page, _resp = await self.query_page(
+                    filter_, properties, position=position, limit=size
+                )
+                yield page
+                if page.last:
+                    return
+                position += len(page.ids)
+                continue
+            calls = []
+            for i in range(per):
+                calls += self.query_page_calls(
+                    filter_, properties, position=position + i * size, limit=size, prefix=f"p{i}"
+                )
+            resp = await self.request(calls)
+            for i in range(per):
+                page = _page(
+                    resp.get(f"p{i}q", "Email/query"), resp.get(f"p{i}g", "Email/get"), size
+                )
+                yield page
+                if page.last:
+                    return
+                position += len(page.ids)
+                if len(page.ids) < size:
+                    # The server clamped the page: the later positions asked
+                    # for assumed the full size, so ask again from here.
+                    size = len(page.ids)
+                    break
         raise JmapProtocolError(f"Email/query: more than {MAX_PAGES} pages")
 
     async def update_emails(

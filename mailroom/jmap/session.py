@@ -16,6 +16,7 @@ from mailroom.jmap.errors import JmapProtocolError
 
 CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
+CONTACTS = "urn:ietf:params:jmap:contacts"  # RFC 9610
 
 _TEMPLATE_VARS = ("types", "closeafter", "ping")
 
@@ -29,6 +30,8 @@ class Session:
     max_calls_in_request: int
     max_objects_in_get: int
     max_objects_in_set: int
+    # The account holding contacts, when the server offers RFC 9610 for it.
+    contacts_account_id: str | None = None
 
     def stream_url(self, *, types: str, closeafter: str, ping: int) -> str | None:
         """The EventSource URL with its parameters filled in, or None when absent."""
@@ -87,7 +90,15 @@ def parse_session(data: Any, session_url: str) -> Session:
         problem = None if url is None else insecure_reason(url)
         if problem is not None:
             raise JmapProtocolError(f"session: refusing {name}: {problem}")
+    contacts_account = primary.get(CONTACTS) if isinstance(primary, dict) else None
+    if (
+        CONTACTS not in capabilities
+        or not isinstance(contacts_account, str)
+        or not contacts_account
+    ):
+        contacts_account = None
     return Session(
+        contacts_account_id=contacts_account or None,
         api_url=api_url,
         event_source_url=event_source,
         account_id=account_id,

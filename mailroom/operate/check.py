@@ -13,7 +13,8 @@ import time
 
 import httpx
 
-from mailroom.carddav.client import CardDavAuthError, CardDavError
+from mailroom.contacts.book import ContactsAuthError, ContactsBackend, ContactsError
+from mailroom.contacts.select import ContactsUnavailable
 from mailroom.core.vocabulary import WATCHED_TYPES
 from mailroom.jmap.errors import JmapAuthError, JmapError
 from mailroom.net import DEFAULT_TIMEOUT
@@ -28,7 +29,8 @@ STREAM_WAIT = 10.0
 CHECK_PING = 5  # asked of the server so a quiet account still answers within the wait
 
 ADVICE_JMAP = (
-    "create a Fastmail API token with the Mail scope (Settings → Privacy & Security → "
+    "create a Fastmail API token with the Mail and Contacts scopes (Settings → Privacy & "
+    "Security → "
     "Manage API tokens) and set MAILROOM_JMAP_TOKEN (or MAILROOM_JMAP_TOKEN_FILE)"
 )
 ADVICE_CARDDAV = (
@@ -43,8 +45,8 @@ async def run_check(settings: Settings, report: Report) -> int:
     async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
         clients = make_clients(settings, http)
         jmap_ok = await _jmap(clients, report)
-        dav_ok = await _carddav(clients, report)
-        if jmap_ok and dav_ok:
+        contacts_ok = jmap_ok and await _contacts(clients, report)
+        if jmap_ok and contacts_ok:
             await _account(clients, report)
         if jmap_ok:
             await _stream(clients, report)
@@ -75,23 +77,35 @@ async def _jmap(clients: Clients, report: Report) -> bool:
     return True
 
 
-async def _carddav(clients: Clients, report: Report) -> bool:
+async def _contacts(clients: Clients, report: Report) -> bool:
     try:
-        book = await clients.carddav.discover()
-    except CardDavAuthError as exc:
-        report.bad(f"CardDAV: {exc}", ADVICE_CARDDAV)
+        selection = clients.choose()
+    except ContactsUnavailable as exc:
+        report.bad(f"contacts: {exc}")
         return False
-    except CardDavError as exc:
-        report.bad(f"CardDAV: {exc}", "check MAILROOM_CARDDAV_URL and that this machine reaches it")
+    name = "JMAP contacts" if selection.backend is ContactsBackend.JMAP else "CardDAV"
+    try:
+        await clients.connect()
+    except (ContactsAuthError, JmapAuthError) as exc:
+        advice = ADVICE_CARDDAV if selection.backend is ContactsBackend.CARDDAV else ADVICE_JMAP
+        report.bad(f"{name}: {exc}", advice)
         return False
-    report.ok(f"CardDAV: password accepted, address book found ({book})")
+    except (ContactsError, JmapError) as exc:
+        where = (
+            "MAILROOM_CARDDAV_URL"
+            if selection.backend is ContactsBackend.CARDDAV
+            else "MAILROOM_JMAP_SESSION_URL"
+        )
+        report.bad(f"{name}: {exc}", f"check {where} and that this machine reaches it")
+        return False
+    report.ok(f"contacts over {name} ({selection.reason}): {clients.book_description}")
     return True
 
 
 async def _account(clients: Clients, report: Report) -> None:
     try:
         review = await clients.triage.review()
-    except (JmapError, CardDavError) as exc:
+    except (JmapError, ContactsError) as exc:
         report.bad(f"reading the account: {exc}")
         return
     if not review.has_inbox:

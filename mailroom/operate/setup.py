@@ -18,8 +18,7 @@ async def provision_account(
     """What ``mailroom setup --apply`` does, without the report: for the demo and tests."""
     async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
         clients = make_clients(settings, http)
-        await clients.jmap.discover()
-        await clients.carddav.discover()
+        await clients.connect()
         return await clients.triage.provision(create_screener=create_screener)
 
 
@@ -29,8 +28,11 @@ async def run_setup(
     """Plan (and with ``apply``, create); then print the rules. Exit 1 on failure."""
     async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
         clients = make_clients(settings, http)
-        await clients.jmap.discover()
-        await clients.carddav.discover()
+        selection = await clients.connect()
+        report.info(
+            f"contacts over {selection.backend.value.upper()} ({selection.reason}): "
+            f"{clients.book_description}"
+        )
         review = await clients.triage.review()
         for conflict in review.conflicts:
             report.bad(conflict)

@@ -40,6 +40,13 @@ class ContactStore:
         # Test hook: runs before a PUT is applied, e.g. to make a concurrent edit.
         self.before_put: Callable[[str], None] | None = None
         self.blind_writes = 0  # PUTs over an existing card without If-Match
+        # A per-contact fault: writes of a card with one of these addresses are
+        # refused (CardDAV 507, JMAP "forbidden").
+        self.refuse_addresses: set[str] = set()
+
+    @property
+    def etag_counter(self) -> int:
+        return self._etags
 
     @property
     def principal_path(self) -> str:
@@ -205,9 +212,11 @@ class ContactStore:
         if self.before_put is not None:
             self.before_put(name)
         try:
-            vcard.parse(text, name)
+            parsed = vcard.parse(text, name)
         except VCardError:
             raise DavError(415, "not a vCard") from None
+        if vcard.emails(parsed) & self.refuse_addresses:
+            raise DavError(507, "the stand-in was told to refuse this contact (quota)")
         with self.lock:
             existing = self.cards.get(name)
             if if_none_match == "*" and existing is not None:

@@ -91,6 +91,10 @@ class MailStore:
         # (state, email id, kind) since the beginning; small enough for a sandbox.
         self._email_log: list[tuple[int, str, str]] = []
         self._clock = datetime(2026, 1, 1, tzinfo=UTC)
+        # Methods of other data types served on the same API (JMAP Contacts),
+        # and the capabilities they need in "using".
+        self.extensions: dict[str, Callable[[Args], Args]] = {}
+        self.extra_capabilities: set[str] = set()
         # Hook for fault injection: called with the method name before it runs.
         self.before_method: Callable[[str, Args], None] | None = None
         for name, role in (
@@ -201,8 +205,9 @@ class MailStore:
             raise RequestError(
                 "urn:ietf:params:jmap:error:notRequest", "using and methodCalls are required"
             )
+        known = {"urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"}
         for cap in using:
-            if cap not in ("urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"):
+            if cap not in known | self.extra_capabilities:
                 raise RequestError(
                     "urn:ietf:params:jmap:error:unknownCapability", f"unknown capability {cap}"
                 )
@@ -223,6 +228,8 @@ class MailStore:
                     if args.get("accountId") != ACCOUNT_ID:
                         raise MethodError("accountNotFound")
                     handler = self._methods().get(name)
+                    if handler is None and "urn:ietf:params:jmap:contacts" in using:
+                        handler = self.extensions.get(name)
                     if handler is None:
                         raise MethodError("unknownMethod", name)
                     if self.before_method is not None:

@@ -26,10 +26,12 @@ from urllib.parse import parse_qs, urlsplit
 from mailroom.carddav import vcard
 from mailroom.sandbox.contactstore import ContactStore, DavError
 from mailroom.sandbox.faults import Faults, Route, StreamMode
+from mailroom.sandbox.jscontacts import ContactCardApi
 from mailroom.sandbox.mailstore import ACCOUNT_ID, MailStore, RequestError
 from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, Categories, parse_categories
 
 Flavour = Literal["fastmail", "rfc"]
+CONTACTS = "urn:ietf:params:jmap:contacts"
 
 MAX_BODY = 10 * 1024 * 1024
 
@@ -49,6 +51,7 @@ class Sandbox:
         mail: MailStore | None = None,
         event_source: bool = True,
         public_url: str | None = None,
+        jmap_contacts: bool | None = None,
     ) -> None:
         self.flavour = flavour
         self.host = host
@@ -58,6 +61,12 @@ class Sandbox:
         self.password = password
         self.mail = mail or MailStore()
         self.contacts = ContactStore(username)
+        # RFC 9610 over the same store: Fastmail has it, Cyrus (the "rfc" flavour) not.
+        self.jmap_contacts = flavour == "fastmail" if jmap_contacts is None else jmap_contacts
+        if self.jmap_contacts:
+            api = ContactCardApi(self.contacts, max_get=self.mail.max_get)
+            self.mail.extensions.update(api.methods())
+            self.mail.extra_capabilities.add(CONTACTS)
         self.faults = Faults()
         self.event_source = event_source  # False: session without eventSourceUrl
         # What absolute URLs in the session point at (a proxy in front, say).
@@ -146,15 +155,24 @@ class Sandbox:
     def session_url(self) -> str:
         return self.url + "/jmap/session"
 
-    def env(self) -> dict[str, str]:
-        """MAILROOM_* settings pointing ``mailroom run`` at this stand-in."""
-        return {
+    def env(self, contacts: str = "carddav") -> dict[str, str]:
+        """MAILROOM_* settings pointing ``mailroom run`` at this stand-in.
+
+        ``contacts="jmap"``: the API token alone (no CardDAV settings at all).
+        """
+        env = {
             "MAILROOM_JMAP_SESSION_URL": self.session_url,
             "MAILROOM_JMAP_TOKEN": self.token,
-            "MAILROOM_CARDDAV_URL": self.url,
-            "MAILROOM_CARDDAV_USERNAME": self.username,
-            "MAILROOM_CARDDAV_PASSWORD": self.password,
         }
+        if contacts == "carddav":
+            env.update(
+                {
+                    "MAILROOM_CARDDAV_URL": self.url,
+                    "MAILROOM_CARDDAV_USERNAME": self.username,
+                    "MAILROOM_CARDDAV_PASSWORD": self.password,
+                }
+            )
+        return env
 
     def count(self, route: str) -> None:
         with self._requests_lock:
@@ -180,16 +198,27 @@ class Sandbox:
                     "collationAlgorithms": ["i;ascii-casemap"],
                 },
                 "urn:ietf:params:jmap:mail": {},
+                **({CONTACTS: {}} if self.jmap_contacts else {}),
             },
             "accounts": {
                 ACCOUNT_ID: {
                     "name": self.username,
                     "isPersonal": True,
                     "isReadOnly": False,
-                    "accountCapabilities": {"urn:ietf:params:jmap:mail": {}},
+                    "accountCapabilities": {
+                        "urn:ietf:params:jmap:mail": {},
+                        **(
+                            {CONTACTS: {"maxAddressBooksPerCard": 1, "mayCreateAddressBook": False}}
+                            if self.jmap_contacts
+                            else {}
+                        ),
+                    },
                 }
             },
-            "primaryAccounts": {"urn:ietf:params:jmap:mail": ACCOUNT_ID},
+            "primaryAccounts": {
+                "urn:ietf:params:jmap:mail": ACCOUNT_ID,
+                **({CONTACTS: ACCOUNT_ID} if self.jmap_contacts else {}),
+            },
             "username": self.username,
             "apiUrl": base + "/jmap/api/",
             "downloadUrl": base + "/jmap/download/{accountId}/{blobId}/{name}?accept={type}",

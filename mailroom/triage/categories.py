@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mailroom.carddav.vcard import ContactKind
+from mailroom.contacts.book import ContactKind
 
 _KEYS = {"name", "label", "contact_group", "destination", "parent", "add_to_inbox", "contact_type"}
 

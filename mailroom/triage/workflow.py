@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from mailroom.carddav import vcard
-from mailroom.carddav.addressbook import AddressBook, Contact, GroupMissingError
-from mailroom.carddav.client import CardDavAuthError, CardDavError
-from mailroom.carddav.vcard import VCardError
-from mailroom.jmap.client import Call, JmapClient, SetOutcome
+from mailroom.contacts.book import (
+    Change,
+    ContactBook,
+    ContactsAuthError,
+    ContactsError,
+    GroupMissingError,
+    Want,
+)
+from mailroom.jmap.client import Call, JmapClient, SetOutcome, any_of
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError, JmapSetError
 from mailroom.triage.account import (
     SETUP_HINT,
@@ -42,6 +47,9 @@ from mailroom.triage.planning import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Failures the servers can cause: logged without a traceback.
+EXPECTED_ERRORS = (JmapError, ContactsError)
 
 EMAIL_PROPERTIES = ("id", "from", "mailboxIds")
 MAILBOX_PROPERTIES = ["id", "name", "parentId", "role"]
@@ -101,7 +109,7 @@ REHEARSALS_KEPT = 10_000  # plans already logged in a dry run (then DEBUG)
 
 class Triage:
     def __init__(
-        self, jmap: JmapClient, book: AddressBook, config: TriageConfig, *, dry_run: bool = False
+        self, jmap: JmapClient, book: ContactBook, config: TriageConfig, *, dry_run: bool = False
     ) -> None:
         self._jmap = jmap
         self._book = book
@@ -172,7 +180,7 @@ class Triage:
                     await self._jmap.create_mailbox(need.name)
                 else:
                     await self._book.create_group(need.name)
-            except (JmapError, CardDavError) as exc:
+            except (JmapError, ContactsError) as exc:
                 done.append((need, str(exc)))
                 continue
             log.info("created", extra={"fields": {"what": str(need)}})
@@ -207,7 +215,7 @@ class Triage:
         for c in self._config.categories.chain(category):
             if c.destination in boxes.missing:
                 out.append(f"mailbox {c.destination!r}")
-            if c.contact_group not in self._book.group_hrefs:
+            if c.contact_group not in self._book.groups:
                 out.append(f"contact group {c.contact_group!r}")
         return out
 
@@ -261,47 +269,97 @@ class Triage:
         result.missing.update(
             f"contact group {g!r}"
             for g in self._config.categories.contact_groups
-            if g not in self._book.group_hrefs
+            if g not in self._book.groups
         )
+        ready: list[SenderWork] = []
         for work in plan.senders.values():
             broken = self._broken(work.category)
             if broken:
-                result.failures += 1
-                result.last_error = f"{work.category.name}: {missing_message_parts(broken)}"
-                log.error(
-                    "triage failed; labels kept for the next pass",
-                    extra={"fields": {"sender": work.sender, "error": result.last_error}},
+                self._fail(
+                    work, None, result, f"{work.category.name}: {missing_message_parts(broken)}"
                 )
-                continue
-            try:
-                if self.dry_run:
-                    await self._rehearse(work)
-                    continue
-                refiled = await self._triage_sender(work, result)
-            except (JmapAuthError, CardDavAuthError):
-                raise  # the credentials, not this sender: the whole pass fails
-            except Exception as exc:
-                # Anything else fails this sender only; its labels stay for the
-                # next pass. The unforeseen get their traceback.
-                result.failures += 1
-                result.last_error = str(exc) or type(exc).__name__
-                if isinstance(exc, GroupMissingError):
-                    self._groups_stale = True
-                    if exc.group is not None:
-                        result.missing.add(f"contact group {exc.group!r}")
-                expected = isinstance(exc, (JmapError, CardDavError, VCardError))
-                log.error(
-                    "triage failed; labels kept for the next pass",
-                    exc_info=None if expected else exc,
-                    extra={
-                        "fields": {
-                            "sender": work.sender,
-                            "category": work.category.name,
-                            "error": result.last_error,
-                        }
-                    },
-                )
-                continue
+            else:
+                ready.append(work)
+        if ready:
+            await self._triage_senders(ready, result)
+        return result
+
+    async def _triage_senders(self, works: list[SenderWork], result: PollResult) -> None:
+        """Every ready sender together, in a constant number of requests.
+
+        The order per sender is the old one: contact and groups (what routes
+        future mail), then all their mail re-filed, then the label off, last,
+        so a failure anywhere is simply retried by the next pass. A sender
+        failing at a step drops out of the later ones; the others go on.
+        """
+        cats = self._config.categories
+        live = {w.sender: w for w in works}
+        # 1. What the book has for every sender, and all their mail.
+        wants = [Want(w.sender, w.display_name, w.category.contact_type) for w in works]
+        lookup = await self._step(live, result, self._book.lookup(wants))
+        if lookup is None:
+            return
+        for address, exc in lookup.failed.items():
+            self._fail(live.pop(address), exc, result)
+        changes = []
+        for work in live.values():
+            known = lookup.known[work.sender]
+            groups = plan_groups(known.groups, work.category, cats)
+            changes.append(Change(known, groups.add, groups.remove))
+        mail = await self._step(live, result, self._senders_mail(list(live.values())))
+        if mail is None:
+            return
+        if self.dry_run:
+            for change in changes:
+                self._rehearse(live[change.address], change, mail[change.address])
+            return
+
+        # 2. Contacts and groups, all senders in one go.
+        failed = await self._step(live, result, self._book.apply(changes))
+        if failed is None:
+            return
+        for address, exc in failed.items():
+            if address in live:
+                self._fail(live.pop(address), exc, result)
+
+        # 3. Every email of every sender left, re-filed in one Email/set.
+        refile: dict[str, dict[str, Any]] = {}
+        owner: dict[str, str] = {}
+        for work in live.values():
+            for eid, patch in plan_refile(
+                mail[work.sender], work.category, cats, self.mailboxes
+            ).items():
+                refile[eid] = patch
+                owner[eid] = work.sender
+        outcome = await self._step(live, result, self._jmap.update_emails(refile))
+        if outcome is None:
+            return
+        result.record(outcome)
+        self._drop_refused(outcome, owner, live, result)
+
+        # 4. The labels come off last.
+        removal: dict[str, dict[str, Any]] = {}
+        label_owner: dict[str, str] = {}
+        for work in live.values():
+            after = {
+                eid: target_mailboxes(mail[work.sender][eid], work.category, cats, self.mailboxes)
+                if eid in refile
+                else mail[work.sender][eid]
+                for eid in work.emails
+            }
+            for eid, patch in plan_label_removal(
+                after, work.category, cats, self.mailboxes
+            ).items():
+                removal[eid] = patch
+                label_owner[eid] = work.sender
+        outcome = await self._step(live, result, self._jmap.update_emails(removal))
+        if outcome is None:
+            return
+        result.record(outcome)
+        self._drop_refused(outcome, label_owner, live, result)
+
+        for work in live.values():
+            refiled = sum(1 for eid in mail[work.sender] if owner.get(eid) == work.sender)
             result.triaged[work.category.name] += 1
             result.emails_refiled += refiled
             log.info(
@@ -314,7 +372,67 @@ class Triage:
                     }
                 },
             )
-        return result
+
+    async def _step(
+        self, live: dict[str, SenderWork], result: PollResult, step: Awaitable[T]
+    ) -> T | None:
+        """Run one batched step; if it fails as a whole, every sender still in it fails.
+
+        Rejected credentials fail the pass instead: they are nobody's sender.
+        """
+        try:
+            return await step
+        except (JmapAuthError, ContactsAuthError):
+            raise
+        except Exception as exc:
+            for work in live.values():
+                self._fail(work, exc, result)
+            live.clear()
+            return None
+
+    def _drop_refused(
+        self,
+        outcome: SetOutcome,
+        owner: dict[str, str],
+        live: dict[str, SenderWork],
+        result: PollResult,
+    ) -> None:
+        """Senders with an email the server refused fail; deleted emails need nothing."""
+        refused: dict[str, dict[str, dict[str, Any]]] = {}
+        for eid, err in outcome.failures.items():
+            if err.get("type") != "notFound" and eid in owner:
+                refused.setdefault(owner[eid], {})[eid] = err
+        for sender, failures in refused.items():
+            if sender in live:
+                self._fail(live.pop(sender), _set_error(failures), result)
+
+    def _fail(
+        self,
+        work: SenderWork,
+        exc: BaseException | None,
+        result: PollResult,
+        message: str | None = None,
+    ) -> None:
+        """Count and log a sender left for the next pass; its labels stay."""
+        result.failures += 1
+        result.last_error = message or str(exc) or type(exc).__name__
+        if isinstance(exc, GroupMissingError):
+            self._groups_stale = True
+            if exc.group is not None:
+                result.missing.add(f"contact group {exc.group!r}")
+        # The unforeseen get their traceback.
+        expected = exc is None or isinstance(exc, EXPECTED_ERRORS)
+        log.error(
+            "triage failed; labels kept for the next pass",
+            exc_info=None if expected else exc,
+            extra={
+                "fields": {
+                    "sender": work.sender,
+                    "category": work.category.name,
+                    "error": result.last_error,
+                }
+            },
+        )
 
     async def _scan(self, result: PollResult) -> list[dict[str, Any]]:
         """Every email in a triage-label mailbox; one request when there are few."""
@@ -373,38 +491,35 @@ class Triage:
                 extra={"fields": {"emails": len(refused), "error": str(_set_error(refused))}},
             )
 
-    async def _rehearse(self, work: SenderWork) -> None:
-        """A dry run of ``_triage_sender``: the same reads, no writes, one log line."""
-        cats = self._config.categories
-        existing = await self._book.find_contact(work.sender)
-        current = await self._book.groups_of(existing.uid) if existing else set()
-        groups = plan_groups(current, work.category, cats)
-        mail = await self._sender_mail(work)
-        refile = plan_refile(mail, work.category, cats, self.mailboxes)
+    def _rehearse(self, work: SenderWork, change: Change, mail: dict[str, frozenset[str]]) -> None:
+        """A dry run's account of one sender: what a real pass would write."""
+        refile = plan_refile(mail, work.category, self._config.categories, self.mailboxes)
         fields = {
             "sender": work.sender,
             "category": work.category.name,
-            "contact": _contact_action(existing, work),
-            "join": ",".join(groups.add) or "-",
-            "leave": ",".join(groups.remove) or "-",
+            "contact": change.known.action.value,
+            "join": ",".join(change.join) or "-",
+            "leave": ",".join(change.leave) or "-",
             "emails_refiled": len(refile),
             "labels_removed": len(work.emails),
         }
         key = (work.sender, work.category.name, *sorted(mail))
         self._said("dry run: would triage sender", key, fields)
 
-    async def _sender_mail(self, work: SenderWork) -> dict[str, frozenset[str]]:
-        """Every email of the sender (id -> mailboxes), the labelled ones included.
+    async def _senders_mail(self, works: list[SenderWork]) -> dict[str, dict[str, frozenset[str]]]:
+        """Every email of every sender (id -> mailboxes), the labelled ones included.
 
-        The JMAP ``from`` filter is a text match, so the exact address is
-        confirmed here.
+        One query for all senders. The JMAP ``from`` filter is a text match,
+        so the exact address is confirmed here.
         """
-        found = await self._jmap.query_emails({"from": work.sender}, EMAIL_PROPERTIES)
-        mail: dict[str, frozenset[str]] = dict(work.emails)
-        for email in found:
+        mail: dict[str, dict[str, frozenset[str]]] = {w.sender: dict(w.emails) for w in works}
+        if not works:
+            return mail
+        filter_ = any_of([{"from": w.sender} for w in works])
+        for email in await self._jmap.query_emails(filter_, EMAIL_PROPERTIES, per_request=4):
             who = sender_of(email)
-            if who is not None and who[0] == work.sender and isinstance(email.get("id"), str):
-                mail[email["id"]] = mailbox_ids_of(email)
+            if who is not None and who[0] in mail and isinstance(email.get("id"), str):
+                mail[who[0]][email["id"]] = mailbox_ids_of(email)
         return mail
 
     def _said(self, message: str, key: tuple[str, ...], fields: dict[str, Any]) -> None:
@@ -415,58 +530,6 @@ class Triage:
             self._rehearsed.add(key)
         log.log(logging.INFO if new else logging.DEBUG, message, extra={"fields": fields})
 
-    async def _triage_sender(self, work: SenderWork, result: PollResult) -> int:
-        cats = self._config.categories
-        boxes = self.mailboxes
-        # 1. Contact and groups first: they are what routes future mail.
-        existing = await self._book.find_contact(work.sender)
-        contact = await self._book.upsert_contact(
-            work.sender, work.display_name, work.category.contact_type, existing
-        )
-        current = await self._book.groups_of(contact.uid)
-        groups = plan_groups(current, work.category, cats)
-        for group in groups.add:
-            await self._book.add_member(group, contact.uid)
-        for group in groups.remove:
-            await self._book.remove_member(group, contact.uid)
-
-        # 2. Every email of the sender, re-filed.
-        mail = await self._sender_mail(work)
-        refile = plan_refile(mail, work.category, cats, boxes)
-        refiled = await self._jmap.update_emails(refile)
-        result.record(refiled)
-        _raise_unless_gone(refiled)
-
-        # 3. The label comes off last, so a failure above is retried.
-        after = {
-            eid: target_mailboxes(mail[eid], work.category, cats, boxes)
-            if eid in refile
-            else mail[eid]
-            for eid in work.emails
-        }
-        outcome = await self._jmap.update_emails(
-            plan_label_removal(after, work.category, cats, boxes)
-        )
-        result.record(outcome)
-        _raise_unless_gone(outcome)
-        return len(refile) - len(refiled.failures)
-
-
-def _contact_action(existing: Contact | None, work: SenderWork) -> str:
-    if existing is None:
-        return "create"
-    filled = vcard.fill_contact(
-        existing.card.text, work.sender, work.display_name, work.category.contact_type
-    )
-    return "keep" if filled is None else "fill empty fields"
-
 
 def _set_error(failures: dict[str, dict[str, Any]]) -> JmapSetError:
     return JmapSetError("Email/set", "notUpdated", failures)
-
-
-def _raise_unless_gone(outcome: SetOutcome) -> None:
-    """Emails deleted meanwhile need no re-filing; any other refusal is a failure."""
-    real = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}
-    if real:
-        raise _set_error(real)

@@ -252,9 +252,9 @@ def bench_idle_poll_requests() -> dict[str, Any]:
             for i in range(50):
                 sb.mail.deliver(f"idle{i}@bench.example")
             async with httpx.AsyncClient() as http:
-                jmap, carddav, _, triage = make_clients(sb, http, Sleeps())
+                jmap, _, book, triage = make_clients(sb, http, Sleeps())
                 await jmap.discover()
-                await carddav.discover()
+                await book.open()
                 await triage.provision(create_screener=True)
                 await triage.setup()
                 before = sb.total_requests()

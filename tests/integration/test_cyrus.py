@@ -14,10 +14,12 @@ import httpx
 import pytest
 
 from mailroom.carddav import vcard
-from mailroom.carddav.addressbook import AddressBook
+from mailroom.carddav.book import CardDavBook
 from mailroom.carddav.client import CardDavClient
+from mailroom.contacts.book import Want
 from mailroom.core.secret import Secret
 from mailroom.push.sse import Event, SseDecoder
+from tests.conftest import ensure_groups, put_contact
 from tests.integration.cyrus import Cyrus
 from tests.process import MailroomProcess, wait_until
 
@@ -32,10 +34,9 @@ async def groups_of(cyrus: Cyrus, address: str) -> set[str]:
             http, cyrus.base_url, cyrus.env["CYRUS_USER"], Secret(cyrus.env["CYRUS_PASS"])
         )
         await client.discover()
-        book = AddressBook(client)
-        await book.ensure_groups(["Imbox", "Feed", "Paper Trail", "Jail", "Person"])
-        contact = await book.find_contact(address)
-        return set() if contact is None else await book.groups_of(contact.uid)
+        book = CardDavBook(client)
+        await ensure_groups(book, ["Imbox", "Feed", "Paper Trail", "Jail", "Person"])
+        return set((await book.lookup([Want(address, "", "company")])).known[address].groups)
 
 
 def start_mailroom(cyrus: Cyrus, **extra: str) -> MailroomProcess:
@@ -179,31 +180,32 @@ async def test_carddav_groups_contacts_and_412_race(cyrus: Cyrus) -> None:
         mine, theirs = client(), client()
         await mine.discover()
         await theirs.discover()
-        book = AddressBook(mine)
-        hrefs = await book.ensure_groups(["Feed", "Person"])
-        again = await AddressBook(theirs).ensure_groups(["Feed", "Person"])
+        book = CardDavBook(mine)
+        hrefs = await ensure_groups(book, ["Feed", "Person"])
+        again = await ensure_groups(CardDavBook(theirs), ["Feed", "Person"])
         assert hrefs == again  # found, not duplicated
-        c = await book.upsert_contact(company, "Corp Ltd", "company", None)
-        p = await book.upsert_contact(person, "Ann Lee", "person", None)
-        found = await book.find_contact(person.upper())
-        assert found is not None and found.uid == p.uid
-        assert vcard.parse(found.card.text).n.value.family == "Lee"
-        comp = await book.find_contact(company)
-        assert comp is not None and vcard.parse(comp.card.text).org.value == ["Corp Ltd"]
+        c = await put_contact(book, company, "Corp Ltd", "company")
+        p = await put_contact(book, person, "Ann Lee", "person")
+        found = (await book.lookup([Want(person.upper().lower(), "", "person")])).known
+        assert found[person].uid == p.uid
+        text = await mine.search("EMAIL", [person])
+        assert vcard.parse(text[0].text).n.value.family == "Lee"
+        comp = await mine.search("EMAIL", [company])
+        assert vcard.parse(comp[0].text).org.value == ["Corp Ltd"]
 
-        assert await book.groups_of(c.uid) == set()  # caches the Feed card (ETag)
+        assert c.groups == set()  # the lookup cached the Feed card (ETag)
         # Another client edits the Feed group after we read it: our write gets 412.
         feed = await theirs.get(hrefs["Feed"])
         assert feed is not None
         edited = vcard.with_member(feed.text, "other-client-member")
         assert edited is not None
         await theirs.update(feed, edited)
-        assert await book.add_member("Feed", c.uid) is True
-        assert await book.add_member("Person", p.uid) is True
+        c = await put_contact(book, company, "Corp Ltd", "company", join=("Feed",))
+        p = await put_contact(book, person, "Ann Lee", "person", join=("Person",))
         members = vcard.members(vcard.parse((await mine.get(hrefs["Feed"])).text))  # type: ignore[union-attr]
         assert {c.uid, "other-client-member"} <= members
-        assert await book.groups_of(c.uid) == {"Feed"}
-        assert await book.groups_of(p.uid) == {"Person"}
+        assert c.groups == {"Feed"}
+        assert p.groups == {"Person"}
 
 
 def test_cyrus_restart_mid_stream_through_the_fault_proxy(cyrus: Cyrus) -> None:
@@ -271,7 +273,7 @@ def test_check_then_setup_on_a_bare_account(cyrus: Cyrus) -> None:
     check = _mailroom(cyrus, "check", **extra)
     assert check.returncode == 1, check.stdout + check.stderr
     assert "✓ JMAP: token accepted" in check.stdout
-    assert "✓ CardDAV: password accepted" in check.stdout
+    assert "✓ contacts over CardDAV (MAILROOM_CONTACTS=auto" in check.stdout
     assert f"✗ mailbox '@ToFeed{tag}' (label for Feed{tag}) is missing" in check.stdout
     assert f"✗ contact group 'Kin{tag}' (contact group of Kin{tag}) is missing" in check.stdout
     assert "✓ event stream: first" in check.stdout  # Cyrus pings within the wait

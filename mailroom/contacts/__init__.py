@@ -1,0 +1,1 @@
+"""Contacts and contact groups behind one interface, whatever the server speaks."""

@@ -1,0 +1,172 @@
+"""JSContact cards (RFC 9553) as JMAP Contacts (RFC 9610) serves them: pure functions.
+
+Everything here reads defensively: a card is whatever JSON the server sent,
+so a property of the wrong type reads as absent, never as an exception.
+Writes follow the same rules as the vCard side: only empty fields are
+filled, and group membership is a patch of one key (``members/<uid>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mailroom.contacts.book import ContactKind
+from mailroom.contacts.names import company_name, split_name
+
+CARD_PROPERTIES = ("id", "uid", "kind", "name", "organizations", "emails", "addressBookIds")
+GROUP_PROPERTIES = ("id", "uid", "kind", "name", "members")
+MAILROOM_EMAIL_KEY = "mailroom"  # the key of an address Mailroom adds to a card
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def uid(card: Mapping[str, Any]) -> str:
+    return _text(card.get("uid"))
+
+
+def is_group(card: Mapping[str, Any]) -> bool:
+    return _text(card.get("kind")).lower() == "group"
+
+
+def emails(card: Mapping[str, Any]) -> set[str]:
+    out = set()
+    for entry in _dict(card.get("emails")).values():
+        address = _text(_dict(entry).get("address")).lower()
+        if address:
+            out.add(address)
+    return out
+
+
+def members(card: Mapping[str, Any]) -> set[str]:
+    return {key for key, value in _dict(card.get("members")).items() if value is True}
+
+
+def _components(name: Mapping[str, Any]) -> list[tuple[str, str]]:
+    raw = name.get("components")
+    if not isinstance(raw, list):
+        return []
+    out = []
+    for part in raw:
+        part = _dict(part)
+        value = _text(part.get("value"))
+        if value:
+            out.append((_text(part.get("kind")), value))
+    return out
+
+
+def display_name(card: Mapping[str, Any]) -> str:
+    """``name.full``, else the name's components joined: what a person would read."""
+    name = _dict(card.get("name"))
+    full = _text(name.get("full"))
+    if full:
+        return full
+    return " ".join(value for kind, value in _components(name) if kind != "separator")
+
+
+def _has_person_name(card: Mapping[str, Any]) -> bool:
+    return any(kind in ("given", "surname") for kind, _ in _components(_dict(card.get("name"))))
+
+
+def _has_organization(card: Mapping[str, Any]) -> bool:
+    return any(_text(_dict(org).get("name")) for org in _dict(card.get("organizations")).values())
+
+
+def _person_components(name: str) -> list[dict[str, str]]:
+    given, family = split_name(name)
+    parts = [{"@type": "NameComponent", "kind": "given", "value": given}]
+    if family:
+        parts.append({"@type": "NameComponent", "kind": "surname", "value": family})
+    return parts
+
+
+def new_card(
+    contact_uid: str, address: str, name: str, kind: ContactKind, book_id: str
+) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "@type": "Card",
+        "version": "1.0",
+        "uid": contact_uid,
+        "kind": "individual" if kind == "person" else "org",
+        "addressBookIds": {book_id: True},
+        "name": {"@type": "Name", "full": name or address},
+        "emails": {MAILROOM_EMAIL_KEY: {"@type": "EmailAddress", "address": address}},
+    }
+    if kind == "person" and name:
+        card["name"]["components"] = _person_components(name)
+    if kind == "company":
+        card["organizations"] = {
+            "org": {"@type": "Organization", "name": company_name(address, name)}
+        }
+    return card
+
+
+def new_group(group_uid: str, name: str, book_id: str) -> dict[str, Any]:
+    return {
+        "@type": "Card",
+        "version": "1.0",
+        "uid": group_uid,
+        "kind": "group",
+        "addressBookIds": {book_id: True},
+        "name": {"@type": "Name", "full": name},
+    }
+
+
+def fill_patch(
+    card: Mapping[str, Any], address: str, name: str, kind: ContactKind
+) -> dict[str, Any]:
+    """The PatchObject filling the card's empty fields; empty when nothing is missing.
+
+    Never overwrites: each path written is one the card does not have (or
+    has empty). A property holding something that is not an object is not
+    JSContact; it is left alone rather than replaced.
+    """
+    patch: dict[str, Any] = {}
+    current = card.get("name")
+    if not display_name(card):
+        if isinstance(current, dict):
+            if not current.get("full"):
+                patch["name/full"] = name or address
+        elif not current:
+            patch["name"] = {"@type": "Name", "full": name or address}
+    if kind == "person" and name and not _has_person_name(card):
+        if "name" in patch:
+            patch["name"]["components"] = _person_components(name)
+        elif isinstance(current, dict) and not current.get("components"):
+            patch["name/components"] = _person_components(name)
+    mails = card.get("emails")
+    if address.lower() not in emails(card):
+        entry = {"@type": "EmailAddress", "address": address}
+        if isinstance(mails, dict):
+            key = MAILROOM_EMAIL_KEY
+            number = 1
+            while key in mails:
+                number += 1
+                key = f"{MAILROOM_EMAIL_KEY}{number}"
+            patch[f"emails/{pointer_escape(key)}"] = entry
+        elif not mails:
+            patch["emails"] = {MAILROOM_EMAIL_KEY: entry}
+    orgs = card.get("organizations")
+    if kind == "company" and not _has_organization(card):
+        org = {"@type": "Organization", "name": company_name(address, name)}
+        if isinstance(orgs, dict) and orgs:
+            key = "mailroom" if "mailroom" not in orgs else f"mailroom{len(orgs)}"
+            patch[f"organizations/{pointer_escape(key)}"] = org
+        elif not orgs:
+            patch["organizations"] = {"org": org}
+    return patch
+
+
+def pointer_escape(key: str) -> str:
+    """A map key as one JSON Pointer segment (RFC 6901): ``~`` and ``/`` escaped."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def member_path(member_uid: str) -> str:
+    return "members/" + pointer_escape(member_uid)

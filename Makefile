@@ -42,15 +42,18 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m tests.bench.runner --smoke
 
 # The chaos soak: the real service against the stand-in under a seeded fault
-# schedule for 30 minutes (SEED=n to replay one); bench/soak.json gets the figures.
+# schedule for 30 minutes (SEED=n to replay one, CONTACTS=jmap for JMAP contacts);
+# bench/soak.json gets the figures.
 SEED ?=
+CONTACTS ?=
 soak: $(STAMP)
-	$(BIN)/python -m tests.soak --minutes 30 $(if $(SEED),--seed $(SEED)) --report bench/soak.json
+	$(BIN)/python -m tests.soak --minutes 30 $(if $(SEED),--seed $(SEED)) $(if $(CONTACTS),--contacts $(CONTACTS)) --report bench/soak.json
 
 # The short soak CI runs (2 minutes): a fixed seed, so its fault schedule is
 # the same every run; `make soak` explores a new one each time.
 soak-ci: $(STAMP)
 	$(BIN)/python -m tests.soak --minutes 2 --seed $(or $(SEED),2)
+	$(BIN)/python -m tests.soak --minutes 2 --seed $(or $(SEED),2) --contacts jmap
 
 # Redraws diagrams/ from the state machine class (SVG when Graphviz is installed).
 diagrams: $(STAMP)

@@ -1,7 +1,13 @@
-"""The HTTP shell the JMAP and CardDAV clients share: timeouts and polite retries.
+"""The HTTP layer the JMAP and CardDAV clients share.
 
-Only 429 and 503 are retried: the server said it did not do the work. Waits
-follow ``Retry-After`` when given (bounded), else 1 s, 2 s, 4 s.
+One ``api_client()`` for the API calls (timeouts, keep-alive across the
+poll interval), and one ``Channel`` per server: request counting, polite
+retries and the translation of transport failures into the client's own
+error types. Only 429 and 503 are retried on an answer (the server said it
+did not do the work), waiting as ``Retry-After`` says (bounded) or 1, 2, 4 s.
+A kept-alive connection the server closed while idle is retried once on a
+fresh one (that is how httpx learns it was closed), but only for a request
+that is safe to repeat: a repeated create could make a duplicate.
 """
 
 from __future__ import annotations
@@ -9,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -19,9 +25,33 @@ from mailroom.core.transport import describe_transport_error
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 RETRY_STATUSES = frozenset({429, 503})
+# httpx drops idle connections after 5 s by default: every safety-net pass
+# would pay a new TCP and TLS handshake. Keep them past the poll interval;
+# a server that closes sooner is met with a fresh connection.
+KEEPALIVE_MARGIN = 30.0
+
+
+def api_client(poll_interval: float = 60.0) -> httpx.AsyncClient:
+    """The HTTP client for API calls: keeps its connection across the poll interval."""
+    return httpx.AsyncClient(
+        timeout=DEFAULT_TIMEOUT,
+        limits=httpx.Limits(
+            max_connections=8,
+            max_keepalive_connections=4,
+            keepalive_expiry=poll_interval + KEEPALIVE_MARGIN,
+        ),
+    )
+
+
+def discovered(value: T | None, step: str) -> T:
+    """``value``, or a clear error when the discovery that sets it has not run."""
+    if value is None:
+        raise RuntimeError(f"{step} has not run")
+    return value
 
 
 class TransportFailure(Exception):
@@ -37,8 +67,49 @@ class RetryExhausted(Exception):
     def __init__(self, what: str, status: int, wait: float | None) -> None:
         hint = f", server asks to wait {wait:g} s" if wait is not None else ""
         super().__init__(f"{what}: HTTP {status} after retries{hint}")
+        self.what = what
         self.status = status
         self.wait = wait
+
+
+Translate = Callable[[TransportFailure | RetryExhausted], Exception]
+
+
+class Channel:
+    """One server's HTTP: counted, retried, failures in the client's own words."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        translate: Translate,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        retries: int = 3,
+    ) -> None:
+        self._http = http
+        self._translate = translate
+        self._sleep = sleep
+        self._retries = retries
+        self.requests_made = 0
+
+    async def send(
+        self, method: str, url: str, *, what: str, repeatable: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """One request. ``repeatable``: sending it twice does no harm."""
+        self.requests_made += 1
+        try:
+            return await send_with_retry(
+                self._http,
+                method,
+                url,
+                what=what,
+                sleep=self._sleep,
+                retries=self._retries,
+                repeatable=repeatable,
+                **kwargs,
+            )
+        except (TransportFailure, RetryExhausted) as exc:
+            raise self._translate(exc) from None
 
 
 async def send_with_retry(
@@ -50,13 +121,22 @@ async def send_with_retry(
     sleep: Sleep = asyncio.sleep,
     retries: int = 3,
     max_wait: float = 60.0,
+    repeatable: bool = True,
     **kwargs: Any,
 ) -> httpx.Response:
     """Send one request; retry 429/503 up to ``retries`` times."""
     attempt = 0
+    stale_retried = False
     while True:
         try:
             response = await http.request(method, url, **kwargs)
+        except httpx.RemoteProtocolError as exc:
+            # "Server disconnected without sending a response": a kept-alive
+            # connection closed while idle. Once, on a new connection.
+            if stale_retried or not repeatable:
+                raise TransportFailure(what, exc) from None
+            stale_retried = True
+            continue
         except httpx.TransportError as exc:
             raise TransportFailure(what, exc) from None
         if response.status_code not in RETRY_STATUSES:

@@ -24,7 +24,7 @@ from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.errors import JmapAuthError, JmapError
-from mailroom.net import DEFAULT_TIMEOUT
+from mailroom.net import api_client
 from mailroom.observe.http_server import ObservabilityServer
 from mailroom.observe.metrics import Metrics
 from mailroom.observe.systemd import SystemdNotifier
@@ -290,7 +290,7 @@ class App:
         )
         try:
             async with (
-                httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http,
+                api_client(settings.poll_interval) as http,
                 stream_client() as stream_http,
             ):
                 self.clients = clients = make_clients(settings, http, dry_run=self.dry_run)

@@ -69,9 +69,13 @@ def make_clients(
     http: httpx.AsyncClient,
     sleeps: Sleeps,
     backend: ContactsBackend = ContactsBackend.CARDDAV,
+    *,
+    base: str | None = None,
 ) -> tuple[JmapClient, CardDavClient, ContactBook, Triage]:
-    jmap = JmapClient(http, sb.session_url, Secret(sb.token), sleep=sleeps)
-    carddav = CardDavClient(http, sb.url, sb.username, Secret(sb.password), sleep=sleeps)
+    """Clients of the stand-in; ``base``: reach it there instead (a proxy in front)."""
+    url = base or sb.url
+    jmap = JmapClient(http, url + "/jmap/session", Secret(sb.token), sleep=sleeps)
+    carddav = CardDavClient(http, url, sb.username, Secret(sb.password), sleep=sleeps)
     book: ContactBook = (
         CardDavBook(carddav, sleep=sleeps)
         if backend is ContactsBackend.CARDDAV
@@ -81,9 +85,11 @@ def make_clients(
     return jmap, carddav, book, Triage(jmap, book, config)
 
 
-async def open_harness(sb: Sandbox, http: httpx.AsyncClient, backend: ContactsBackend) -> Harness:
+async def open_harness(
+    sb: Sandbox, http: httpx.AsyncClient, backend: ContactsBackend, *, base: str | None = None
+) -> Harness:
     sleeps = Sleeps()
-    jmap, carddav, book, triage = make_clients(sb, http, sleeps, backend)
+    jmap, carddav, book, triage = make_clients(sb, http, sleeps, backend, base=base)
     await jmap.discover()
     await book.open()
     await triage.provision(create_screener=True)

@@ -8,7 +8,8 @@ own event loop in a thread, so sync and async tests can flip it alike:
 - ``reset()``: reset every open connection now (a crash, a restart).
 - ``blackhole``: keep sockets open and forward nothing, a half-open peer;
   with ``streams_only`` only EventSource connections are swallowed.
-- ``latency``: seconds added before each forwarded chunk.
+- ``latency``: seconds each chunk is held, each way: a delay line, so a
+  long answer arrives ``latency`` late as a whole, not once per chunk.
 - ``cut_next_stream_chunk()``: the next server-to-client chunk on a stream is
   cut in the middle of a line and the connection closed.
 """
@@ -146,6 +147,21 @@ class FaultProxy:
         *,
         upstream: bool,
     ) -> None:
+        """Forward one direction through a delay line: each chunk goes out
+        ``latency`` (as set when it arrived) after it came in, in order."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def forward() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    return
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.create_task(forward())
         try:
             while True:
                 data = await reader.read(65536)
@@ -155,19 +171,18 @@ class FaultProxy:
                     conn.is_stream = True
                 async with self._flow:  # hold the bytes: nothing gets through
                     await self._flow.wait_for(lambda: not self._swallowing(conn))
-                if self.latency:
-                    await asyncio.sleep(self.latency)
+                due = loop.time() + self.latency
                 if not upstream and conn.is_stream and self._cut_next and b"\n" in data:
                     self._cut_next = False
-                    cut = data.index(b"\n") // 2 + 1
-                    writer.write(data[:cut])
-                    await writer.drain()
+                    queue.put_nowait((due, data[: data.index(b"\n") // 2 + 1]))
                     break
-                writer.write(data)
-                await writer.drain()
+                queue.put_nowait((due, data))
+            queue.put_nowait((0.0, b""))
+            await sender
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            sender.cancel()
             with contextlib.suppress(OSError, RuntimeError):
                 writer.close()
             self._conns.discard(conn)

@@ -40,6 +40,7 @@ from mailroom.net import Sleep
 log = logging.getLogger(__name__)
 
 EDIT_ATTEMPTS = 5
+CONTACT_WRITES = 4  # concurrent PUTs of contacts; within the API client's connections
 
 
 @dataclass(frozen=True)
@@ -176,15 +177,27 @@ class CardDavBook:
     async def apply(self, changes: Sequence[Change]) -> dict[str, Exception]:
         failed: dict[str, Exception] = {}
         uids: dict[str, str] = {}
-        for change in changes:
-            try:
-                uids[change.address] = await self._write_contact(change)
-            except CardDavAuthError:
-                raise
-            except VCardError as exc:
-                failed[change.address] = ContactsError(str(exc))
-            except Exception as exc:  # this sender's only: the others go on
-                failed[change.address] = exc
+        # New contacts are one PUT each: a few at a time, so a long link costs
+        # round trips / CONTACT_WRITES, not one round trip per sender.
+        gate = asyncio.Semaphore(CONTACT_WRITES)
+        rejected: list[CardDavAuthError] = []
+
+        async def write(change: Change) -> None:
+            async with gate:
+                if rejected:
+                    return
+                try:
+                    uids[change.address] = await self._write_contact(change)
+                except CardDavAuthError as exc:
+                    rejected.append(exc)
+                except VCardError as exc:
+                    failed[change.address] = ContactsError(str(exc))
+                except Exception as exc:  # this sender's only: the others go on
+                    failed[change.address] = exc
+
+        await asyncio.gather(*(write(c) for c in changes))
+        if rejected:
+            raise rejected[0]  # the credentials: every sender, the whole pass
         # One PUT per changed group, carrying every sender's move at once.
         edits: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
         for change in changes:

@@ -24,7 +24,7 @@ from mailroom.carddav.dav_xml import (
 from mailroom.contacts.book import ContactsAuthError, ContactsError
 from mailroom.core.secret import Secret
 from mailroom.core.urls import insecure_reason, origin
-from mailroom.net import RetryExhausted, Sleep, TransportFailure, send_with_retry
+from mailroom.net import Channel, RetryExhausted, Sleep, TransportFailure, discovered
 
 XML = {"Content-Type": "application/xml; charset=utf-8"}
 VCARD = {"Content-Type": "text/vcard; charset=utf-8"}
@@ -70,20 +70,19 @@ class CardDavClient:
         sleep: Sleep = asyncio.sleep,
         retries: int = 3,
     ) -> None:
-        self._http = http
         self._base_url = base_url
         self._origin = origin(base_url)
         self._auth = httpx.BasicAuth(username, password.reveal())
-        self._sleep = sleep
-        self._retries = retries
+        self._channel = Channel(http, _translate, sleep=sleep, retries=retries)
         self._addressbook: str | None = None
-        self.requests_made = 0
+
+    @property
+    def requests_made(self) -> int:
+        return self._channel.requests_made
 
     @property
     def addressbook_url(self) -> str:
-        if self._addressbook is None:
-            raise RuntimeError("CardDavClient.discover() has not run")
-        return self._addressbook
+        return discovered(self._addressbook, "CardDavClient.discover()")
 
     # -- discovery (RFC 6764 §6, RFC 6352 §7) --------------------------------
 
@@ -247,20 +246,9 @@ class CardDavClient:
             problem = f"{scheme}://{host}:{port} is not the configured CardDAV server"
         if problem is not None:
             raise CardDavError(f"{what}: refusing to send credentials: {problem}")
-        self.requests_made += 1
-        try:
-            return await send_with_retry(
-                self._http,
-                method,
-                url,
-                what=what,
-                sleep=self._sleep,
-                retries=self._retries,
-                auth=self._auth,
-                **kwargs,
-            )
-        except (TransportFailure, RetryExhausted) as exc:
-            raise CardDavError(str(exc)) from None
+        # Every CardDAV write is conditional (If-Match / If-None-Match): a
+        # repeat is refused with 412, never applied twice.
+        return await self._channel.send(method, url, what=what, auth=self._auth, **kwargs)
 
     @staticmethod
     def _check(response: httpx.Response, what: str, *ok: int) -> None:
@@ -269,6 +257,10 @@ class CardDavClient:
             raise CardDavAuthError(status, what)
         if status not in ok:
             raise CardDavHttpError(status, what)
+
+
+def _translate(exc: TransportFailure | RetryExhausted) -> Exception:
+    return CardDavError(str(exc))
 
 
 def _multistatus(response: httpx.Response, what: str) -> list[DavResponse]:

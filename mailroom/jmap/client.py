@@ -21,7 +21,7 @@ from mailroom.jmap.errors import (
     JmapTransportError,
 )
 from mailroom.jmap.session import CONTACTS, CORE, MAIL, Session, parse_session
-from mailroom.net import RetryExhausted, Sleep, TransportFailure, send_with_retry
+from mailroom.net import Channel, RetryExhausted, Sleep, TransportFailure, discovered
 
 USING = [CORE, MAIL]
 CONTACTS_METHODS = ("AddressBook/", "ContactCard/")  # RFC 9610: the contacts account
@@ -106,19 +106,18 @@ class JmapClient:
         sleep: Sleep = asyncio.sleep,
         retries: int = 3,
     ) -> None:
-        self._http = http
         self._session_url = session_url
         self._token = token
-        self._sleep = sleep
-        self._retries = retries
+        self._channel = Channel(http, _translate, sleep=sleep, retries=retries)
         self._session: Session | None = None
-        self.requests_made = 0
+
+    @property
+    def requests_made(self) -> int:
+        return self._channel.requests_made
 
     @property
     def session(self) -> Session:
-        if self._session is None:
-            raise RuntimeError("JmapClient.discover() has not run")
-        return self._session
+        return discovered(self._session, "JmapClient.discover()")
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -148,7 +147,11 @@ class JmapClient:
                     using.append(CONTACTS)
             method_calls.append([c.name, {"accountId": account, **c.args}, c.call_id])
         body = {"using": using, "methodCalls": method_calls}
-        response = await self._send("POST", session.api_url, what="JMAP API", json=body)
+        # Patches and reads are safe to send twice; a create is not.
+        repeatable = not any(c.name.endswith("/set") and "create" in c.args for c in calls)
+        response = await self._send(
+            "POST", session.api_url, what="JMAP API", repeatable=repeatable, json=body
+        )
         data = _json(response, "JMAP API")
         items = data.get("methodResponses") if isinstance(data, dict) else None
         if not isinstance(items, list):
@@ -347,22 +350,9 @@ class JmapClient:
         return outcome
 
     async def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
-        self.requests_made += 1
-        try:
-            response = await send_with_retry(
-                self._http,
-                method,
-                url,
-                what=what,
-                sleep=self._sleep,
-                retries=self._retries,
-                headers=self.auth_headers,
-                **kwargs,
-            )
-        except TransportFailure as exc:
-            raise JmapTransportError(str(exc)) from None
-        except RetryExhausted as exc:
-            raise JmapHttpError(exc.status, what, "server busy, retries exhausted") from None
+        response = await self._channel.send(
+            method, url, what=what, headers=self.auth_headers, **kwargs
+        )
         status = response.status_code
         if status in (401, 403):
             raise JmapAuthError(status, what)
@@ -373,6 +363,12 @@ class JmapClient:
         if status != 200:
             raise JmapHttpError(status, what, response.reason_phrase)
         return response
+
+
+def _translate(exc: TransportFailure | RetryExhausted) -> Exception:
+    if isinstance(exc, RetryExhausted):
+        return JmapHttpError(exc.status, exc.what, "server busy, retries exhausted")
+    return JmapTransportError(str(exc))
 
 
 def _json(response: httpx.Response, what: str) -> Any:

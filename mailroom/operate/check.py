@@ -11,13 +11,11 @@ import asyncio
 import contextlib
 import time
 
-import httpx
-
 from mailroom.contacts.book import ContactsAuthError, ContactsBackend, ContactsError
 from mailroom.contacts.select import ContactsUnavailable
 from mailroom.core.vocabulary import WATCHED_TYPES
 from mailroom.jmap.errors import JmapAuthError, JmapError
-from mailroom.net import DEFAULT_TIMEOUT
+from mailroom.net import api_client
 from mailroom.operate.report import Report
 from mailroom.push.messages import StreamFailed, StreamItem, StreamMessage, StreamRefused
 from mailroom.push.sse import Event
@@ -42,7 +40,7 @@ ADVICE_SETUP = "run `mailroom setup --apply` (it lists what it will create first
 
 async def run_check(settings: Settings, report: Report) -> int:
     report.ok("settings are valid")
-    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
+    async with api_client(settings.poll_interval) as http:
         clients = make_clients(settings, http)
         jmap_ok = await _jmap(clients, report)
         contacts_ok = jmap_ok and await _contacts(clients, report)

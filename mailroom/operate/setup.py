@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
-
-from mailroom.net import DEFAULT_TIMEOUT
+from mailroom.net import api_client
 from mailroom.operate.report import Report
 from mailroom.operate.rules import fastmail_rules
 from mailroom.service import make_clients
@@ -16,7 +14,7 @@ async def provision_account(
     settings: Settings, *, create_screener: bool = False
 ) -> list[tuple[Need, str | None]]:
     """What ``mailroom setup --apply`` does, without the report: for the demo and tests."""
-    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
+    async with api_client(settings.poll_interval) as http:
         clients = make_clients(settings, http)
         await clients.connect()
         return await clients.triage.provision(create_screener=create_screener)
@@ -26,7 +24,7 @@ async def run_setup(
     settings: Settings, *, apply: bool, create_screener: bool, report: Report
 ) -> int:
     """Plan (and with ``apply``, create); then print the rules. Exit 1 on failure."""
-    async with httpx.AsyncClient(timeout=DEFAULT_TIMEOUT) as http:
+    async with api_client(settings.poll_interval) as http:
         clients = make_clients(settings, http)
         selection = await clients.connect()
         report.info(

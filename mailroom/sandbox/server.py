@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -52,6 +53,7 @@ class Sandbox:
         event_source: bool = True,
         public_url: str | None = None,
         jmap_contacts: bool | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.flavour = flavour
         self.host = host
@@ -71,6 +73,8 @@ class Sandbox:
         self.event_source = event_source  # False: session without eventSourceUrl
         # What absolute URLs in the session point at (a proxy in front, say).
         self.public_url = public_url
+        # Serve HTTPS with this context (a realistic link, in the benchmark).
+        self.tls = tls
         self.requests: dict[str, int] = {}
         self.request_log: list[tuple[str, float]] = []  # (route, time.monotonic())
         self._requests_lock = threading.Lock()
@@ -149,7 +153,8 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def session_url(self) -> str:
@@ -250,6 +255,15 @@ class _Server(ThreadingHTTPServer):
         super().__init__(*args, **kwargs)
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        request, address = super().get_request()
+        tls = self.sandbox.tls
+        if tls is not None:
+            # The handshake runs in the connection's own thread, on first read,
+            # so a slow client never holds up accepting the next one.
+            request = tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        return request, address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         # The "drop" fault: accept the connection, then close it unanswered.

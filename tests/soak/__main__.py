@@ -60,11 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.soak")
     parser.add_argument("--minutes", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--contacts", choices=["carddav", "jmap"], default="carddav", help="the contacts backend"
+    )
     parser.add_argument("--report", type=Path, default=None, help="write the figures as JSON")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    print(f"soak: seed {seed}, {args.minutes:g} minutes", flush=True)
-    figures = run(seed, args.minutes * 60)
+    print(f"soak: seed {seed}, {args.minutes:g} minutes, {args.contacts} contacts", flush=True)
+    figures = run(seed, args.minutes * 60, args.contacts)
     print(json.dumps(figures, indent=2))
     if args.report:
         args.report.write_text(json.dumps(figures, indent=2) + "\n")
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def run(seed: int, seconds: float) -> dict[str, object]:
+def run(seed: int, seconds: float, contacts: str = "carddav") -> dict[str, object]:
     # Separate streams: the fault schedule replays exactly for a seed, whatever
     # the user and the hooks drew meanwhile (their timing varies run to run).
     rng = random.Random(f"{seed}:faults")
@@ -82,15 +85,22 @@ def run(seed: int, seconds: float) -> dict[str, object]:
     interval = SOAK_POLICY.poll_interval
     bound = interval + SOAK_POLICY.debounce + 5.0
     port = free_port()
-    with Sandbox(flavour="rfc") as sb, tempfile.TemporaryDirectory() as tmp:
+    # The Cyrus-like flavour, with RFC 9610 added when soaking JMAP contacts.
+    jmap = contacts == "jmap"
+    with Sandbox(flavour="rfc", jmap_contacts=jmap) as sb, tempfile.TemporaryDirectory() as tmp:
         sb.mail.ensure_mailbox("Screener")
         world = World(sb, categories, user_rng)
         faults = make_faults(
-            sb, world, random.Random(f"{seed}:hooks"), interval, SOAK_POLICY.backoff_cap
+            sb,
+            world,
+            random.Random(f"{seed}:hooks"),
+            interval,
+            SOAK_POLICY.backoff_cap,
+            carddav=not jmap,
         )
         env = {
             **os.environ,
-            **sb.env(),
+            **sb.env(contacts),
             "MAILROOM_POLL_INTERVAL": f"{interval:g}",
             "MAILROOM_DEBOUNCE_SECONDS": f"{SOAK_POLICY.debounce:g}",
             "MAILROOM_HTTP_PORT": str(port),
@@ -123,6 +133,7 @@ def run(seed: int, seconds: float) -> dict[str, object]:
                 line = next(ln for ln in text.splitlines() if bad in ln)
                 print(line[:2000], file=sys.stderr)
         figures["seed"] = seed
+        figures["contacts"] = contacts
         figures["violations"] = sorted(set(world.violations))[:50]
         return figures
 

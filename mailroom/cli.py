@@ -1,4 +1,4 @@
-"""Command line: run, check, setup, status, systemd-unit, sandbox, demo."""
+"""Command line: run, check, setup, status, systemd-unit, monitoring, sandbox, demo."""
 
 from __future__ import annotations
 
@@ -38,6 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = commands.add_parser("status", help="show a running instance's /health")
     status.add_argument("--url", help="its /health URL (default: from MAILROOM_HTTP_*)")
     commands.add_parser("systemd-unit", help="print the systemd unit for this installation")
+    monitoring = commands.add_parser(
+        "monitoring", help="print the Prometheus alert rules or the Grafana dashboard"
+    )
+    monitoring.add_argument("what", choices=("rules", "dashboard"))
+    monitoring.add_argument(
+        "--job", default="mailroom", help="the Prometheus job scraping Mailroom (rules)"
+    )
     sandbox = commands.add_parser("sandbox", help="run the local Fastmail stand-in")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -58,6 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from mailroom.operate.unit import render_unit
 
         print(render_unit(), end="")
+        return 0
+    if args.command == "monitoring":
+        if args.what == "rules":
+            from mailroom.monitoring.rules import render_rules
+
+            print(render_rules(args.job), end="")
+        else:
+            from mailroom.monitoring.dashboard import render_dashboard
+
+            print(render_dashboard(), end="")
         return 0
     if args.command in ("run", "check", "setup"):
         settings = _settings()
@@ -121,9 +138,13 @@ def _sandbox(host: str, port: int, flavour: str, seed: bool) -> int:
         seed_mail(sandbox)
     sandbox.mail.ensure_mailbox("Screener")
     print(f"# Mailroom stand-in ({flavour} flavour) listening on {sandbox.url}")
-    print("# Point the service at it with:")
-    for key, value in sandbox.env().items():
+    print("# Point the service at it with (contacts over JMAP, the token alone):")
+    for key, value in sandbox.env("jmap").items():
         print(f"export {key}={value}")
+    print("# It serves CardDAV too (MAILROOM_CONTACTS=carddav):")
+    for key, value in sandbox.env("carddav").items():
+        if key.startswith("MAILROOM_CARDDAV"):
+            print(f"# export {key}={value}")
     print(
         f"# Deliver mail: curl -H 'Authorization: Bearer {sandbox.token}' "
         f"""-d '{{"from": "someone@example.com"}}' {sandbox.url}/_sandbox/deliver"""

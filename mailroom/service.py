@@ -90,6 +90,7 @@ def summarise(result: PollResult) -> PassSummary:
         failures=result.failures,
         unflagged=result.unflagged,
         missing=tuple(sorted(result.missing)),
+        senders=tuple(result.senders),
         failure=failure,
     )
 
@@ -99,13 +100,15 @@ def make_telemetry(
 ) -> Telemetry:
     metrics = Metrics(STATES, transitions(), [c.name for c in settings.categories], __version__)
     policy = policy or policy_from(settings)
-    return Telemetry(
+    telemetry = Telemetry(
         metrics,
         settings.poll_interval,
         pass_timeout=policy.pass_timeout,
         degraded_interval=min(settings.poll_interval, policy.degraded_poll_interval),
         systemd=systemd,
     )
+    telemetry.diagram = (tuple(STATES), tuple(transitions()))
+    return telemetry
 
 
 def policy_from(settings: Settings) -> PushPolicy:

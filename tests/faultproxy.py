@@ -71,6 +71,13 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
         self._reset_all()
+        # Let every pump finish (cancelled) while the loop still runs: a
+        # coroutine left pending would be finalised later on a closed loop.
+        current = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -182,7 +189,8 @@ class FaultProxy:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            sender.cancel()
+            with contextlib.suppress(RuntimeError):
+                sender.cancel()
             with contextlib.suppress(OSError, RuntimeError):
                 writer.close()
             self._conns.discard(conn)

@@ -22,11 +22,13 @@ def test_sandbox_command_prints_settings_that_work() -> None:
         exports: dict[str, str] = {}
         assert proc.stdout is not None
         for line in proc.stdout:
-            if line.startswith("export "):
-                key, _, value = line[len("export ") :].strip().partition("=")
+            if line.startswith(("export ", "# export ")):
+                key, _, value = line.split("export ", 1)[1].strip().partition("=")
                 exports[key] = value
-            if "MAILROOM_CARDDAV_PASSWORD" in exports:
+            if line.startswith("# Deliver mail"):
                 break
+        # The token alone, and (commented) the CardDAV settings it also serves.
+        assert {"MAILROOM_JMAP_TOKEN", "MAILROOM_CARDDAV_PASSWORD"} <= set(exports)
         session = httpx.get(
             exports["MAILROOM_JMAP_SESSION_URL"],
             headers={"Authorization": f"Bearer {exports['MAILROOM_JMAP_TOKEN']}"},

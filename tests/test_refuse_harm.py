@@ -188,3 +188,17 @@ async def test_health_server_survives_slow_and_flooding_clients() -> None:
         for writer in slow:
             writer.close()
         await server.stop()
+
+
+@pytest.mark.anyio
+async def test_run_exits_2_when_the_contacts_backend_asked_for_is_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with Sandbox(flavour="rfc") as sb:  # no RFC 9610, like Cyrus
+        sb.prepare()
+        env = {**sb.env("jmap"), "MAILROOM_HTTP_PORT": "0", "MAILROOM_CONTACTS": "jmap"}
+        app = App(load_settings(env))
+        code = await asyncio.wait_for(app.run(asyncio.Event()), 10)
+        assert code == 2
+        errors = [str(getattr(r, "fields", {}).get("error")) for r in caplog.records]
+        assert any("the JMAP session offers no urn:ietf:params:jmap:contacts" in e for e in errors)

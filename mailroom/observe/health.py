@@ -19,6 +19,7 @@ FAILURES_BEFORE_FAIL = 3
 class HealthRecord:
     started_at: float  # wall-clock seconds
     eventsource_state: str = "connecting"
+    state_since: float | None = None  # when the current state was entered
     connected_since: float | None = None
     last_event_at: float | None = None
     reconnect_count: int = 0

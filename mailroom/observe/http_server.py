@@ -23,6 +23,7 @@ import h11
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mailroom.core.redact import scrub
+from mailroom.observe.status_page import render
 from mailroom.observe.telemetry import Telemetry
 
 HEALTH_JSON = "application/health+json"
@@ -65,6 +66,9 @@ class ObservabilityServer:
         if method not in ("GET", "HEAD"):
             return 405, b'{"error": "method not allowed"}', "application/json"
         path = target.split("?", 1)[0]
+        if path == "/":
+            page = render(self._telemetry.page())
+            return 200, scrub(page).encode(), "text/html; charset=utf-8"
         if path == "/health":
             status, body = self._telemetry.health()
             return status, scrub(json.dumps(body)).encode(), HEALTH_JSON

@@ -21,6 +21,8 @@ from prometheus_client import (
 from mailroom.core.vocabulary import ItemKind, Trigger
 
 OUTCOMES = ("success", "failure")
+HEALTH_STATUSES = ("pass", "warn", "fail")
+CREDENTIAL_SERVICES = ("jmap", "carddav", "stream")
 
 
 class Metrics:
@@ -106,12 +108,33 @@ class Metrics:
             "Exceptions caught in Mailroom's own loops (each logged with its traceback)",
             registry=r,
         )
+        self.health = Gauge(
+            "mailroom_health_status",
+            "The /health verdict: 1 for the current status (pass, warn or fail), 0 for the others",
+            ["status"],
+            registry=r,
+        )
+        self.credentials_rejected = Gauge(
+            "mailroom_credentials_rejected",
+            "1 while a server rejects Mailroom's credentials, by service (jmap, carddav, stream)",
+            ["service"],
+            registry=r,
+        )
+        self.poll_interval = Gauge(
+            "mailroom_poll_interval_seconds",
+            "The safety-net poll interval (MAILROOM_POLL_INTERVAL), for alert rules",
+            registry=r,
+        )
         self.transitions = Counter(
             "mailroom_state_transitions",
             "EventSource state machine transitions",
             ["from", "to"],
             registry=r,
         )
+        for status in HEALTH_STATUSES:
+            self.health.labels(status)
+        for service in CREDENTIAL_SERVICES:
+            self.credentials_rejected.labels(service)
         for kind in ItemKind:
             self.events.labels(kind.value)
         for trigger in Trigger:

@@ -18,7 +18,9 @@ from typing import Any
 from mailroom import __version__
 from mailroom.core.vocabulary import ItemKind, Trigger
 from mailroom.observe.health import HealthRecord, evaluate, http_status
-from mailroom.observe.metrics import Metrics
+from mailroom.observe.history import History, PassEntry
+from mailroom.observe.metrics import CREDENTIAL_SERVICES, HEALTH_STATUSES, Metrics
+from mailroom.observe.status_page import PageView
 from mailroom.observe.systemd import SystemdNotifier
 
 log = logging.getLogger("mailroom.push")
@@ -47,6 +49,9 @@ class Telemetry:
         self._systemd = systemd or SystemdNotifier({})
         self._lock = threading.Lock()
         self.record = HealthRecord(started_at=wall())
+        self.record.state_since = self.record.started_at
+        # The machine's shape, for the status page's diagram (set by the service).
+        self.diagram: tuple[tuple[str, ...], tuple[tuple[str, str], ...]] = ((), ())
         self._heartbeat = monotonic()
         # The supervisor turns at least once per poll interval (the safety-net
         # poll); a poll may take a few minutes against a struggling server.
@@ -58,6 +63,8 @@ class Telemetry:
         )
         self._last_pass_start: float | None = None  # None: start-up not done
         self.path: list[str] = ["connecting"]  # every state entered, for tests and logs
+        self.history = History()
+        metrics.poll_interval.set(poll_interval)
         self._outage = False  # went through BACKOFF/DEGRADED since last CONNECTED
         self._renewing = False  # reconnecting after a clean, routine close
 
@@ -72,6 +79,7 @@ class Telemetry:
             rec = self.record
             previous_error = rec.last_error
             rec.eventsource_state = new
+            rec.state_since = now
             if new == "connected":
                 rec.connected_since = now
                 rec.last_error = None
@@ -176,10 +184,14 @@ class Telemetry:
         missing: tuple[str, ...] | None = None,
         error: str | None = None,
         auth_rejected: str | None = None,
+        senders: tuple[tuple[str, str], ...] = (),
     ) -> None:
         now = self._wall()
         trigger = Trigger(trigger)
         with self._lock:
+            count = sum((triaged or {}).values())
+            self.history.add_pass(PassEntry(now, trigger.value, count, duration, error))
+            self.history.add_senders(now, senders)
             rec = self.record
             rec.last_trigger = trigger.value
             if missing is not None:  # a pass that got as far as looking
@@ -237,6 +249,46 @@ class Telemetry:
             return 503, {"status": "fail", "output": "; ".join(problems)}
         return 200, {"status": "pass"}
 
+    def page(self) -> PageView:
+        """What the status page shows, read under the lock."""
+        now = self._wall()
+        with self._lock:
+            rec = self.record
+            status, body = evaluate(rec, now, self.poll_interval, __version__)
+            passes, senders = self.history.snapshot()
+            states, transitions = self.diagram
+            return PageView(
+                status=status,
+                output=body["output"],
+                version=__version__,
+                dry_run=rec.dry_run,
+                state=rec.eventsource_state,
+                state_since=rec.state_since,
+                states=states,
+                transitions=transitions,
+                passes=passes,
+                senders=senders,
+                last_error=rec.last_poll_error or rec.last_error,
+                now=now,
+            )
+
     def metrics_text(self) -> bytes:
         with self._lock:
+            # What depends on the clock is brought up to date at each scrape.
+            status, _ = evaluate(self.record, self._wall(), self.poll_interval, __version__)
+            for name in HEALTH_STATUSES:
+                self.metrics.health.labels(name).set(1 if name == status else 0)
+            rejected = {
+                _service(self.record.auth_rejected),
+                "stream" if self.record.stream_auth_rejected else None,
+            }
+            for service in CREDENTIAL_SERVICES:
+                self.metrics.credentials_rejected.labels(service).set(service in rejected)
             return self.metrics.render()
+
+
+def _service(rejected_by: str | None) -> str | None:
+    """The metric's service label for what rejected a pass ("JMAP (HTTP 401)", …)."""
+    if rejected_by is None:
+        return None
+    return "carddav" if rejected_by.startswith("CardDAV") else "jmap"

@@ -26,7 +26,9 @@ ExecStart={exec_start} run
 EnvironmentFile=-/etc/mailroom/mailroom.env
 # Secrets never go in the environment: systemd hands them over as files.
 LoadCredential=jmap-token:/etc/mailroom/jmap-token
-LoadCredential=carddav-password:/etc/mailroom/carddav-password
+# Only for contacts over CardDAV (a server without JMAP Contacts): uncomment,
+# and set MAILROOM_CARDDAV_USERNAME in the environment file.
+#LoadCredential=carddav-password:/etc/mailroom/carddav-password
 WatchdogSec=120
 # A pass may take up to its 120 s deadline and is finished before exiting.
 TimeoutStopSec=150

@@ -61,6 +61,7 @@ class PassSummary:
     failures: int = 0
     unflagged: int = 0  # emails that refused the error label
     missing: tuple[str, ...] = ()  # what the account lost: "mailbox 'Feed'", …
+    senders: tuple[tuple[str, str], ...] = ()  # (address, category) triaged, for the page
     # Set when the pass ran but must count as failed (every sender failed).
     failure: Failure | None = None
 
@@ -332,4 +333,5 @@ class Supervisor:
                 failures=summary.failures,
                 unflagged=summary.unflagged,
                 missing=summary.missing,
+                senders=summary.senders,
             )

@@ -95,7 +95,7 @@ def run_demo(*, poll_interval: float, debounce: float, pause: float, keep_runnin
     http_port = free_port()
     env = {
         **os.environ,
-        **sandbox.env(),
+        **sandbox.env("jmap"),  # the API token alone, as on Fastmail: contacts over JMAP
         "MAILROOM_POLL_INTERVAL": f"{poll_interval:g}",
         "MAILROOM_DEBOUNCE_SECONDS": f"{debounce:g}",
         "MAILROOM_HTTP_PORT": str(http_port),
@@ -105,6 +105,7 @@ def run_demo(*, poll_interval: float, debounce: float, pause: float, keep_runnin
         f"stand-in running at {sandbox.url} with {len(sandbox.mail.emails)} emails in the Screener"
     )
     _say(f"starting: mailroom run (poll interval {poll_interval:g} s, debounce {debounce:g} s)")
+    _say(f"status page: http://127.0.0.1:{http_port}/")
     _say(f"health:  http://127.0.0.1:{http_port}/health")
     _say(f"metrics: http://127.0.0.1:{http_port}/metrics")
     _say("first: mailroom setup --apply (what a new user runs after `mailroom check`)")

@@ -80,6 +80,7 @@ class PollResult:
     """What one poll did, and the JMAP states it saw and produced."""
 
     triaged: Counter[str] = field(default_factory=Counter)  # category -> senders
+    senders: list[tuple[str, str]] = field(default_factory=list)  # (address, category)
     emails_refiled: int = 0
     conflicts: int = 0  # senders whose emails got the error label
     failures: int = 0  # senders left for the next poll
@@ -361,6 +362,7 @@ class Triage:
         for work in live.values():
             refiled = sum(1 for eid in mail[work.sender] if owner.get(eid) == work.sender)
             result.triaged[work.category.name] += 1
+            result.senders.append((work.sender, work.category.name))
             result.emails_refiled += refiled
             log.info(
                 "triaged sender",

@@ -1,0 +1,1 @@
+"""What ships for watching Mailroom: Prometheus alert rules and a Grafana dashboard."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from mailroom.carddav import vcard
 from mailroom.contacts.book import ContactsBackend
 from mailroom.sandbox.mailstore import MailStore, MethodError
 from mailroom.sandbox.server import Sandbox
-from tests.conftest import Harness
+from tests.conftest import Harness, open_harness
 
 pytestmark = pytest.mark.anyio
 
@@ -421,3 +422,22 @@ async def test_an_existing_contact_gets_only_its_empty_fields_filled(harness: Ha
     assert (card.n.value.given, card.n.value.family) == ("Jane", "Doe")  # was empty
     assert h.contacts.groups_of_address("mum@family.example") == {"Person", "Imbox"}
     assert len([c for c in h.contacts.cards if c.endswith(".vcf")]) == 7  # 5 groups + 2
+
+
+async def test_a_thousand_labelled_emails_cost_one_extra_scan_request(sandbox: Sandbox) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        h = await open_harness(sandbox, http, ContactsBackend.JMAP)
+        await _label_a_thousand(h)
+
+
+async def _label_a_thousand(h: Harness) -> None:
+    for i in range(100):
+        for _ in range(10):
+            label(h, h.mail.deliver(f"all{i}@batch.example"), "@ToFeed")
+    before = h.sandbox.total_requests()
+    result = await h.triage.poll()
+    assert (result.senders_triaged, result.emails_refiled) == (100, 1000)
+    assert not h.mail.emails_in("@ToFeed")
+    # The scan's first page (500, the stand-in's maxObjectsInGet) and the rest
+    # in one more request; then the same 5 as for any pass.
+    assert h.sandbox.total_requests() - before == 2 + 5

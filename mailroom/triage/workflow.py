@@ -52,6 +52,9 @@ T = TypeVar("T")
 EXPECTED_ERRORS = (JmapError, ContactsError)
 
 EMAIL_PROPERTIES = ("id", "from", "mailboxIds")
+# Pages of a long result asked in one request (within maxCallsInRequest): a
+# large labelling costs round trips / PAGES_AT_ONCE.
+PAGES_AT_ONCE = 4
 MAILBOX_PROPERTIES = ["id", "name", "parentId", "role"]
 
 
@@ -471,7 +474,10 @@ class Triage:
             if not page.last:
                 # More than a page labelled at once: fetch the rest by position.
                 async for more in self._jmap.pages(
-                    label_filter, EMAIL_PROPERTIES, position=len(page.ids)
+                    label_filter,
+                    EMAIL_PROPERTIES,
+                    position=len(page.ids),
+                    per_request=PAGES_AT_ONCE,
                 ):
                     emails.extend(more.emails)
             return emails
@@ -518,7 +524,9 @@ class Triage:
         if not works:
             return mail
         filter_ = any_of([{"from": w.sender} for w in works])
-        for email in await self._jmap.query_emails(filter_, EMAIL_PROPERTIES, per_request=4):
+        for email in await self._jmap.query_emails(
+            filter_, EMAIL_PROPERTIES, per_request=PAGES_AT_ONCE
+        ):
             who = sender_of(email)
             if who is not None and who[0] in mail and isinstance(email.get("id"), str):
                 mail[who[0]][email["id"]] = mailbox_ids_of(email)

@@ -17,6 +17,12 @@ from mailroom.jmap.contacts import JmapContactBook
 from mailroom.sandbox.server import Sandbox
 from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
 from mailroom.triage.workflow import Triage, TriageConfig
+from tests.integration.servers import (  # noqa: F401  (fixtures for every test)
+    cyrus,
+    cyrus_next,
+    cyrus_short_timeout,
+    cyrus_stock,
+)
 
 
 @pytest.fixture

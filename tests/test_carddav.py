@@ -112,7 +112,7 @@ async def test_412_retry_is_bounded(sandbox: Sandbox, dav: CardDavClient) -> Non
     name = next(n for n, c in sandbox.contacts.cards.items() if "FN:Feed" in c.text)
 
     def always_race(card_name: str) -> None:
-        text = sandbox.contacts.cards[name].text
+        text = sandbox.contacts.dav_text(name)
         sandbox.contacts.write(name, text)  # same text, new ETag: every write is stale
 
     sandbox.contacts.before_put = always_race

@@ -165,7 +165,7 @@ async def test_jmap_membership_is_a_patch_not_a_rewrite() -> None:
             lookup = await book.lookup([Want("z@x.org", "Zed", "company")])
             # Another client adds a member between our read and our write.
             name = next(n for n, c in sb.contacts.cards.items() if "FN:Feed" in c.text)
-            text = vcard.with_member(sb.contacts.cards[name].text, "someone-else")
+            text = vcard.with_member(sb.contacts.dav_text(name), "someone-else")
             assert text is not None
             sb.contacts.write(name, text)
             from mailroom.contacts.book import Change

@@ -286,7 +286,7 @@ async def test_412_race_on_a_group_loses_no_member(dav_harness: Harness) -> None
         # Another client adds a member just before our first write lands.
         if name == feed and not raced:
             raced.append(name)
-            text = vcard.with_member(h.contacts.cards[feed].text, "someone-else")
+            text = vcard.with_member(h.contacts.dav_text(feed), "someone-else")
             assert text is not None
             h.contacts.write(feed, text)
 

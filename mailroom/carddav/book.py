@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from mailroom.carddav.client import (
     PreconditionFailed,
 )
 from mailroom.carddav.vcard import VCardError
+from mailroom.contacts import uids
 from mailroom.contacts.book import (
     Change,
     ContactAction,
@@ -99,7 +99,7 @@ class CardDavBook:
         return dict(found)
 
     async def create_group(self, name: str) -> str:
-        group_uid = str(uuid.uuid4())
+        group_uid = uids.new_uid()
         card = await self._client.create(vcard.new_group(group_uid, name), group_uid)
         log.info("created contact group", extra={"fields": {"group": name}})
         self._group_hrefs[name] = card.href
@@ -223,7 +223,7 @@ class CardDavBook:
         """Create the contact, or fill its empty fields (never overwriting); its UID."""
         want = change.known.want
         if change.known.action is ContactAction.CREATE:
-            contact_uid = str(uuid.uuid4())
+            contact_uid = uids.new_uid()
             await self._client.create(
                 vcard.new_contact(contact_uid, want.address, want.name, want.kind), contact_uid
             )

@@ -13,12 +13,13 @@ from typing import Any
 
 import vobject
 
+from mailroom.contacts import uids
 from mailroom.contacts.book import ContactKind
 from mailroom.contacts.names import company_name, split_name
 
 KIND = "x-addressbookserver-kind"
 MEMBER = "x-addressbookserver-member"
-UUID_PREFIX = "urn:uuid:"
+UUID_PREFIX = uids.URN_UUID
 
 
 class VCardError(ValueError):
@@ -45,10 +46,10 @@ def _first(card: Any, prop: str) -> str:
 
 
 def uid(card: Any) -> str:
-    value = _first(card, "uid")
+    value = uids.canonical(_first(card, "uid"))
     if not value:
         raise VCardError("vCard has no UID")
-    return value.removeprefix(UUID_PREFIX)
+    return value
 
 
 def emails(card: Any) -> set[str]:
@@ -64,11 +65,12 @@ def display_name(card: Any) -> str:
 
 
 def members(card: Any) -> set[str]:
+    """The member uids, however each line spells them (``contacts.uids``)."""
     out = set()
     for value in _values(card, MEMBER):
-        text = str(value).strip()
+        text = uids.canonical(str(value))
         if text:
-            out.add(text.removeprefix(UUID_PREFIX))
+            out.add(text)
     return out
 
 
@@ -103,11 +105,16 @@ def edit_members(text: str, add: Iterable[str] = (), remove: Iterable[str] = ())
     Every other line of the card is kept as it was.
     """
     card = parse(text, "group")
-    gone = set(remove)
+    gone = {uids.canonical(u) for u in remove}
     lines = card.contents.get(MEMBER, [])
-    keep = [ln for ln in lines if str(ln.value).strip().removeprefix(UUID_PREFIX) not in gone]
-    present = {str(ln.value).strip().removeprefix(UUID_PREFIX) for ln in keep}
-    new = [uid for uid in dict.fromkeys(add) if uid not in present and uid not in gone]
+    # Every line naming a leaving member goes, however it spells the uid.
+    keep = [ln for ln in lines if uids.canonical(str(ln.value)) not in gone]
+    present = {uids.canonical(str(ln.value)) for ln in keep}
+    new = [
+        uid
+        for uid in dict.fromkeys(uids.canonical(u) for u in add)
+        if uid and uid not in present and uid not in gone
+    ]
     if len(keep) == len(lines) and not new:
         return None
     if keep:

@@ -317,11 +317,11 @@ class JmapClient:
         outcome = SetOutcome()
         if not updates:
             return outcome
-        chunks = _chunks(list(updates.items()), session.max_objects_in_set)
+        chunks = chunked(list(updates.items()), session.max_objects_in_set)
         room = session.max_calls_in_request
         # The Mailbox state rides along in the last request when there is room.
         ride_along = want_mailbox_state and room >= 2
-        batches = _chunks(chunks, room - 1 if ride_along else room)
+        batches = chunked(chunks, room - 1 if ride_along else room)
         for number, batch in enumerate(batches):
             calls = [
                 Call("Email/set", {"update": dict(chunk)}, f"s{i}") for i, chunk in enumerate(batch)
@@ -431,5 +431,5 @@ def _page(query: Mapping[str, Any], got: Mapping[str, Any], asked: int) -> Page:
     )
 
 
-def _chunks(items: Sequence[T], size: int) -> list[list[T]]:
+def chunked(items: Sequence[T], size: int) -> list[list[T]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]

@@ -15,7 +15,7 @@ from mailroom.contacts.book import ContactKind
 from mailroom.contacts.names import company_name, split_name
 
 CARD_PROPERTIES = ("id", "uid", "kind", "name", "organizations", "emails", "addressBookIds")
-GROUP_PROPERTIES = ("id", "uid", "kind", "name", "members")
+GROUP_PROPERTIES = ("id", "uid", "kind", "name", "addressBookIds", "members")
 MAILROOM_EMAIL_KEY = "mailroom"  # the key of an address Mailroom adds to a card
 
 
@@ -44,8 +44,30 @@ def emails(card: Mapping[str, Any]) -> set[str]:
     return out
 
 
-def members(card: Mapping[str, Any]) -> set[str]:
-    return {key for key, value in _dict(card.get("members")).items() if value is True}
+def members(card: Mapping[str, Any]) -> list[str]:
+    """The member keys exactly as the server holds them (compare with ``contacts.uids``)."""
+    return [key for key, value in _dict(card.get("members")).items() if value is True]
+
+
+def has_members_map(card: Mapping[str, Any]) -> bool:
+    """A group without a ``members`` object takes a whole map, not a key patch (RFC 8620 §5.3)."""
+    return isinstance(card.get("members"), dict)
+
+
+def address_books(card: Mapping[str, Any]) -> set[str]:
+    return {key for key, value in _dict(card.get("addressBookIds")).items() if value is True}
+
+
+def email_phrase(address: str) -> str:
+    """``address`` as one quoted phrase for the ``email`` filter of ContactCard/query.
+
+    Cyrus (Fastmail) reads that filter as a search query: words must all
+    appear, and a ``'`` opens a phrase, so ``o'brien@example.com`` sent bare
+    never finds its own card. A phrase matches as a case-insensitive
+    substring; ``\\`` and ``'`` are escaped inside it. The caller still
+    compares the exact address.
+    """
+    return "'" + address.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _components(name: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -115,6 +137,8 @@ def new_group(group_uid: str, name: str, book_id: str) -> dict[str, Any]:
         "kind": "group",
         "addressBookIds": {book_id: True},
         "name": {"@type": "Name", "full": name},
+        # Present from the start, so every later join is a patch of one key.
+        "members": {},
     }
 
 

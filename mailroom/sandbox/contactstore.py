@@ -1,7 +1,11 @@
 """An in-memory CardDAV address book: the subset Fastmail offers and Mailroom uses.
 
-Cards are kept byte for byte as written. ETags change on every write and
-``If-Match``/``If-None-Match`` are enforced (412), as on Fastmail and Cyrus.
+Cards are kept byte for byte as written (JMAP writes keep vCard 4.0, see
+``vcard_versions``) and read over CardDAV as vCard 3.0 unless the reader asks
+for 4.0. ETags change on every write and ``If-Match``/``If-None-Match`` are
+enforced (412), as on Fastmail and Cyrus. The account has two address books,
+as a Fastmail account with a shared book does: the default one, which
+CardDAV serves, and a read-only one that only JMAP shows.
 """
 
 from __future__ import annotations
@@ -17,12 +21,30 @@ import defusedxml.ElementTree as SafeET
 from mailroom.carddav import vcard
 from mailroom.carddav.dav_xml import CARD, DAV, tag
 from mailroom.carddav.vcard import VCardError
+from mailroom.sandbox import vcard_versions
+
+DEFAULT_BOOK = "default"
+SHARED_BOOK = "shared"  # read-only: written by somebody else
+
+
+@dataclass(frozen=True)
+class Book:
+    id: str
+    name: str
+    writable: bool
+
+
+BOOKS = {
+    SHARED_BOOK: Book(SHARED_BOOK, "Shared", writable=False),
+    DEFAULT_BOOK: Book(DEFAULT_BOOK, "Personal", writable=True),
+}
 
 
 @dataclass
 class StoredCard:
     etag: str
     text: str
+    book: str = DEFAULT_BOOK
 
 
 class DavError(Exception):
@@ -66,17 +88,26 @@ class ContactStore:
 
     # -- direct helpers for tests ---------------------------------------------
 
-    def write(self, name: str, text: str) -> str:
+    def write(self, name: str, text: str, book: str = DEFAULT_BOOK) -> str:
         """Store a card as another client would (new ETag)."""
         with self.lock:
             etag = self._etag()
-            self.cards[name] = StoredCard(etag, text)
+            self.cards[name] = StoredCard(etag, text, book)
             return etag
 
     def parsed(self) -> list[tuple[str, object]]:
+        """Every card of every book, as a vCard 3.0 reader sees it."""
         with self.lock:
             items = list(self.cards.items())
-        return [(name, vcard.parse(card.text, name)) for name, card in items]
+        return [(name, vcard.parse(vcard_versions.to_v3_text(c.text), name)) for name, c in items]
+
+    def dav_text(self, name: str) -> str:
+        """The stored card as a CardDAV client reads it (vCard 3.0)."""
+        with self.lock:
+            return vcard_versions.to_v3_text(self.cards[name].text)
+
+    def _dav_cards(self) -> dict[str, StoredCard]:
+        return {n: c for n, c in self.cards.items() if c.book == DEFAULT_BOOK}
 
     def group_members(self, group_name: str) -> set[str]:
         """UIDs in the group called ``group_name`` (empty if there is none)."""
@@ -99,11 +130,13 @@ class ContactStore:
         return None
 
     def contact_text(self, address: str) -> str | None:
+        """The contact's card as a vCard 3.0 reader gets it."""
         with self.lock:
             for card in self.cards.values():
-                parsed = vcard.parse(card.text)
+                text = vcard_versions.to_v3_text(card.text)
+                parsed = vcard.parse(text)
                 if not vcard.is_group(parsed) and address.lower() in vcard.emails(parsed):
-                    return card.text
+                    return text
         return None
 
     def groups_of_address(self, address: str) -> set[str]:
@@ -167,11 +200,12 @@ class ContactStore:
         except Exception:
             raise DavError(400, "malformed XML") from None
         with self.lock:
+            cards = self._dav_cards()
             if root.tag == tag(CARD, "addressbook-multiget"):
                 out = []
                 for href in root.findall(tag(DAV, "href")):
                     name = (href.text or "").rsplit("/", 1)[-1]
-                    card = self.cards.get(name)
+                    card = cards.get(name)
                     if card is None:
                         out.append(
                             f"<d:response><d:href>{escape(href.text or '')}</d:href>"
@@ -185,8 +219,8 @@ class ContactStore:
                 return _multistatus(
                     [
                         self._card_response(name, card)
-                        for name, card in sorted(self.cards.items())
-                        if flt is None or _matches(card.text, flt)
+                        for name, card in sorted(cards.items())
+                        if flt is None or _matches(vcard_versions.to_v3_text(card.text), flt)
                     ]
                 )
         raise DavError(400, "unsupported REPORT")
@@ -195,15 +229,18 @@ class ContactStore:
         return _response(
             self.book_path + name,
             f"<d:getetag>{escape(card.etag)}</d:getetag>"
-            f"<c:address-data>{escape(card.text)}</c:address-data>",
+            f"<c:address-data>{escape(vcard_versions.to_v3_text(card.text))}</c:address-data>",
         )
 
-    def get(self, path: str) -> StoredCard:
+    def get(self, path: str, version: str = "3.0") -> StoredCard:
+        """The card as vCard 3.0, or 4.0 when the reader asks for it (``Accept``)."""
         with self.lock:
-            card = self.cards.get(self.card_name(path))
+            card = self._dav_cards().get(self.card_name(path))
             if card is None:
                 raise DavError(404)
-            return StoredCard(card.etag, card.text)
+            if version == "4.0":
+                return StoredCard(card.etag, vcard_versions.to_v4_text(card.text))
+            return StoredCard(card.etag, vcard_versions.to_v3_text(card.text))
 
     def put(
         self, path: str, text: str, if_match: str | None, if_none_match: str | None
@@ -218,7 +255,7 @@ class ContactStore:
         if vcard.emails(parsed) & self.refuse_addresses:
             raise DavError(507, "the stand-in was told to refuse this contact (quota)")
         with self.lock:
-            existing = self.cards.get(name)
+            existing = self._dav_cards().get(name)
             if if_none_match == "*" and existing is not None:
                 raise DavError(412)
             if if_match is not None and (existing is None or existing.etag != if_match):
@@ -232,7 +269,7 @@ class ContactStore:
     def delete(self, path: str, if_match: str | None) -> None:
         name = self.card_name(path)
         with self.lock:
-            existing = self.cards.get(name)
+            existing = self._dav_cards().get(name)
             if existing is None:
                 raise DavError(404)
             if if_match is not None and existing.etag != if_match:

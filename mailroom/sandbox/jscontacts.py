@@ -1,14 +1,23 @@
-"""JMAP Contacts (RFC 9610) in the stand-in: the subset Mailroom uses, over the CardDAV store.
+"""JMAP Contacts (RFC 9610) in the stand-in, behaving as Cyrus (Fastmail's server) does.
 
 One store serves both protocols, as on Fastmail: every ContactCard is a view
-of a stored vCard, and JMAP writes edit that vCard, keeping every line they
-do not own. The UID is the join key: a group member ``urn:uuid:X`` and a
-card whose UID is ``X`` or ``urn:uuid:X`` are the same contact.
+of a stored vCard. What Cyrus does, the stand-in does too, never more
+leniently (each is pinned on both by ``tests/contract``):
 
-Methods: ``AddressBook/get``, ``ContactCard/get|query|set`` with the
-filters ``email``, ``kind``, ``uid``, ``hasMember``, ``inAddressBook``,
-``name`` and ``text``, and patches of ``name``, ``organizations``,
-``emails`` and ``members`` (whole or one key deep).
+- the ``email`` filter is a search query (``textsearch``): words, and
+  ``'…'`` phrases;
+- member keys are stored exactly as sent: ``X`` and ``urn:uuid:X`` are two
+  keys, and a ``null`` for the other spelling changes nothing;
+- a new card needs ``@type: "Card"`` and ``version: "1.0"``, and a
+  sub-object's ``@type``, when given, must be its own;
+- a card names exactly one address book, which must be writable; a card in
+  the read-only book cannot be changed (``accountReadOnly``);
+- JMAP writes keep vCard 4.0, read over CardDAV as 3.0 with every member
+  prefixed ``urn:uuid:`` (``vcard_versions``);
+- a patch below a property the card does not have is ``invalidPatch``
+  (RFC 8620 §5.3); ``maxObjectsInSet`` holds for every ``/set``.
+
+Methods: ``AddressBook/get``, ``ContactCard/get|query|set``.
 """
 
 from __future__ import annotations
@@ -22,22 +31,36 @@ import vobject
 
 from mailroom.carddav import vcard
 from mailroom.carddav.vcard import VCardError
-from mailroom.sandbox.contactstore import ContactStore
+from mailroom.sandbox import vcard_versions
+from mailroom.sandbox.contactstore import BOOKS, DEFAULT_BOOK, ContactStore
 from mailroom.sandbox.mailstore import ACCOUNT_ID, Args, MethodError
+from mailroom.sandbox.textsearch import TextQuery
 
-BOOK_ID = "default"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _WRITABLE = ("name", "organizations", "emails", "members")
-URN = "urn:uuid:"
+# The @type each sub-object must have when it says one.
+_TYPES = {"name": "Name", "emails": "EmailAddress", "organizations": "Organization"}
+BOOK_ID = DEFAULT_BOOK
 
 
 class ContactCardApi:
     """The methods, keyed by name, for the stand-in's JMAP API."""
 
-    def __init__(self, store: ContactStore, *, max_get: int = 500, query_limit: int = 1000) -> None:
+    def __init__(
+        self,
+        store: ContactStore,
+        *,
+        max_get: int = 500,
+        max_set: int = 500,
+        query_limit: int = 1000,
+    ) -> None:
         self.store = store
         self.max_get = max_get
+        self.max_set = max_set
         self.query_limit = query_limit
+        # A server that leaves an empty ``members`` out of a group (RFC 9610
+        # allows it): a patch of one member key then has no parent.
+        self.omit_empty_members = False
 
     def methods(self) -> dict[str, Callable[[Args], Args]]:
         return {
@@ -57,33 +80,31 @@ class ContactCardApi:
         stem = name.removesuffix(".vcf")
         return stem if _ID.fullmatch(stem) else "x" + uuid.uuid5(uuid.NAMESPACE_URL, name).hex
 
-    def _cards(self) -> dict[str, tuple[str, Any]]:
-        """Every readable card: id -> (store name, parsed vCard)."""
+    def _cards(self) -> dict[str, tuple[str, Any, str]]:
+        """Every readable card: id -> (store name, parsed vCard, address book)."""
         out = {}
         with self.store.lock:
             items = sorted(self.store.cards.items())
         for name, stored in items:
             try:
-                out[self.card_id(name)] = (name, vcard.parse(stored.text, name))
+                out[self.card_id(name)] = (name, vcard.parse(stored.text, name), stored.book)
             except VCardError:
                 continue  # what a server cannot read, it does not show over JMAP
         return out
 
-    def _view(self, card_id: str, card: Any, uids: dict[str, str]) -> dict[str, Any]:
+    def _view(self, card_id: str, card: Any, book: str) -> dict[str, Any]:
         view: dict[str, Any] = {
             "@type": "Card",
             "version": "1.0",
             "id": card_id,
-            "addressBookIds": {BOOK_ID: True},
+            "addressBookIds": {book: True},
             "uid": _raw(card, "uid"),
+            "kind": vcard_versions.kind(card),
         }
-        if vcard.is_group(card):
-            view["kind"] = "group"
-            view["members"] = {uids.get(m, URN + m): True for m in sorted(vcard.members(card))}
-        elif _raw(card, "x-abshowas").upper() == "COMPANY":
-            view["kind"] = "org"
-        else:
-            view["kind"] = "individual"
+        if view["kind"] == "group":
+            keys = vcard_versions.member_keys(card)
+            if keys or not self.omit_empty_members:
+                view["members"] = dict.fromkeys(keys, True)
         name: dict[str, Any] = {}
         if vcard.display_name(card):
             name["full"] = vcard.display_name(card)
@@ -115,33 +136,39 @@ class ContactCardApi:
         return view
 
     def _views(self) -> dict[str, dict[str, Any]]:
-        cards = self._cards()
-        # The join key: a bare UID and its urn:uuid: form name one contact.
-        uids = {_bare(_raw(c, "uid")): _raw(c, "uid") for _, c in cards.values()}
-        return {cid: self._view(cid, card, uids) for cid, (_, card) in cards.items()}
+        return {cid: self._view(cid, card, book) for cid, (_, card, book) in self._cards().items()}
 
     # -- methods ---------------------------------------------------------------------
 
     def _book_get(self, args: Args) -> Args:
-        book = {
-            "id": BOOK_ID,
-            "name": "Personal",
-            "description": None,
-            "sortOrder": 0,
-            "isDefault": True,
-            "isSubscribed": True,
-            "shareWith": None,
-            "myRights": {"mayRead": True, "mayWrite": True, "mayShare": False, "mayDelete": False},
-        }
         ids = args.get("ids")
-        wanted = [BOOK_ID] if ids is None else ids
+        wanted = list(BOOKS) if ids is None else ids
         if not isinstance(wanted, list):
             raise MethodError("invalidArguments", "ids")
+        found = [
+            {
+                "id": book.id,
+                "name": book.name,
+                "description": None,
+                "sortOrder": 0,
+                "isDefault": book.id == DEFAULT_BOOK,
+                "isSubscribed": True,
+                "shareWith": None,
+                "myRights": {
+                    "mayRead": True,
+                    "mayWrite": book.writable,
+                    "mayShare": False,
+                    "mayDelete": False,
+                },
+            }
+            for book_id, book in BOOKS.items()
+            if book_id in wanted
+        ]
         return {
             "accountId": ACCOUNT_ID,
             "state": "0",
-            "list": [book] if BOOK_ID in wanted else [],
-            "notFound": [i for i in wanted if i != BOOK_ID],
+            "list": found,
+            "notFound": [i for i in wanted if i not in BOOKS],
         }
 
     def _card_get(self, args: Args) -> Args:
@@ -190,27 +217,37 @@ class ContactCardApi:
         return out
 
     def _card_set(self, args: Args) -> Args:
+        create = args.get("create") or {}
+        update = args.get("update") or {}
+        destroy = args.get("destroy") or []
+        if not isinstance(create, dict) or not isinstance(update, dict):
+            raise MethodError("invalidArguments", "create and update must be objects")
+        if not isinstance(destroy, list):
+            raise MethodError("invalidArguments", "destroy must be a list")
+        if len(create) + len(update) + len(destroy) > self.max_set:
+            raise MethodError("requestTooLarge", f"maxObjectsInSet is {self.max_set}")
         old = self._state()
         created: Args = {}
         not_created: Args = {}
         updated: Args = {}
         not_updated: Args = {}
-        for key, props in (args.get("create") or {}).items():
+        for key, props in create.items():
             try:
                 created[key] = self._create(props)
             except MethodError as exc:
                 not_created[key] = _set_error(exc)
-        for card_id, patch in (args.get("update") or {}).items():
+        for card_id, patch in update.items():
             try:
                 self._update(card_id, patch)
                 updated[card_id] = None
             except MethodError as exc:
                 not_updated[card_id] = _set_error(exc)
         destroyed, not_destroyed = [], {}
-        for card_id in args.get("destroy") or []:
-            name = self._name_of(card_id)
-            if name is None:
-                not_destroyed[card_id] = {"type": "notFound"}
+        for card_id in destroy:
+            try:
+                name = self._writable_name(str(card_id))
+            except MethodError as exc:
+                not_destroyed[card_id] = _set_error(exc)
                 continue
             with self.store.lock:
                 self.store.cards.pop(name, None)
@@ -227,56 +264,63 @@ class ContactCardApi:
             "notDestroyed": not_destroyed or None,
         }
 
-    def _name_of(self, card_id: str) -> str | None:
+    def _writable_name(self, card_id: str) -> str:
+        """The store name of a card that may be changed; notFound or accountReadOnly."""
         with self.store.lock:
-            for name in self.store.cards:
+            for name, stored in self.store.cards.items():
                 if self.card_id(name) == card_id:
+                    if not BOOKS[stored.book].writable:
+                        raise MethodError("accountReadOnly")
                     return name
-        return None
+        raise MethodError("notFound")
 
     def _create(self, props: Any) -> Args:
         if not isinstance(props, dict):
             raise MethodError("invalidProperties", "a Card must be an object")
-        if props.get("@type", "Card") != "Card":
-            raise MethodError("invalidProperties", "@type must be Card")
-        books = props.get("addressBookIds", {BOOK_ID: True})
-        if books != {BOOK_ID: True}:
-            raise MethodError("invalidProperties", "addressBookIds: no such address book")
-        card_uid = props.get("uid") or f"{URN}{uuid.uuid4()}"
-        if not isinstance(card_uid, str):
-            raise MethodError("invalidProperties", "uid")
+        bad = [p for p, want in (("@type", "Card"), ("version", "1.0")) if props.get(p) != want]
+        bad += _bad_types(props)
+        books = props.get("addressBookIds", {DEFAULT_BOOK: True})
+        if (
+            not isinstance(books, dict)
+            or len(books) != 1
+            or any(
+                b not in BOOKS or not BOOKS[b].writable or v is not True for b, v in books.items()
+            )
+        ):
+            bad.append("addressBookIds")
+        card_uid = props.get("uid", str(uuid.uuid4()))
+        if not isinstance(card_uid, str) or not card_uid.strip() or self._uid_taken(card_uid):
+            bad.append("uid")
+        if bad:
+            raise MethodError("invalidProperties", ", ".join(bad), properties=bad)
+        (book,) = books
         kind = props.get("kind", "individual")
         card = vobject.vCard()
-        card.add("version").value = "3.0"
+        card.add("version").value = "4.0"
         card.add("uid").value = card_uid
-        if kind == "group":
-            card.add(vcard.KIND).value = "group"
-        elif kind == "org":
-            card.add("x-abshowas").value = "COMPANY"
+        card.add(vcard_versions.KIND4).value = str(kind).upper()
         for prop in _WRITABLE:
             if prop in props:
                 _write_property(card, prop, props[prop])
         if not card.contents.get("fn"):
             addresses = [str(line.value) for line in card.contents.get("email", [])]
             card.add("fn").value = addresses[0] if addresses else ""
-        if not card.contents.get("n"):
-            card.add("n").value = vobject.vcard.Name()
         self._refuse_if_asked(card)
         stem = str(uuid.uuid4())
-        self.store.write(f"{stem}.vcf", str(card.serialize()))
-        return {"id": stem, "uid": card_uid}
+        self.store.write(f"{stem}.vcf", str(card.serialize()), book)
+        return {"id": self.card_id(f"{stem}.vcf"), "uid": card_uid}
+
+    def _uid_taken(self, card_uid: str) -> bool:
+        return any(_raw(card, "uid") == card_uid for _, card, _ in self._cards().values())
 
     def _update(self, card_id: Any, patch: Any) -> None:
-        name = self._name_of(str(card_id))
-        if name is None:
-            raise MethodError("notFound")
+        name = self._writable_name(str(card_id))
         if not isinstance(patch, dict):
             raise MethodError("invalidPatch", "a PatchObject must be an object")
         with self.store.lock:
             stored = self.store.cards[name]
             card = vcard.parse(stored.text, name)
-            uids = {_bare(_raw(c, "uid")): _raw(c, "uid") for _, c in self._cards().values()}
-            view = self._view(str(card_id), card, uids)
+            view = self._view(str(card_id), card, stored.book)
             touched = set()
             for path, value in patch.items():
                 parts = [p.replace("~1", "/").replace("~0", "~") for p in str(path).split("/")]
@@ -285,6 +329,8 @@ class ContactCardApi:
                     raise MethodError("invalidPatch", f"cannot patch {path!r} here")
                 if top == "members" and view.get("kind") != "group":
                     raise MethodError("invalidPatch", "members: only a group has members")
+                if _bad_types({top: value} if len(parts) == 1 else {top: {parts[1]: value}}):
+                    raise MethodError("invalidProperties", f"{path}: wrong @type")
                 touched.add(top)
                 if len(parts) == 1:
                     if value is None:
@@ -292,17 +338,19 @@ class ContactCardApi:
                     else:
                         view[top] = value
                     continue
-                holder = view.setdefault(top, {})
+                holder = view.get(top)
                 if not isinstance(holder, dict):
-                    raise MethodError("invalidPatch", f"{top} is not an object")
+                    # RFC 8620 §5.3: every parent of a patched path must exist.
+                    raise MethodError("invalidPatch", f"{path}: {top} does not exist")
                 if value is None:
                     holder.pop(parts[1], None)
                 else:
                     holder[parts[1]] = value
+            vcard_versions.to_v4(card)
             for top in sorted(touched):
                 _write_property(card, top, view.get(top))
             self._refuse_if_asked(card)
-            self.store.write(name, str(card.serialize()))
+            self.store.write(name, str(card.serialize()), stored.book)
 
     def _refuse_if_asked(self, card: Any) -> None:
         if vcard.emails(card) & self.store.refuse_addresses:
@@ -315,12 +363,25 @@ def _raw(card: Any, prop: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _bare(card_uid: str) -> str:
-    return card_uid.removeprefix(URN)
+def _bad_types(props: dict[str, Any]) -> list[str]:
+    """Paths of sub-objects whose ``@type`` is given and is not theirs."""
+    bad = []
+    for prop, want in _TYPES.items():
+        value = props.get(prop)
+        if not isinstance(value, dict):
+            continue
+        if prop == "name":
+            entries = {"": value}
+        else:
+            entries = {k: v for k, v in value.items() if isinstance(v, dict)}
+        for key, entry in entries.items():
+            if "@type" in entry and entry["@type"] != want:
+                bad.append(f"{prop}/{key}/@type" if key else f"{prop}/@type")
+    return bad
 
 
 def _write_property(card: Any, prop: str, value: Any) -> None:
-    """Rewrite the vCard lines one JSContact property maps to; others stay as they are."""
+    """Rewrite the vCard 4.0 lines one JSContact property maps to; others stay as they are."""
     if prop == "name":
         name = value if isinstance(value, dict) else {}
         full = name.get("full")
@@ -347,14 +408,13 @@ def _write_property(card: Any, prop: str, value: Any) -> None:
         card.contents.pop("email", None)
         for entry in (value or {}).values() if isinstance(value, dict) else []:
             if isinstance(entry, dict) and isinstance(entry.get("address"), str):
-                line = card.add("email")
-                line.value = entry["address"]
-                line.type_param = "INTERNET"
+                card.add("email").value = entry["address"]
     elif prop == "members":
-        card.contents.pop(vcard.MEMBER, None)
+        # Stored exactly as sent: no spelling of a uid is rewritten into another.
+        card.contents.pop(vcard_versions.MEMBER4, None)
         for key, on in (value or {}).items() if isinstance(value, dict) else []:
             if on is True:
-                card.add(vcard.MEMBER).value = URN + _bare(key)
+                card.add(vcard_versions.MEMBER4).value = key
 
 
 def _matches(view: dict[str, Any], flt: Any) -> bool:
@@ -374,20 +434,21 @@ def _matches(view: dict[str, Any], flt: Any) -> bool:
 
 
 def _condition(view: dict[str, Any], key: str, wanted: Any) -> bool:
-    folded = str(wanted).casefold()
-    if key == "email":  # a text match (contains), as the RFC allows
+    if not isinstance(wanted, str):
+        raise MethodError("invalidArguments", f"filter {key!r} must be a string")
+    if key == "email":
         addresses = [str(e.get("address", "")) for e in (view.get("emails") or {}).values()]
-        return any(folded in a.casefold() for a in addresses)
+        return TextQuery.parse(wanted).matches(" ".join(a for a in addresses if a))
     if key == "kind":
         return bool(view.get("kind") == wanted)
     if key == "uid":
         return bool(view.get("uid") == wanted)
     if key == "hasMember":
-        return _bare(str(wanted)) in {_bare(m) for m in view.get("members") or {}}
+        return wanted in (view.get("members") or {})
     if key == "inAddressBook":
-        return bool(wanted == BOOK_ID)
+        return wanted in (view.get("addressBookIds") or {})
     if key in ("name", "text"):
-        return folded in str((view.get("name") or {}).get("full", "")).casefold()
+        return TextQuery.parse(wanted).matches(str((view.get("name") or {}).get("full", "")))
     raise MethodError("unsupportedFilter", f"condition {key!r}")
 
 
@@ -395,4 +456,6 @@ def _set_error(exc: MethodError) -> dict[str, Any]:
     err: dict[str, Any] = {"type": exc.type}
     if exc.description:
         err["description"] = exc.description
+    if exc.properties:
+        err["properties"] = exc.properties
     return err

@@ -26,10 +26,13 @@ Args = dict[str, Any]
 
 
 class MethodError(Exception):
-    def __init__(self, type_: str, description: str | None = None) -> None:
+    def __init__(
+        self, type_: str, description: str | None = None, *, properties: list[str] | None = None
+    ) -> None:
         super().__init__(type_)
         self.type = type_
         self.description = description
+        self.properties = properties  # for an invalidProperties SetError
 
 
 class RequestError(Exception):

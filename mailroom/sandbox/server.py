@@ -65,8 +65,12 @@ class Sandbox:
         self.contacts = ContactStore(username)
         # RFC 9610 over the same store: Fastmail has it, Cyrus (the "rfc" flavour) not.
         self.jmap_contacts = flavour == "fastmail" if jmap_contacts is None else jmap_contacts
+        self.contacts_api: ContactCardApi | None = None
         if self.jmap_contacts:
-            api = ContactCardApi(self.contacts, max_get=self.mail.max_get)
+            api = ContactCardApi(
+                self.contacts, max_get=self.mail.max_get, max_set=self.mail.max_set
+            )
+            self.contacts_api = api
             self.mail.extensions.update(api.methods())
             self.mail.extra_capabilities.add(CONTACTS)
         self.faults = Faults()
@@ -590,7 +594,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif self.command == "REPORT":
                 self._send(207, store.report(path, self.body).encode(), xml)
             elif self.command == "GET":
-                card = store.get(path)
+                wants_v4 = "version=4.0" in self.headers.get("Accept", "").replace(" ", "")
+                card = store.get(path, "4.0" if wants_v4 else "3.0")
                 self._send(
                     200, card.text.encode(), "text/vcard; charset=utf-8", {"ETag": card.etag}
                 )

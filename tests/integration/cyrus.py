@@ -1,26 +1,50 @@
-"""A real Cyrus IMAP (JMAP + EventSource + CardDAV) for integration tests.
+"""Real Cyrus IMAP servers (JMAP + EventSource + CardDAV) for integration tests.
 
-Started through ``../shared/cyrus/start-cyrus.sh`` in a short directory under
-/tmp (unix socket paths must stay short and reachable by the cyrus user).
+Two builds, each through its own scripts in ``../shared``: Debian's Cyrus 3.6
+(``cyrus/``: JMAP mail, CardDAV) and Cyrus 3.13-dev built from source
+(``cyrus-next/``: also RFC 9610 JMAP Contacts, the closest thing to
+Fastmail's server here). Each starts in a short directory under /tmp (unix
+socket paths must stay short and reachable by the cyrus user).
 """
 
 from __future__ import annotations
 
+import imaplib
 import os
+import smtplib
 import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 PROJECT = Path(__file__).resolve().parents[2]
-SCRIPTS = PROJECT.parent / "shared" / "cyrus"
+SHARED = PROJECT.parent / "shared"
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
+CONTACTS = "urn:ietf:params:jmap:contacts"
+
+
+@dataclass(frozen=True)
+class Build:
+    """One Cyrus build and the shared scripts that install, start and stop it."""
+
+    name: str
+    scripts: Path
+    start: str
+    stop: str
+    jmap_contacts: bool  # RFC 9610
+
+
+CYRUS_36 = Build("3.6", SHARED / "cyrus", "start-cyrus.sh", "stop-cyrus.sh", False)
+CYRUS_NEXT = Build(
+    "3.13-dev", SHARED / "cyrus-next", "start-cyrus-next.sh", "stop-cyrus-next.sh", True
+)
+SCRIPTS = CYRUS_36.scripts
 # cyrdeliver reads CYRUS_USER as the *system* user: never pass ours along.
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 
@@ -48,18 +72,23 @@ def _free_base() -> int:
 class Cyrus:
     dir: Path
     env: dict[str, str]
+    build: Build = CYRUS_36
+    _postable: set[str] = field(default_factory=set)
 
     @classmethod
-    def start(cls, name: str, **settings: str) -> Cyrus:
-        if not (SCRIPTS / "start-cyrus.sh").exists():
-            raise CyrusUnavailable(f"{SCRIPTS}/start-cyrus.sh not found")
+    def start(
+        cls, name: str, settings: Mapping[str, str] | None = None, build: Build = CYRUS_36
+    ) -> Cyrus:
+        script = build.scripts / build.start
+        if not script.exists():
+            raise CyrusUnavailable(f"{script} not found")
         if os.geteuid() != 0:
-            raise CyrusUnavailable("start-cyrus.sh needs root (apt and the cyrus user)")
+            raise CyrusUnavailable(f"{build.start} needs root (apt and the cyrus user)")
         directory = Path(f"/tmp/mrit-{name}-{uuid.uuid4().hex[:6]}")
         base = _free_base()
         proc = subprocess.run(
-            ["bash", str(SCRIPTS / "start-cyrus.sh"), str(directory), str(base)],
-            env={**CLEAN_ENV, **settings},
+            ["bash", str(script), str(directory), str(base)],
+            env={**CLEAN_ENV, **(settings or {})},
             capture_output=True,
             text=True,
             timeout=600,
@@ -67,17 +96,17 @@ class Cyrus:
         )
         if proc.returncode != 0:
             tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-            raise CyrusUnavailable(f"start-cyrus.sh failed: {tail}")
+            raise CyrusUnavailable(f"{build.start} failed: {tail}")
         env = dict(
             line.split("=", 1)
             for line in (directory / "cyrus.env").read_text().splitlines()
             if "=" in line
         )
-        return cls(directory, env)
+        return cls(directory, env, build)
 
     def stop(self) -> None:
         subprocess.run(
-            ["bash", str(SCRIPTS / "stop-cyrus.sh"), str(self.dir), "--purge"],
+            ["bash", str(self.build.scripts / self.build.stop), str(self.dir), "--purge"],
             env=CLEAN_ENV,
             capture_output=True,
             timeout=120,
@@ -95,14 +124,30 @@ class Cyrus:
         return self.env["CYRUS_BEARER_TOKEN"]
 
     def mailroom_env(self, **extra: str) -> dict[str, str]:
-        return {
+        """Settings for ``mailroom``: JMAP contacts alone on 3.13-dev, CardDAV on 3.6."""
+        env = {
             "MAILROOM_JMAP_SESSION_URL": self.env["CYRUS_JMAP_SESSION_URL"],
             "MAILROOM_JMAP_TOKEN": self.token,
-            "MAILROOM_CARDDAV_URL": self.base_url,
-            "MAILROOM_CARDDAV_USERNAME": self.env["CYRUS_USER"],
-            "MAILROOM_CARDDAV_PASSWORD": self.env["CYRUS_PASS"],
-            **extra,
         }
+        if self.build.jmap_contacts:
+            env["MAILROOM_CONTACTS"] = "jmap"
+        else:
+            env.update(
+                {
+                    "MAILROOM_CARDDAV_URL": self.base_url,
+                    "MAILROOM_CARDDAV_USERNAME": self.env["CYRUS_USER"],
+                    "MAILROOM_CARDDAV_PASSWORD": self.env["CYRUS_PASS"],
+                }
+            )
+        return {**env, **extra}
+
+    def imap(self, admin: bool = False) -> imaplib.IMAP4:
+        conn = imaplib.IMAP4("127.0.0.1", int(self.env["CYRUS_IMAP_PORT"]))
+        if admin:
+            conn.login(self.env["CYRUS_ADMIN_USER"], self.env["CYRUS_ADMIN_PASS"])
+        else:
+            conn.login(self.env["CYRUS_USER"], self.env["CYRUS_PASS"])
+        return conn
 
     # -- mail, as an MTA and a phone would ----------------------------------
 
@@ -113,6 +158,9 @@ class Cyrus:
             "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
             f"{subject}\r\n"
         )
+        if self.build is CYRUS_NEXT:
+            self._lmtp(sender, message.encode(), folder)
+            return
         subprocess.run(
             ["bash", str(SCRIPTS / "deliver-mail.sh"), str(self.dir), folder],
             input=message.encode(),
@@ -122,10 +170,31 @@ class Cyrus:
             check=True,
         )
 
+    def _lmtp(self, sender: str, message: bytes, folder: str) -> None:
+        """Deliver over LMTP (TCP); a folder other than INBOX by plus-address."""
+        user = self.env["CYRUS_USER"]
+        rcpt = user
+        if folder.upper() != "INBOX":
+            if folder not in self._postable:
+                # Plus-addressed delivery needs the post right on the folder.
+                conn = self.imap()
+                typ, _ = conn.setacl(folder, "anyone", "p")
+                conn.logout()
+                assert typ == "OK", f"cannot allow posting to {folder}"
+                self._postable.add(folder)
+            rcpt = f"{user}+{folder}"
+        with smtplib.LMTP("127.0.0.1", int(self.env["CYRUS_LMTP_PORT"])) as lmtp:
+            refused = lmtp.sendmail(sender, [rcpt], message)
+        assert not refused, refused
+
+    @property
+    def using(self) -> list[str]:
+        return [*USING, CONTACTS] if self.build.jmap_contacts else USING
+
     def jmap(self, *calls: list[Any]) -> list[Any]:
         resp = httpx.post(
             self.base_url + "/jmap/",
-            json={"using": USING, "methodCalls": list(calls)},
+            json={"using": self.using, "methodCalls": list(calls)},
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=30,
         )

@@ -1,0 +1,133 @@
+"""A pass's writes to JMAP contacts: one plan, sent as few ``ContactCard/set`` calls as allowed.
+
+Every sender's new contact, filled fields and membership patches go into one
+plan that remembers which sender each part is for, so the server's answer
+becomes failures per sender. The plan is cut to ``maxObjectsInSet`` objects a
+call and ``maxCallsInRequest`` calls a request: a compliant server answers
+``requestTooLarge`` past either, and that would fail every pass forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailroom.jmap.client import Call, JmapClient, chunked
+from mailroom.jmap.errors import JmapMethodError
+
+METHOD = "ContactCard/set"
+
+
+@dataclass
+class Writes:
+    """One sender's part of the plan."""
+
+    uid: str = ""
+    card: dict[str, Any] | None = None  # a new contact
+    patches: dict[str, dict[str, Any]] = field(default_factory=dict)  # card id -> patch
+
+
+@dataclass
+class CardSetPlan:
+    create: dict[str, dict[str, Any]] = field(default_factory=dict)
+    update: dict[str, dict[str, Any]] = field(default_factory=dict)
+    creation: dict[str, str] = field(default_factory=dict)  # creation id -> address
+    updating: dict[str, set[str]] = field(default_factory=dict)  # card id -> addresses
+    uids: dict[str, str] = field(default_factory=dict)  # address -> uid
+
+    def add(self, address: str, writes: Writes) -> None:
+        self.uids[address] = writes.uid
+        if writes.card is not None:
+            key = f"c{len(self.create)}"
+            self.create[key] = writes.card
+            self.creation[key] = address
+        for card_id, patch in writes.patches.items():
+            merged = self.update.setdefault(card_id, {})
+            for path, value in patch.items():
+                if isinstance(value, dict) and isinstance(merged.get(path), dict):
+                    # Two senders joining a group that had no members map:
+                    # the one whole-map value carries both.
+                    merged[path] = {**merged[path], **value}
+                else:
+                    merged[path] = value
+            self.updating.setdefault(card_id, set()).add(address)
+
+    @property
+    def empty(self) -> bool:
+        return not self.create and not self.update
+
+
+@dataclass
+class CardSetResult:
+    created: dict[str, Any] = field(default_factory=dict)
+    not_created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    updated: set[str] = field(default_factory=set)
+    not_updated: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def merge(self, answer: Mapping[str, Any]) -> None:
+        self.created.update(_dict(answer.get("created")))
+        self.not_created.update(_errors(answer.get("notCreated")))
+        self.updated.update(_dict(answer.get("updated")))
+        self.not_updated.update(_errors(answer.get("notUpdated")))
+
+    def refuse(self, args: Mapping[str, Any], error: dict[str, Any]) -> None:
+        """A whole call failed: each of its objects gets that call's error."""
+        for key in _dict(args.get("create")):
+            self.not_created[key] = error
+        for key in _dict(args.get("update")):
+            self.not_updated[key] = error
+
+
+async def send(
+    jmap: JmapClient,
+    create: Mapping[str, dict[str, Any]],
+    update: Mapping[str, dict[str, Any]],
+) -> CardSetResult:
+    """Send the creates, then the updates, chunked to the session's limits.
+
+    A method error on one call fails that call's objects only; a request
+    that fails as a whole (the credentials, the network) raises.
+    """
+    session = jmap.session
+    items: list[tuple[str, str, dict[str, Any]]] = [
+        *(("create", key, value) for key, value in create.items()),
+        *(("update", key, value) for key, value in update.items()),
+    ]
+    calls: list[dict[str, Any]] = []
+    for chunk in chunked(items, session.max_objects_in_set):
+        args: dict[str, Any] = {}
+        for kind, key, value in chunk:
+            args.setdefault(kind, {})[key] = value
+        calls.append(args)
+    result = CardSetResult()
+    for batch in chunked(calls, session.max_calls_in_request):
+        resp = await jmap.request([Call(METHOD, args, f"s{i}") for i, args in enumerate(batch)])
+        for i, args in enumerate(batch):
+            try:
+                result.merge(resp.get(f"s{i}", METHOD))
+            except JmapMethodError as exc:
+                error = {"type": exc.type}
+                if exc.description:
+                    error["description"] = exc.description
+                result.refuse(args, error)
+    return result
+
+
+def error_text(err: Any) -> str:
+    err = _dict(err)
+    kind = err.get("type")
+    text = kind if isinstance(kind, str) and kind else "no reason given"
+    description = err.get("description")
+    if isinstance(description, str) and description:
+        text += f" ({description[:200]})"
+    return text
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _errors(value: Any) -> dict[str, dict[str, Any]]:
+    """``notCreated``/``notUpdated`` as id -> SetError, whatever shape the server sent."""
+    return {str(key): _dict(err) for key, err in _dict(value).items()}

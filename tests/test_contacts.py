@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from mailroom.carddav import vcard
 from mailroom.carddav.book import CardDavBook
 from mailroom.carddav.client import CardDavClient
-from mailroom.contacts.book import ContactAction, ContactsBackend, Want
+from mailroom.contacts.book import Change, ContactAction, ContactsBackend, Want
 from mailroom.contacts.select import ContactsChoice, ContactsUnavailable, choose_backend
 from mailroom.core.secret import Secret
 from mailroom.jmap import jscontact
-from mailroom.jmap.client import JmapClient
+from mailroom.jmap.client import Call, JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.sandbox.server import Sandbox
 from tests.conftest import ensure_groups, put_contact
@@ -168,8 +168,161 @@ async def test_jmap_membership_is_a_patch_not_a_rewrite() -> None:
             text = vcard.with_member(sb.contacts.dav_text(name), "someone-else")
             assert text is not None
             sb.contacts.write(name, text)
-            from mailroom.contacts.book import Change
-
             assert await book.apply([Change(lookup.known["z@x.org"], ("Feed",), ())]) == {}
             uid = sb.contacts.contact_uid("z@x.org")
             assert sb.contacts.group_members("Feed") == {"someone-else", uid}
+
+
+# -- contacts exactly as Cyrus (Fastmail) stores them, on the stand-in -------------------
+
+
+async def jmap_book(sb: Sandbox, http: httpx.AsyncClient) -> JmapContactBook:
+    jmap = JmapClient(http, sb.session_url, Secret(sb.token))
+    await jmap.discover()
+    book = JmapContactBook(jmap)
+    await book.open()
+    await ensure_groups(book, ["Feed", "Jail"])
+    return book
+
+
+@pytest.mark.parametrize(
+    "address", ["o'brien@x.org", "a+b@x.org", "a.b-c_d@x.org", "d'arcy.o'neil@x.org"]
+)
+async def test_an_address_is_found_again_whatever_characters_it_holds(address: str) -> None:
+    with Sandbox() as sb:
+        async with httpx.AsyncClient(timeout=10) as http:
+            book = await jmap_book(sb, http)
+            first = await put_contact(book, address, "Olivia", "company", ("Feed",))
+            moved = await put_contact(book, address, "Olivia", "company", ("Jail",), ("Feed",))
+            assert moved.uid == first.uid  # the same card, not a second one
+            assert sb.contacts.groups_of_address(address) == {"Jail"}
+            assert sum(1 for _, c in sb.contacts.parsed() if address in vcard.emails(c)) == 1
+
+
+def test_the_email_phrase_escapes_what_the_server_reads_as_syntax() -> None:
+    assert jscontact.email_phrase("o'brien@x.org") == "'o\\'brien@x.org'"
+    assert jscontact.email_phrase("a\\b@x.org") == "'a\\\\b@x.org'"
+    assert jscontact.email_phrase("plain@x.org") == "'plain@x.org'"
+
+
+@given(st.text(min_size=1, max_size=30))
+def test_every_address_is_found_by_its_own_phrase(local: str) -> None:
+    from mailroom.sandbox.textsearch import TextQuery
+
+    address = f"{local}@x.org"
+    assert TextQuery.parse(jscontact.email_phrase(address)).matches(address)
+    assert TextQuery.parse(jscontact.email_phrase(address.upper())).matches(address)
+
+
+async def test_new_contacts_and_groups_get_bare_lowercase_uids() -> None:
+    with Sandbox() as sb:
+        async with httpx.AsyncClient(timeout=10) as http:
+            book = await jmap_book(sb, http)
+            known = await put_contact(book, "fresh@x.org", "Fresh", "company", ("Feed",))
+            assert known.uid is not None and known.uid == known.uid.lower()
+            assert not known.uid.startswith("urn:") and len(known.uid) == 36
+            # What an iPhone reads resolves: urn:uuid:<uid>, never a doubled prefix.
+            feed = next(
+                sb.contacts.dav_text(n) for n, c in sb.contacts.cards.items() if "FN:Feed" in c.text
+            )
+            assert f"X-ADDRESSBOOKSERVER-MEMBER:urn:uuid:{known.uid}" in feed
+            assert '"' not in feed
+
+
+async def test_a_member_under_another_spelling_is_joined_once_and_left_entirely() -> None:
+    with Sandbox() as sb:
+        async with httpx.AsyncClient(timeout=10) as http:
+            book = await jmap_book(sb, http)
+            jmap = JmapClient(http, sb.session_url, Secret(sb.token))
+            await jmap.discover()
+            legacy = "urn:uuid:3f0c2a8e-0000-4000-8000-000000000001"
+            sb.contacts.write(
+                "legacy.vcf",
+                f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:{legacy}\r\nFN:Legacy\r\nN:;;;;\r\n"
+                "EMAIL:legacy@x.org\r\nEND:VCARD\r\n",
+            )
+            feed = book.groups["Feed"]
+            bare = legacy.removeprefix("urn:uuid:")
+            answer = await jmap.request(  # an earlier client's two spellings
+                [
+                    Call(
+                        "ContactCard/set",
+                        {"update": {feed: {f"members/{legacy}": True, f"members/{bare}": True}}},
+                        "s",
+                    )
+                ]
+            )
+            assert feed in answer.get("s")["updated"]
+            known = (await book.lookup([Want("legacy@x.org", "", "company")])).known
+            assert known["legacy@x.org"].groups == {"Feed"}
+            # Joining Feed again writes nothing; leaving clears both spellings.
+            assert await book.apply([Change(known["legacy@x.org"], ("Feed",), ())]) == {}
+            assert await book.apply([Change(known["legacy@x.org"], ("Jail",), ("Feed",))]) == {}
+            view = sb.contacts_api._views()[feed]  # type: ignore[union-attr]
+            assert view["members"] == {}
+            assert sb.contacts.groups_of_address("legacy@x.org") == {"Jail"}
+
+
+async def test_a_group_without_a_members_map_gets_the_whole_map() -> None:
+    with Sandbox() as sb:
+        assert sb.contacts_api is not None
+        sb.contacts_api.omit_empty_members = True  # a server leaving out an empty map
+        async with httpx.AsyncClient(timeout=10) as http:
+            jmap = JmapClient(http, sb.session_url, Secret(sb.token))
+            await jmap.discover()
+            book = JmapContactBook(jmap)
+            await book.open()
+            await ensure_groups(book, ["Feed"])
+            wants = [Want(f"w{n}@x.org", "", "company") for n in range(3)]
+            lookup = await book.lookup(wants)
+            changes = [Change(lookup.known[w.address], ("Feed",), ()) for w in wants]
+            assert await book.apply(changes) == {}
+            assert len(sb.contacts.group_members("Feed")) == 3
+
+
+async def test_a_contact_only_in_a_read_only_book_joins_without_a_fill() -> None:
+    from mailroom.sandbox.contactstore import SHARED_BOOK
+
+    with Sandbox() as sb:
+        sb.contacts.write(
+            "shared.vcf",
+            "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:shared-1\r\nFN:\r\nN:;;;;\r\n"
+            "EMAIL:shared@x.org\r\nEND:VCARD\r\n",
+            book=SHARED_BOOK,
+        )
+        async with httpx.AsyncClient(timeout=10) as http:
+            book = await jmap_book(sb, http)
+            assert book.book_id == "default"  # the default book, though listed second
+            known = await put_contact(book, "shared@x.org", "Shared Person", "person", ("Feed",))
+            assert known.action is ContactAction.KEEP  # nothing to fill where it cannot be
+            assert known.groups == {"Feed"}
+            assert "FN:\r\n" in sb.contacts.cards["shared.vcf"].text  # untouched
+            # A new contact goes to the default book, never the read-only one.
+            new = await put_contact(book, "new@x.org", "New", "company")
+            assert new.uid is not None
+            assert {c.book for c in sb.contacts.cards.values() if "new@x.org" in c.text} == {
+                "default"
+            }
+
+
+async def test_contact_writes_are_chunked_by_max_objects_in_set() -> None:
+    from mailroom.sandbox.mailstore import MailStore
+
+    with Sandbox(mail=MailStore(max_calls=2, max_set=3)) as sb:
+        async with httpx.AsyncClient(timeout=10) as http:
+            book = await jmap_book(sb, http)
+            wants = [Want(f"c{n}@x.org", f"C {n}", "company") for n in range(7)]
+            lookup = await book.lookup(wants)
+            before = sb.total_requests()
+            changes = [Change(lookup.known[w.address], ("Feed",), ()) for w in wants]
+            assert await book.apply(changes) == {}
+            # 7 creates + 1 group patch = 8 objects: 3 calls of <= 3, 2 calls a request.
+            assert sb.total_requests() - before == 2
+            assert len(sb.contacts.group_members("Feed")) == 7
+
+
+async def test_carddav_discovery_picks_the_writable_default_book() -> None:
+    with Sandbox() as sb:
+        async with httpx.AsyncClient(timeout=10) as http:
+            client = CardDavClient(http, sb.url, sb.username, Secret(sb.password))
+            assert (await client.discover()).endswith("/Default/")

@@ -87,7 +87,7 @@ class CardDavClient:
     # -- discovery (RFC 6764 §6, RFC 6352 §7) --------------------------------
 
     async def discover(self) -> str:
-        """Find the address book: well-known → principal → home → first address book."""
+        """Find the address book: well-known → principal → home → the default address book."""
         start = urljoin(self._base_url, "/.well-known/carddav")
         context, found = await self._propfind_following(
             start, [(DAV, "current-user-principal")], depth="0", what="CardDAV discovery"
@@ -104,15 +104,28 @@ class CardDavClient:
             raise CardDavError("CardDAV principal: no addressbook-home-set")
         home_url = urljoin(principal_url, home)
         found = await self._propfind(
-            home_url, [(DAV, "resourcetype"), (DAV, "displayname")], "1", "CardDAV home"
+            home_url,
+            [(DAV, "resourcetype"), (DAV, "displayname"), (DAV, "current-user-privilege-set")],
+            "1",
+            "CardDAV home",
         )
-        books = sorted(
-            urljoin(home_url, r.href) for r in found if r.has_resourcetype(CARD, "addressbook")
-        )
+        books = [r for r in found if r.has_resourcetype(CARD, "addressbook")]
         if not books:
             raise CardDavError("CardDAV home: no address book found")
-        self._addressbook = books[0]
-        return books[0]
+        # Several books (a shared one, say): a writable one, the one called
+        # Default (Fastmail's and Cyrus's own), then the first by URL.
+        best = min(
+            books,
+            key=lambda r: (
+                not _writable(r),
+                r.href.rstrip("/").rpartition("/")[2] != "Default",
+                urljoin(home_url, r.href),
+            ),
+        )
+        if not _writable(best):
+            raise CardDavError("CardDAV home: every address book is read-only")
+        self._addressbook = urljoin(home_url, best.href)
+        return self._addressbook
 
     # -- reads ----------------------------------------------------------------
 
@@ -268,6 +281,12 @@ def _multistatus(response: httpx.Response, what: str) -> list[DavResponse]:
         return parse_multistatus(response.content)
     except DavXmlError as exc:
         raise CardDavError(f"{what}: {exc}") from None
+
+
+def _writable(book: DavResponse) -> bool:
+    """Whether cards may be added and changed; a server that does not say is believed."""
+    privileges = book.privileges()
+    return privileges is None or bool(privileges & {"all", "write", "write-content", "bind"})
 
 
 def _one(found: list[DavResponse]) -> DavResponse:

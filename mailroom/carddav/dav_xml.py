@@ -42,6 +42,17 @@ class DavResponse:
         href = el.find(tag(DAV, "href"))
         return href.text.strip() if href is not None and href.text else None
 
+    def privileges(self) -> set[str] | None:
+        """``DAV:current-user-privilege-set`` as local names (``write`` …); None if absent."""
+        el = self.props.get(tag(DAV, "current-user-privilege-set"))
+        if el is None:
+            return None
+        return {
+            child.tag.rpartition("}")[2]
+            for privilege in el.findall(tag(DAV, "privilege"))
+            for child in privilege
+        }
+
     def has_resourcetype(self, ns: str, name: str) -> bool:
         el = self.props.get(tag(DAV, "resourcetype"))
         return el is not None and el.find(tag(ns, name)) is not None

@@ -82,6 +82,18 @@ class ContactStore:
     def book_path(self) -> str:
         return self.home_path + "Default/"
 
+    @property
+    def shared_path(self) -> str:
+        # Listed before Default, as a shared book's id often sorts.
+        return self.home_path + "0c1d2e3f-shared/"
+
+    def _book_at(self, path: str) -> str:
+        if path == self.shared_path:
+            return SHARED_BOOK
+        if path == self.book_path:
+            return DEFAULT_BOOK
+        raise DavError(404)
+
     def _etag(self) -> str:
         self._etags += 1
         return f'"{self._etags}"'
@@ -106,8 +118,8 @@ class ContactStore:
         with self.lock:
             return vcard_versions.to_v3_text(self.cards[name].text)
 
-    def _dav_cards(self) -> dict[str, StoredCard]:
-        return {n: c for n, c in self.cards.items() if c.book == DEFAULT_BOOK}
+    def _dav_cards(self, book: str = DEFAULT_BOOK) -> dict[str, StoredCard]:
+        return {n: c for n, c in self.cards.items() if c.book == book}
 
     def group_members(self, group_name: str) -> set[str]:
         """UIDs in the group called ``group_name`` (empty if there is none)."""
@@ -173,13 +185,22 @@ class ContactStore:
         if path == self.home_path:
             items = [_response(self.home_path, "<d:resourcetype><d:collection/></d:resourcetype>")]
             if depth != "0":
-                items.append(
-                    _response(
-                        self.book_path,
-                        "<d:resourcetype><d:collection/><c:addressbook/></d:resourcetype>"
-                        "<d:displayname>Personal</d:displayname>",
+                for book_path, book in (
+                    (self.shared_path, BOOKS[SHARED_BOOK]),
+                    (self.book_path, BOOKS[DEFAULT_BOOK]),
+                ):
+                    writes = ["write", "write-content", "bind"] if book.writable else []
+                    rights = ["read", *writes]
+                    privileges = "".join(f"<d:privilege><d:{r}/></d:privilege>" for r in rights)
+                    items.append(
+                        _response(
+                            book_path,
+                            "<d:resourcetype><d:collection/><c:addressbook/></d:resourcetype>"
+                            f"<d:displayname>{book.name}</d:displayname>"
+                            "<d:current-user-privilege-set>"
+                            f"{privileges}</d:current-user-privilege-set>",
+                        )
                     )
-                )
             return _multistatus(items)
         if path == self.book_path:
             return _multistatus(
@@ -193,14 +214,13 @@ class ContactStore:
         raise DavError(404)
 
     def report(self, path: str, body: bytes) -> str:
-        if path != self.book_path:
-            raise DavError(404)
+        book = self._book_at(path)
         try:
             root = SafeET.fromstring(body)
         except Exception:
             raise DavError(400, "malformed XML") from None
         with self.lock:
-            cards = self._dav_cards()
+            cards = self._dav_cards(book)
             if root.tag == tag(CARD, "addressbook-multiget"):
                 out = []
                 for href in root.findall(tag(DAV, "href")):
@@ -212,22 +232,22 @@ class ContactStore:
                             "<d:status>HTTP/1.1 404 Not Found</d:status></d:response>"
                         )
                     else:
-                        out.append(self._card_response(name, card))
+                        out.append(self._card_response(path + name, card))
                 return _multistatus(out)
             if root.tag == tag(CARD, "addressbook-query"):
                 flt = root.find(tag(CARD, "filter"))
                 return _multistatus(
                     [
-                        self._card_response(name, card)
+                        self._card_response(path + name, card)
                         for name, card in sorted(cards.items())
                         if flt is None or _matches(vcard_versions.to_v3_text(card.text), flt)
                     ]
                 )
         raise DavError(400, "unsupported REPORT")
 
-    def _card_response(self, name: str, card: StoredCard) -> str:
+    def _card_response(self, href: str, card: StoredCard) -> str:
         return _response(
-            self.book_path + name,
+            href,
             f"<d:getetag>{escape(card.etag)}</d:getetag>"
             f"<c:address-data>{escape(vcard_versions.to_v3_text(card.text))}</c:address-data>",
         )

@@ -227,13 +227,14 @@ class ContactCardApi:
         if len(create) + len(update) + len(destroy) > self.max_set:
             raise MethodError("requestTooLarge", f"maxObjectsInSet is {self.max_set}")
         old = self._state()
+        taken = {_raw(card, "uid") for _, card, _ in self._cards().values()} if create else set()
         created: Args = {}
         not_created: Args = {}
         updated: Args = {}
         not_updated: Args = {}
         for key, props in create.items():
             try:
-                created[key] = self._create(props)
+                created[key] = self._create(props, taken)
             except MethodError as exc:
                 not_created[key] = _set_error(exc)
         for card_id, patch in update.items():
@@ -274,7 +275,7 @@ class ContactCardApi:
                     return name
         raise MethodError("notFound")
 
-    def _create(self, props: Any) -> Args:
+    def _create(self, props: Any, taken: set[str]) -> Args:
         if not isinstance(props, dict):
             raise MethodError("invalidProperties", "a Card must be an object")
         bad = [p for p, want in (("@type", "Card"), ("version", "1.0")) if props.get(p) != want]
@@ -289,7 +290,7 @@ class ContactCardApi:
         ):
             bad.append("addressBookIds")
         card_uid = props.get("uid", str(uuid.uuid4()))
-        if not isinstance(card_uid, str) or not card_uid.strip() or self._uid_taken(card_uid):
+        if not isinstance(card_uid, str) or not card_uid.strip() or card_uid in taken:
             bad.append("uid")
         if bad:
             raise MethodError("invalidProperties", ", ".join(bad), properties=bad)
@@ -308,10 +309,8 @@ class ContactCardApi:
         self._refuse_if_asked(card)
         stem = str(uuid.uuid4())
         self.store.write(f"{stem}.vcf", str(card.serialize()), book)
+        taken.add(card_uid)
         return {"id": self.card_id(f"{stem}.vcf"), "uid": card_uid}
-
-    def _uid_taken(self, card_uid: str) -> bool:
-        return any(_raw(card, "uid") == card_uid for _, card, _ in self._cards().values())
 
     def _update(self, card_id: Any, patch: Any) -> None:
         name = self._writable_name(str(card_id))

@@ -23,6 +23,9 @@ from typing import Any
 
 import httpx
 
+from mailroom.carddav.client import CardDavClient
+from mailroom.core.secret import Secret
+
 PROJECT = Path(__file__).resolve().parents[2]
 SHARED = PROJECT.parent / "shared"
 USING = ["urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"]
@@ -177,6 +180,7 @@ class Cyrus:
         if folder.upper() != "INBOX":
             if folder not in self._postable:
                 # Plus-addressed delivery needs the post right on the folder.
+                self.ensure_mailbox(folder)
                 conn = self.imap()
                 typ, _ = conn.setacl(folder, "anyone", "p")
                 conn.logout()
@@ -239,15 +243,12 @@ class Cyrus:
             if e["from"][0]["email"].lower() == sender.lower()
         }
 
-    def label(self, email_id: str, label: str) -> None:
-        """Add a triage label with one Email/set, as a phone would."""
+    def label(self, email_id: str, label: str, on: bool = True) -> None:
+        """Add a triage label with one Email/set, as a phone would (``on=False``: take it off)."""
         box = self.mailboxes()[label]
+        patch = {f"mailboxIds/{box}": True if on else None}
         (resp,) = self.jmap(
-            [
-                "Email/set",
-                {"accountId": self.account, "update": {email_id: {f"mailboxIds/{box}": True}}},
-                "s",
-            ]
+            ["Email/set", {"accountId": self.account, "update": {email_id: patch}}, "s"]
         )
         assert email_id in (resp[1].get("updated") or {}), resp
 
@@ -261,5 +262,7 @@ class Cyrus:
             time.sleep(0.2)
 
 
-def dav(cyrus: Cyrus) -> Mapping[str, str]:
-    return {"user": cyrus.env["CYRUS_USER"], "password": cyrus.env["CYRUS_PASS"]}
+def carddav_client(cyrus: Cyrus, http: httpx.AsyncClient) -> CardDavClient:
+    return CardDavClient(
+        http, cyrus.base_url, cyrus.env["CYRUS_USER"], Secret(cyrus.env["CYRUS_PASS"])
+    )

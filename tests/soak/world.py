@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.carddav import vcard
+from mailroom.sandbox import vcard_versions
 from mailroom.sandbox.server import Sandbox
 from mailroom.triage.categories import Categories, Category
 
@@ -255,7 +256,8 @@ class World:
             cached = self._cards.get(name)
             if cached is None or cached[0] != etag:
                 try:
-                    cached = (etag, vcard.parse(text, name))
+                    # As a CardDAV reader sees it: JMAP writes are kept as vCard 4.0.
+                    cached = (etag, vcard.parse(vcard_versions.to_v3_text(text), name))
                 except vcard.VCardError:
                     cached = (etag, None)
                 self._cards[name] = cached

@@ -96,11 +96,23 @@ def test_target_inbox_only_for_mail_that_was_in_screener() -> None:
     assert got == {"archive", "D-Imbox"}
 
 
-def test_target_feed_removes_other_destinations_keeps_inbox() -> None:
+def test_leaving_an_inbox_category_leaves_the_inbox() -> None:
+    # Person -> Feed: out of Person, Imbox and the Inbox they kept it in.
     got = target_mailboxes(
         frozenset({"D-Person", "D-Imbox", "inbox"}), CATS.by_name("Feed"), CATS, BOXES
     )
+    assert got == {"D-Feed"}
+    # Person -> Imbox: still an inbox category, the Inbox stays.
+    got = target_mailboxes(
+        frozenset({"D-Person", "D-Imbox", "inbox"}), CATS.by_name("Imbox"), CATS, BOXES
+    )
+    assert got == {"D-Imbox", "inbox"}
+    # In the Inbox for another reason (no old category's mailbox): it stays.
+    got = target_mailboxes(frozenset({"inbox"}), CATS.by_name("Feed"), CATS, BOXES)
     assert got == {"D-Feed", "inbox"}
+    # Feed -> Jail: Feed never added the Inbox, so one the user added stays.
+    got = target_mailboxes(frozenset({"D-Feed", "inbox"}), CATS.by_name("Jail"), CATS, BOXES)
+    assert got == {"D-Jail", "inbox"}
 
 
 def test_refile_skips_trash_junk_and_already_filed() -> None:

@@ -90,6 +90,8 @@ async def test_retriage_person_to_feed(harness: Harness) -> None:
     label(h, ids[0], "@ToPerson")
     await h.triage.poll()
     assert h.contacts.groups_of_address("pat@x.com") == {"Person", "Imbox"}
+    assert h.mail.mailbox_names(ids[1]) == {"Person", "Imbox", "Inbox"}
+    kept = h.mail.deliver("pat@x.com", name="Pat Smith", mailboxes=["Inbox"])  # the user's
 
     label(h, ids[1], "@ToFeed")
     result = await h.triage.poll()
@@ -97,8 +99,11 @@ async def test_retriage_person_to_feed(harness: Harness) -> None:
     assert dict(result.triaged) == {"Feed": 1}
     assert h.contacts.groups_of_address("pat@x.com") == {"Feed"}
     for eid in ids:
-        # Inbox stays: Mailroom never takes mail out of the Inbox.
-        assert h.mail.mailbox_names(eid) == {"Feed", "Inbox"}
+        # A Feed sender is not in the Imbox: out of the Inbox with Person and Imbox.
+        assert h.mail.mailbox_names(eid) == {"Feed"}
+    # Mail the user keeps in the Inbox for another reason (never in a
+    # category's mailbox) stays there.
+    assert h.mail.mailbox_names(kept) == {"Feed", "Inbox"}
     assert h.contacts.groups_named("Feed") == 1  # no duplicate groups
 
 

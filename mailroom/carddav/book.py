@@ -33,6 +33,7 @@ from mailroom.contacts.book import (
     GroupMissingError,
     Known,
     Lookup,
+    Twin,
     Want,
 )
 from mailroom.net import Sleep
@@ -121,22 +122,30 @@ class CardDavBook:
                     f"the contact card of {want.address}: {problem}"
                 )
                 continue
-            contact = contacts.get(want.address)
-            if contact is None:
+            found = contacts.get(want.address)
+            if not found:
                 out.known[want.address] = Known(want, None, ContactAction.CREATE, frozenset())
                 continue
+            contact = found[0]
             filled = vcard.fill_contact(contact.card.text, want.address, want.name, want.kind)
             action = ContactAction.KEEP if filled is None else ContactAction.FILL
-            groups = frozenset(g for g, uids in members.items() if contact.uid in uids)
-            out.known[want.address] = Known(want, contact.uid, action, groups)
+            twins = tuple(
+                Twin(c.uid, _groups_of(members, c.uid)) for c in found[1:] if c.uid != contact.uid
+            )
+            groups = _groups_of(members, contact.uid)
+            out.known[want.address] = Known(want, contact.uid, action, groups, twins)
         return out
 
     async def _find_contacts(
         self, addresses: Sequence[str]
-    ) -> tuple[dict[str, Contact], dict[str, str]]:
-        """Contacts by exact address (one request), and the unreadable cards' errors."""
+    ) -> tuple[dict[str, list[Contact]], dict[str, str]]:
+        """Contacts by exact address (one request), and the unreadable cards' errors.
+
+        Every contact with an address is kept (the first by href is the one
+        filled): duplicates move with it.
+        """
         wanted = set(addresses)
-        found: dict[str, Contact] = {}
+        found: dict[str, list[Contact]] = {}
         unreadable: dict[str, str] = {}
         for card in await self._client.search("EMAIL", addresses):
             try:
@@ -145,17 +154,17 @@ class CardDavBook:
                     continue
                 card_uid = vcard.uid(parsed)
             except VCardError as exc:
-                text = card.text.lower()
-                for address in wanted:
-                    if address in text:
-                        unreadable[address] = str(exc)
+                # Only the senders whose address is on the card, exactly: a
+                # broken card for jimbob@x says nothing about bob@x.
+                for address in vcard.addresses_in(card.text) & wanted:
+                    unreadable[address] = str(exc)
                 continue
             # The server's match is a hint; the exact address is confirmed here.
             for address in vcard.emails(parsed) & wanted:
-                current = found.get(address)
-                if current is None or card.href < current.card.href:
-                    found[address] = Contact(card, card_uid)
-        self._contacts = found
+                found.setdefault(address, []).append(Contact(card, card_uid))
+        for contacts in found.values():
+            contacts.sort(key=lambda c: c.card.href)
+        self._contacts = {address: contacts[0] for address, contacts in found.items()}
         return found, unreadable
 
     async def _group_members(self) -> dict[str, set[str]]:
@@ -176,7 +185,7 @@ class CardDavBook:
 
     async def apply(self, changes: Sequence[Change]) -> dict[str, Exception]:
         failed: dict[str, Exception] = {}
-        uids: dict[str, str] = {}
+        uids_made: dict[str, str] = {}
         # New contacts are one PUT each: a few at a time, so a long link costs
         # round trips / CONTACT_WRITES, not one round trip per sender.
         gate = asyncio.Semaphore(CONTACT_WRITES)
@@ -187,7 +196,7 @@ class CardDavBook:
                 if rejected:
                     return
                 try:
-                    uids[change.address] = await self._write_contact(change)
+                    uids_made[change.address] = await self._write_contact(change)
                 except CardDavAuthError as exc:
                     rejected.append(exc)
                 except VCardError as exc:
@@ -198,25 +207,34 @@ class CardDavBook:
         await asyncio.gather(*(write(c) for c in changes))
         if rejected:
             raise rejected[0]  # the credentials: every sender, the whole pass
-        # One PUT per changed group, carrying every sender's move at once.
-        edits: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+        # One PUT per changed group, carrying every sender's moves at once.
+        # Joins go first and leaves only after, for the senders whose joins
+        # all landed: a failed join never leaves a contact in no group.
+        joins: dict[str, dict[str, str]] = {}
+        leaves: dict[str, dict[str, str]] = {}
         for change in changes:
             address = change.address
             if address in failed:
                 continue
-            for group in change.join:
-                edits.setdefault(group, ({}, {}))[0][uids[address]] = address
-            for group in change.leave:
-                edits.setdefault(group, ({}, {}))[1][uids[address]] = address
-        for group, (add, remove) in sorted(edits.items()):
-            try:
-                await self._edit_group(group, _members_edit(add, remove))
-            except CardDavAuthError:
-                raise
-            except Exception as exc:  # this group's senders only
-                error = ContactsError(str(exc)) if isinstance(exc, VCardError) else exc
-                for address in (*add.values(), *remove.values()):
-                    failed.setdefault(address, error)
+            for uid, join, leave in change.moves():
+                for group in join:
+                    joins.setdefault(group, {})[uid or uids_made[address]] = address
+                for group in leave:
+                    leaves.setdefault(group, {})[uid or uids_made[address]] = address
+        for phase, edits in (("join", joins), ("leave", leaves)):
+            for group, moved in sorted(edits.items()):
+                moved = {u: a for u, a in moved.items() if a not in failed}
+                if not moved:
+                    continue
+                add, remove = (moved, {}) if phase == "join" else ({}, moved)
+                try:
+                    await self._edit_group(group, _members_edit(add, remove))
+                except CardDavAuthError:
+                    raise
+                except Exception as exc:  # this group's senders only
+                    error = ContactsError(str(exc)) if isinstance(exc, VCardError) else exc
+                    for address in moved.values():
+                        failed.setdefault(address, error)
         return failed
 
     async def _write_contact(self, change: Change) -> str:
@@ -280,3 +298,7 @@ class CardDavBook:
 
 def _members_edit(add: Iterable[str], remove: Iterable[str]) -> Callable[[str], str | None]:
     return lambda text: vcard.edit_members(text, add, remove)
+
+
+def _groups_of(members: Mapping[str, set[str]], uid: str) -> frozenset[str]:
+    return frozenset(g for g, found in members.items() if uid in found)

@@ -8,6 +8,7 @@ Mailroom does not own (the user's notes, phones, REV …) untouched.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,6 +55,18 @@ def uid(card: Any) -> str:
 
 def emails(card: Any) -> set[str]:
     return {str(v).strip().lower() for v in _values(card, "email") if str(v).strip()}
+
+
+def addresses_in(text: str) -> set[str]:
+    """The EMAIL values of a card that does not parse, read line by line (lower case)."""
+    unfolded = re.sub(r"\r?\n[ \t]", "", text)
+    return {
+        m.group(1).strip().lower()
+        for m in re.finditer(
+            r"^(?:[\w-]+\.)?EMAIL(?:;[^:\r\n]*)?:([^\r\n]*)$", unfolded, re.I | re.M
+        )
+        if m.group(1).strip()
+    }
 
 
 def is_group(card: Any) -> bool:

@@ -56,6 +56,18 @@ class Want:
 
 
 @dataclass(frozen=True)
+class Twin:
+    """Another contact with the sender's address (an import's duplicate, say).
+
+    It is never filled, but its groups move with the sender's: whatever the
+    address book holds, a sender ends in exactly one category.
+    """
+
+    uid: str
+    groups: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Known:
     """What the book has for one sender."""
 
@@ -63,6 +75,12 @@ class Known:
     uid: str | None  # the contact's UID; None when there is no contact yet
     action: ContactAction
     groups: frozenset[str]  # the managed groups the contact is in
+    twins: tuple[Twin, ...] = ()
+
+    @property
+    def all_groups(self) -> frozenset[str]:
+        """The managed groups any of the sender's contacts is in: what planning starts from."""
+        return self.groups.union(*(t.groups for t in self.twins))
 
 
 @dataclass
@@ -87,7 +105,28 @@ class Change:
 
     @property
     def writes(self) -> bool:
-        return self.known.action is not ContactAction.KEEP or bool(self.join or self.leave)
+        return self.known.action is not ContactAction.KEEP or any(
+            join or leave for _, join, leave in self.moves()
+        )
+
+    def moves(self) -> list[tuple[str | None, tuple[str, ...], tuple[str, ...]]]:
+        """(uid, groups to join, groups to leave) for each of the sender's contacts.
+
+        ``join`` and ``leave`` were planned from every contact's groups
+        together; each contact then joins what it lacks of the target and
+        leaves what it has outside it. The uid is None for a contact not yet made.
+        """
+        target = [*self.join, *sorted(self.known.all_groups - set(self.leave) - set(self.join))]
+        contacts = [(self.known.uid, self.known.groups)]
+        contacts += [(t.uid, t.groups) for t in self.known.twins]
+        return [
+            (
+                uid,
+                tuple(g for g in target if g not in groups),
+                tuple(g for g in self.leave if g in groups),
+            )
+            for uid, groups in contacts
+        ]
 
 
 class ContactBook(Protocol):

@@ -35,9 +35,11 @@ class CardSetPlan:
     creation: dict[str, str] = field(default_factory=dict)  # creation id -> address
     updating: dict[str, set[str]] = field(default_factory=dict)  # card id -> addresses
     uids: dict[str, str] = field(default_factory=dict)  # address -> uid
+    parts: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # address -> patches
 
     def add(self, address: str, writes: Writes) -> None:
         self.uids[address] = writes.uid
+        self.parts[address] = writes.patches
         if writes.card is not None:
             key = f"c{len(self.create)}"
             self.create[key] = writes.card

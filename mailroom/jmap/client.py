@@ -20,11 +20,12 @@ from mailroom.jmap.errors import (
     JmapSetError,
     JmapTransportError,
 )
-from mailroom.jmap.session import CONTACTS, CORE, MAIL, Session, parse_session
+from mailroom.jmap.session import CONTACTS, CORE, MAIL, SUBMISSION, Session, parse_session
 from mailroom.net import Channel, RetryExhausted, Sleep, TransportFailure, discovered
 
 USING = [CORE, MAIL]
 CONTACTS_METHODS = ("AddressBook/", "ContactCard/")  # RFC 9610: the contacts account
+SUBMISSION_METHODS = ("Identity/",)  # RFC 8621 §6: the submission account
 T = TypeVar("T")
 
 
@@ -145,6 +146,12 @@ class JmapClient:
                 account = session.contacts_account_id
                 if CONTACTS not in using:
                     using.append(CONTACTS)
+            elif c.name.startswith(SUBMISSION_METHODS):
+                if session.submission_account_id is None:
+                    raise JmapProtocolError(f"{c.name}: the server offers no {SUBMISSION}")
+                account = session.submission_account_id
+                if SUBMISSION not in using:
+                    using.append(SUBMISSION)
             method_calls.append([c.name, {"accountId": account, **c.args}, c.call_id])
         body = {"using": using, "methodCalls": method_calls}
         # Patches and reads are safe to send twice; a create is not.
@@ -186,6 +193,31 @@ class JmapClient:
         if not isinstance(new, dict) or not isinstance(new.get("id"), str):
             raise JmapProtocolError("Mailbox/set: created mailbox has no id")
         return str(new["id"])
+
+    async def own_addresses(self) -> frozenset[str]:
+        """The account's own addresses: its identities (where offered) and its username.
+
+        Mail from these is the user's own; Mailroom never triages it.
+        """
+        session = self.session
+        out = set()
+        if "@" in session.username:
+            out.add(session.username.lower())
+        if session.submission_account_id is not None:
+            got = (await self.request([Call("Identity/get", {"ids": None}, "i")])).get(
+                "i", "Identity/get"
+            )
+            for identity in _list_of_objects(got, "Identity/get"):
+                email = identity.get("email")
+                # A wildcard identity (*@domain) names a domain, not an address.
+                if (
+                    isinstance(email, str)
+                    and "@" in email
+                    and "*" not in email
+                    and len(email) <= 320
+                ):
+                    out.add(email.strip().lower())
+        return frozenset(out)
 
     def page_size(self, wanted: int = 256) -> int:
         return max(1, min(wanted, self.session.max_objects_in_get))

@@ -29,11 +29,12 @@ from mailroom.contacts.book import (
     GroupMissingError,
     Known,
     Lookup,
+    Twin,
     Want,
 )
 from mailroom.jmap import cardset, jscontact
 from mailroom.jmap.cardquery import objects, query_cards
-from mailroom.jmap.cardset import CardSetPlan, Writes
+from mailroom.jmap.cardset import CardSetPlan, CardSetResult, Writes
 from mailroom.jmap.client import Call, JmapClient, Responses, any_of
 from mailroom.jmap.errors import JmapError
 from mailroom.jmap.session import CONTACTS
@@ -159,25 +160,23 @@ class JmapContactBook:
             resp = await self._jmap.request([group_get])
         members = self._group_members(resp)
 
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, list[dict[str, Any]]] = {}
         for card in cards:
             if jscontact.is_group(card) or not isinstance(card.get("id"), str):
                 continue
             # The server's match is a text match: the exact address is confirmed here.
             for address in jscontact.emails(card) & addresses:
-                current = found.get(address)
-                if current is None or self._rank(card) < self._rank(current):
-                    found[address] = card
-        self._cards = found
+                found.setdefault(address, []).append(card)
+        self._cards = {}
         for want in wants:
-            match = found.get(want.address)
-            if match is None:
+            matches = sorted(found.get(want.address, []), key=self._rank)
+            if not matches:
                 out.known[want.address] = Known(want, None, ContactAction.CREATE, frozenset())
                 continue
-            card_uid = jscontact.uid(match)
-            if not card_uid:
+            match = self._cards[want.address] = matches[0]
+            if not all(jscontact.uid(card) for card in matches):
                 out.failed[want.address] = ContactsError(
-                    f"the contact card of {want.address} has no uid: cannot join groups"
+                    f"a contact card of {want.address} has no uid: cannot join groups"
                 )
                 continue
             patch = jscontact.fill_patch(match, want.address, want.name, want.kind)
@@ -188,8 +187,13 @@ class JmapContactBook:
                 )
                 patch = {}
             action = ContactAction.FILL if patch else ContactAction.KEEP
-            groups = frozenset(g for g, keys in members.items() if uids.is_member(keys, card_uid))
-            out.known[want.address] = Known(want, card_uid, action, groups)
+            twins = tuple(
+                Twin(jscontact.uid(c), _groups_of(members, jscontact.uid(c)))
+                for c in matches[1:]
+                if not uids.same(jscontact.uid(c), jscontact.uid(match))
+            )
+            uid = jscontact.uid(match)
+            out.known[want.address] = Known(want, uid, action, _groups_of(members, uid), twins)
         return out
 
     def _group_members(self, resp: Responses | None) -> dict[str, list[str]]:
@@ -245,7 +249,7 @@ class JmapContactBook:
                 error = ContactsError(f"{what} not updated: {cardset.error_text(err)}")
             for address in addresses:
                 failed.setdefault(address, error)
-        await self._forget_uncreated(failed, plan, result.created)
+        await self._repair(failed, plan, result)
         return failed
 
     def _writes(self, change: Change) -> Writes:
@@ -263,24 +267,30 @@ class JmapContactBook:
                 card = self._cards[want.address]
                 patch = jscontact.fill_patch(card, want.address, want.name, want.kind)
                 writes.patches[str(card["id"])] = patch
-        for group in change.join:
+        for uid, join, leave in change.moves():
+            self._membership(writes, uid or writes.uid, join, leave)
+        return writes
+
+    def _membership(
+        self, writes: Writes, uid: str, join: Sequence[str], leave: Sequence[str]
+    ) -> None:
+        for group in join:
             group_id = self._group_id(group)
             card = self._group_cards.get(group_id, {})
-            if uids.is_member(jscontact.members(card), writes.uid):
+            if uids.is_member(jscontact.members(card), uid):
                 continue  # already there under another spelling of its uid
             patch = writes.patches.setdefault(group_id, {})
             if card and not jscontact.has_members_map(card):
-                patch.setdefault("members", {})[writes.uid] = True
+                patch.setdefault("members", {})[uid] = True
             else:
-                patch[jscontact.member_path(writes.uid)] = True
-        for group in change.leave:
+                patch[jscontact.member_path(uid)] = True
+        for group in leave:
             group_id = self._group_id(group)
             card = self._group_cards.get(group_id, {})
-            keys = uids.keys_for(jscontact.members(card), writes.uid) or [writes.uid]
+            keys = uids.keys_for(jscontact.members(card), uid) or [uid]
             # Every spelling present goes: a null for another one would be a no-op.
             for key in keys:
                 writes.patches.setdefault(group_id, {})[jscontact.member_path(key)] = None
-        return writes
 
     def _group_id(self, group: str) -> str:
         group_id = self._groups.get(group)
@@ -288,32 +298,45 @@ class JmapContactBook:
             raise GroupMissingError(f"contact group {group!r} is missing", group)
         return group_id
 
-    async def _forget_uncreated(
-        self, failed: Mapping[str, Exception], plan: CardSetPlan, created: Mapping[str, Any]
+    async def _repair(
+        self, failed: Mapping[str, Exception], plan: CardSetPlan, result: CardSetResult
     ) -> None:
-        """A contact that was not created must not stay a member of a group.
+        """Undo what a failed sender's partial write would leave wrong.
 
-        Membership is keyed by uid, so the group patch may have landed without
-        its contact. Rare; best effort, and the next pass plans it again anyway.
+        A contact that was not created must not stay a member of a group (the
+        group patch may have landed without it); a contact whose new group
+        refused it keeps the groups it was leaving, so it is never in none.
+        Rare; best effort, and the next pass plans the sender again anyway.
         """
-        dangling: dict[str, dict[str, Any]] = {}
-        for key, address in plan.creation.items():
-            if key in created or address not in failed:
+        fix: dict[str, dict[str, Any]] = {}
+        uncreated = {a for k, a in plan.creation.items() if k not in result.created}
+        for address, patches in plan.parts.items():
+            if address not in failed:
                 continue
+            joins_refused = any(
+                card_id not in result.updated
+                for card_id, patch in patches.items()
+                if any(v is True or isinstance(v, dict) for v in patch.values())
+            )
             uid = plan.uids[address]
-            path = jscontact.member_path(uid)
-            for group_id, patch in plan.update.items():
-                whole = patch.get("members")
-                if patch.get(path) is True or (isinstance(whole, dict) and uid in whole):
-                    dangling.setdefault(group_id, {})[path] = None
-        if not dangling:
+            for card_id, patch in patches.items():
+                if card_id not in result.updated:
+                    continue
+                for path, value in patch.items():
+                    if address in uncreated and (value is True or isinstance(value, dict)):
+                        fix.setdefault(card_id, {})[jscontact.member_path(uid)] = None
+                    elif value is None and joins_refused and address not in uncreated:
+                        fix.setdefault(card_id, {})[path] = True
+        if not fix:
             return
         try:
-            await cardset.send(self._jmap, {}, dangling)
+            await cardset.send(self._jmap, {}, fix)
         except (JmapError, ContactsError) as exc:
             log.warning("could not undo a membership", extra={"fields": {"error": str(exc)}})
 
-    # -- plumbing -------------------------------------------------------------------
+
+def _groups_of(members: Mapping[str, list[str]], uid: str) -> frozenset[str]:
+    return frozenset(g for g, keys in members.items() if uids.is_member(keys, uid))
 
 
 def _book(raw: Mapping[str, Any]) -> AddressBook | None:

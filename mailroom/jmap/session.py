@@ -17,6 +17,7 @@ from mailroom.jmap.errors import JmapProtocolError
 CORE = "urn:ietf:params:jmap:core"
 MAIL = "urn:ietf:params:jmap:mail"
 CONTACTS = "urn:ietf:params:jmap:contacts"  # RFC 9610
+SUBMISSION = "urn:ietf:params:jmap:submission"  # RFC 8621 §7: Identity/get
 
 _TEMPLATE_VARS = ("types", "closeafter", "ping")
 
@@ -32,6 +33,9 @@ class Session:
     max_objects_in_set: int
     # The account holding contacts, when the server offers RFC 9610 for it.
     contacts_account_id: str | None = None
+    # The account whose identities (the user's own addresses) can be read.
+    submission_account_id: str | None = None
+    username: str = ""
 
     def stream_url(self, *, types: str, closeafter: str, ping: int) -> str | None:
         """The EventSource URL with its parameters filled in, or None when absent."""
@@ -97,8 +101,14 @@ def parse_session(data: Any, session_url: str) -> Session:
         or not contacts_account
     ):
         contacts_account = None
+    submission = primary.get(SUBMISSION) if isinstance(primary, dict) else None
+    if SUBMISSION not in capabilities or not isinstance(submission, str) or not submission:
+        submission = None
+    username = data.get("username")
     return Session(
         contacts_account_id=contacts_account or None,
+        submission_account_id=submission,
+        username=username.strip()[:320] if isinstance(username, str) else "",
         api_url=api_url,
         event_source_url=event_source,
         account_id=account_id,

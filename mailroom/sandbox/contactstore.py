@@ -65,6 +65,14 @@ class ContactStore:
         # A per-contact fault: writes of a card with one of these addresses are
         # refused (CardDAV 507, JMAP "forbidden").
         self.refuse_addresses: set[str] = set()
+        # Another per-card fault: writes of the groups with these names are refused.
+        self.refuse_groups: set[str] = set()
+
+    def refuses(self, card: object) -> bool:
+        """Whether the fault switches refuse writing ``card`` (a parsed vCard)."""
+        if vcard.emails(card) & self.refuse_addresses:
+            return True
+        return vcard.is_group(card) and vcard.display_name(card) in self.refuse_groups
 
     @property
     def etag_counter(self) -> int:
@@ -272,7 +280,7 @@ class ContactStore:
             parsed = vcard.parse(text, name)
         except VCardError:
             raise DavError(415, "not a vCard") from None
-        if vcard.emails(parsed) & self.refuse_addresses:
+        if self.refuses(parsed):
             raise DavError(507, "the stand-in was told to refuse this contact (quota)")
         with self.lock:
             existing = self._dav_cards().get(name)
@@ -301,7 +309,10 @@ def _matches(text: str, flt: Element) -> bool:
     try:
         card = vcard.parse(text)
     except VCardError:
-        return False
+        # A card the parser rejects is still in the store, and a text index
+        # still finds it: the raw text is searched.
+        needles = [(tm.text or "").casefold() for tm in flt.iter(tag(CARD, "text-match"))]
+        return any(n and n in text.casefold() for n in needles)
     results = []
     for pf in flt.findall(tag(CARD, "prop-filter")):
         prop = pf.get("name", "").lower()

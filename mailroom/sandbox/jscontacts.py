@@ -352,7 +352,7 @@ class ContactCardApi:
             self.store.write(name, str(card.serialize()), stored.book)
 
     def _refuse_if_asked(self, card: Any) -> None:
-        if vcard.emails(card) & self.store.refuse_addresses:
+        if self.store.refuses(vcard.parse(vcard_versions.to_v3_text(str(card.serialize())))):
             raise MethodError("forbidden", "the stand-in was told to refuse this contact")
 
 

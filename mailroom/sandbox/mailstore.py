@@ -96,7 +96,8 @@ class MailStore:
         self._clock = datetime(2026, 1, 1, tzinfo=UTC)
         # Methods of other data types served on the same API (JMAP Contacts),
         # and the capabilities they need in "using".
-        self.extensions: dict[str, Callable[[Args], Args]] = {}
+        # method name -> (the capability it needs in "using", handler)
+        self.extensions: dict[str, tuple[str, Callable[[Args], Args]]] = {}
         self.extra_capabilities: set[str] = set()
         # Hook for fault injection: called with the method name before it runs.
         self.before_method: Callable[[str, Args], None] | None = None
@@ -104,6 +105,7 @@ class MailStore:
             ("Inbox", "inbox"),
             ("Archive", "archive"),
             ("Sent", "sent"),
+            ("Drafts", "drafts"),
             ("Trash", "trash"),
             ("Spam", "junk"),
         ):
@@ -231,8 +233,9 @@ class MailStore:
                     if args.get("accountId") != ACCOUNT_ID:
                         raise MethodError("accountNotFound")
                     handler = self._methods().get(name)
-                    if handler is None and "urn:ietf:params:jmap:contacts" in using:
-                        handler = self.extensions.get(name)
+                    if handler is None and name in self.extensions:
+                        capability, extension = self.extensions[name]
+                        handler = extension if capability in using else None
                     if handler is None:
                         raise MethodError("unknownMethod", name)
                     if self.before_method is not None:

@@ -33,6 +33,7 @@ from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, Categories, pars
 
 Flavour = Literal["fastmail", "rfc"]
 CONTACTS = "urn:ietf:params:jmap:contacts"
+SUBMISSION = "urn:ietf:params:jmap:submission"
 
 MAX_BODY = 10 * 1024 * 1024
 
@@ -71,8 +72,12 @@ class Sandbox:
                 self.contacts, max_get=self.mail.max_get, max_set=self.mail.max_set
             )
             self.contacts_api = api
-            self.mail.extensions.update(api.methods())
+            self.mail.extensions.update({n: (CONTACTS, m) for n, m in api.methods().items()})
             self.mail.extra_capabilities.add(CONTACTS)
+        # The user's sending identities (RFC 8621 §6): their own addresses.
+        self.identities: list[str] = [username]
+        self.mail.extensions["Identity/get"] = (SUBMISSION, self._identity_get)
+        self.mail.extra_capabilities.add(SUBMISSION)
         self.faults = Faults()
         self.event_source = event_source  # False: session without eventSourceUrl
         # What absolute URLs in the session point at (a proxy in front, say).
@@ -207,6 +212,7 @@ class Sandbox:
                     "collationAlgorithms": ["i;ascii-casemap"],
                 },
                 "urn:ietf:params:jmap:mail": {},
+                SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {}},
                 **({CONTACTS: {}} if self.jmap_contacts else {}),
             },
             "accounts": {
@@ -216,6 +222,7 @@ class Sandbox:
                     "isReadOnly": False,
                     "accountCapabilities": {
                         "urn:ietf:params:jmap:mail": {},
+                        SUBMISSION: {"maxDelayedSend": 0, "submissionExtensions": {}},
                         **(
                             {CONTACTS: {"maxAddressBooksPerCard": 1, "mayCreateAddressBook": False}}
                             if self.jmap_contacts
@@ -226,6 +233,7 @@ class Sandbox:
             },
             "primaryAccounts": {
                 "urn:ietf:params:jmap:mail": ACCOUNT_ID,
+                SUBMISSION: ACCOUNT_ID,
                 **({CONTACTS: ACCOUNT_ID} if self.jmap_contacts else {}),
             },
             "username": self.username,
@@ -241,6 +249,13 @@ class Sandbox:
                 else "/jmap/eventsource/?types={types}&closeafter={closeafter}&ping={ping}"
             )
         return doc
+
+    def _identity_get(self, args: dict[str, Any]) -> dict[str, Any]:
+        identities = [
+            {"id": f"i{n}", "name": "", "email": email, "mayDelete": n > 0}
+            for n, email in enumerate(self.identities)
+        ]
+        return {"accountId": ACCOUNT_ID, "state": "0", "list": identities, "notFound": []}
 
     def stream_generation(self) -> int:
         return self._generation

@@ -63,8 +63,11 @@ def to_v4(card: Any) -> Any:
 
 
 def to_v3_text(text: str) -> str:
-    """What a CardDAV reader gets by default for a stored card."""
-    card = vcard.parse(text)
+    """What a CardDAV reader gets by default for a stored card (unreadable: as stored)."""
+    try:
+        card = vcard.parse(text)
+    except vcard.VCardError:
+        return text
     if version(card) != "4.0":
         return text
     group_kind = kind(card)
@@ -80,7 +83,10 @@ def to_v3_text(text: str) -> str:
 
 
 def to_v4_text(text: str) -> str:
-    card = vcard.parse(text)
+    try:
+        card = vcard.parse(text)
+    except vcard.VCardError:
+        return text
     return text if version(card) == "4.0" else str(to_v4(card).serialize())
 
 

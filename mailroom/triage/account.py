@@ -17,6 +17,10 @@ from mailroom.triage.categories import Categories
 
 # Triage removes labels and re-files: none of these may serve as a label.
 ROLE_MAILBOXES = frozenset({"inbox", "archive", "sent", "drafts", "trash", "junk"})
+# Mailroom files mail into a destination and empties the Screener: never these
+# (an Archive destination is fine).
+NOT_A_DESTINATION = frozenset({"inbox", "sent", "drafts", "trash", "junk"})
+NOT_THE_SCREENER = frozenset({"inbox", "archive", "sent", "drafts", "trash", "junk"})
 SETUP_HINT = "run `mailroom setup --apply`"
 
 
@@ -92,8 +96,27 @@ def review_account(
                 f"the label {name!r} is the account's {role} mailbox: choose another label "
                 "name (MAILROOM_TRIAGE_CATEGORIES or MAILROOM_ERROR_LABEL)"
             )
+    for c in categories:
+        role = _role(top.get(c.destination))
+        if role in NOT_A_DESTINATION:
+            conflicts.append(
+                f"the destination {c.destination!r} of {c.name} is the account's {role} "
+                "mailbox: Mailroom never files mail there; choose another destination "
+                "(MAILROOM_TRIAGE_CATEGORIES)"
+            )
+    role = _role(top.get(screener))
+    if role in NOT_THE_SCREENER:
+        conflicts.append(
+            f"the Screener {screener!r} is the account's {role} mailbox: triage moves mail "
+            "out of the Screener; choose another (MAILROOM_SCREENER_MAILBOX)"
+        )
     has_inbox = any(b.get("role") == "inbox" for b in mailboxes) or "Inbox" in top
     return AccountReview(tuple(needs), tuple(conflicts), has_inbox)
+
+
+def _role(box: Mapping[str, Any] | None) -> str | None:
+    role = box.get("role") if box is not None else None
+    return role if isinstance(role, str) else None
 
 
 def missing_message(missing: Sequence[Need]) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 
 from mailroom.triage.categories import Categories, Category
 
-EXCLUDED_ROLES = frozenset({"trash", "junk"})
+# Never re-filed: what the user threw away, and the user's own mail.
+EXCLUDED_ROLES = frozenset({"trash", "junk", "sent", "drafts"})
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class MailboxMap:
     error_label: str
     labels: Mapping[str, str]  # category name -> label mailbox id
     destinations: Mapping[str, str]  # destination mailbox name -> id
-    excluded: frozenset[str]  # Trash and Junk: never re-filed
+    excluded: frozenset[str]  # Trash, Junk, Sent and Drafts: never re-filed
     # Names the settings need that the account lost while running (the user
     # deleted or renamed them): their categories fail until setup makes them.
     missing: frozenset[str] = frozenset()
@@ -92,7 +93,24 @@ class ScanPlan:
     conflicts: dict[str, list[str]] = field(default_factory=dict)
     # labelled emails without a usable sender address: flagged, never guessed
     unreadable: list[str] = field(default_factory=list)
+    # labelled emails with several From addresses: flagged, never guessed
+    several_from: list[str] = field(default_factory=list)
+    # the account's own address -> its labelled emails: flagged, never triaged
+    own: dict[str, list[str]] = field(default_factory=dict)
     skipped: int = 0  # labelled emails already carrying the error label
+
+
+def from_addresses(email: Mapping[str, Any]) -> set[str]:
+    """Every distinct From address of an email, lower case."""
+    from_ = email.get("from")
+    if not isinstance(from_, list):
+        return set()
+    out = set()
+    for entry in from_:
+        address = entry.get("email") if isinstance(entry, dict) else None
+        if isinstance(address, str) and address.strip():
+            out.add(address.strip().lower())
+    return out
 
 
 def sender_of(email: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -115,9 +133,17 @@ def mailbox_ids_of(email: Mapping[str, Any]) -> frozenset[str]:
 
 
 def plan_scan(
-    emails: Iterable[Mapping[str, Any]], boxes: MailboxMap, categories: Categories
+    emails: Iterable[Mapping[str, Any]],
+    boxes: MailboxMap,
+    categories: Categories,
+    own: frozenset[str] = frozenset(),
 ) -> ScanPlan:
-    """Group labelled emails by sender; find conflicts and unreadable ones."""
+    """Group labelled emails by sender; find conflicts and what cannot be triaged.
+
+    ``own`` are the account's own addresses: mail from the user is never a
+    sender to triage (their own address in a contact group, their Sent folder
+    re-filed).
+    """
     by_label = boxes.label_category(categories)
     plan = ScanPlan()
     seen: dict[str, dict[str, frozenset[str]]] = {}
@@ -138,7 +164,13 @@ def plan_scan(
         if who is None:
             plan.unreadable.append(eid)
             continue
+        if len(from_addresses(email)) > 1:
+            plan.several_from.append(eid)
+            continue
         address, name = who
+        if address in own:
+            plan.own.setdefault(address, []).append(eid)
+            continue
         seen.setdefault(address, {})[eid] = mailbox_ids
         cats.setdefault(address, set()).update(labels)
         if name and not names.get(address):
@@ -187,15 +219,24 @@ def plan_groups(current: Iterable[str], category: Category, categories: Categori
 def target_mailboxes(
     current: frozenset[str], category: Category, categories: Categories, boxes: MailboxMap
 ) -> frozenset[str]:
-    """Where an email of a sender triaged into ``category`` belongs."""
+    """Where an email of a sender triaged into ``category`` belongs.
+
+    Leaving a category that keeps mail in the Inbox (Imbox, Person) for one
+    that does not takes its mail out of the Inbox too, as HEY does; mail kept
+    in the Inbox for another reason (in no old destination) stays there.
+    """
     chain = categories.chain(category)
     chain_dest = {boxes.destinations[c.destination] for c in chain}
-    other_dest = {
-        boxes.destinations[c.destination] for c in categories if c.destination in boxes.destinations
-    } - chain_dest
+    others = [c for c in categories if c.destination in boxes.destinations and c not in chain]
+    other_dest = {boxes.destinations[c.destination] for c in others} - chain_dest
     out = (current - {boxes.screener} - other_dest) | chain_dest
     if category.add_to_inbox and boxes.screener in current:
         out |= {boxes.inbox}
+    left_inbox_category = any(
+        c.add_to_inbox and boxes.destinations[c.destination] in current - chain_dest for c in others
+    )
+    if left_inbox_category and not category.add_to_inbox:
+        out -= {boxes.inbox}
     return frozenset(out)
 
 
@@ -214,7 +255,7 @@ def plan_refile(
     categories: Categories,
     boxes: MailboxMap,
 ) -> dict[str, dict[str, Any]]:
-    """Patches re-filing a sender's mail; Trash and Junk are left alone."""
+    """Patches re-filing a sender's mail; Trash, Junk, Sent and Drafts are left alone."""
     out = {}
     for eid, current in emails.items():
         if current & boxes.excluded:

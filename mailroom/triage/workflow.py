@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from mailroom.contacts import uids
 from mailroom.contacts.book import (
     Change,
     ContactBook,
     ContactsAuthError,
     ContactsError,
     GroupMissingError,
+    Known,
     Want,
 )
 from mailroom.jmap.client import Call, JmapClient, SetOutcome, any_of
@@ -120,6 +122,7 @@ class Triage:
         self._config = config
         self._boxes: MailboxMap | None = None
         self._groups_stale = False
+        self._own: frozenset[str] = frozenset()  # the account's own addresses
         self.dry_run = dry_run
         self._rehearsed: set[tuple[str, ...]] = set()
 
@@ -166,6 +169,21 @@ class Triage:
             raise AccountConflict(missing_message(review.missing))
         mailboxes, _ = await self._jmap.get_mailboxes()
         self._boxes = self._resolve(mailboxes)
+        self._own = await self.own_addresses()
+
+    async def own_addresses(self) -> frozenset[str]:
+        """The account's own addresses, never triaged; the username alone if identities fail."""
+        try:
+            return await self._jmap.own_addresses()
+        except JmapAuthError:
+            raise
+        except JmapError as exc:
+            log.warning(
+                "cannot read the account's identities; only its username counts as its own",
+                extra={"fields": {"error": str(exc)}},
+            )
+            name = self._jmap.session.username.lower()
+            return frozenset({name} if "@" in name else set())
 
     async def provision(self, *, create_screener: bool = False) -> list[tuple[Need, str | None]]:
         """Create what the account lacks; returns each missing need and its error.
@@ -239,12 +257,18 @@ class Triage:
     async def poll(self) -> PollResult:
         result = PollResult()
         emails = await self._scan(result)
-        plan = plan_scan(emails, self.mailboxes, self._config.categories)
+        plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
         if plan.skipped:
             log.debug(
                 "skipped emails with the error label", extra={"fields": {"count": plan.skipped}}
             )
-        flagged = [eid for ids in plan.conflicts.values() for eid in ids] + plan.unreadable
+        own = [eid for ids in plan.own.values() for eid in ids]
+        flagged = [
+            *(eid for ids in plan.conflicts.values() for eid in ids),
+            *plan.unreadable,
+            *plan.several_from,
+            *own,
+        ]
         if flagged and not self.mailboxes.error_label:
             result.unflagged += len(flagged)
             log.error(
@@ -264,11 +288,25 @@ class Triage:
                     "labelled emails without a sender address; added the error label",
                     extra={"fields": {"emails": len(plan.unreadable)}},
                 )
-        if self._groups_stale:
-            # A managed group vanished last pass: look again (never recreate:
-            # that is `mailroom setup --apply`'s job, on the user's word).
+            if plan.several_from:
+                log.warning(
+                    "labelled emails with several From addresses: which sender is meant "
+                    "cannot be told; added the error label",
+                    extra={"fields": {"emails": len(plan.several_from)}},
+                )
+            for sender, ids in plan.own.items():
+                log.warning(
+                    "the sender is this account's own address: your own mail is never "
+                    "triaged; added the error label",
+                    extra={"fields": {"sender": sender, "emails": len(ids)}},
+                )
+        groups = self._config.categories.contact_groups
+        if self._groups_stale or any(g not in self._book.groups for g in groups):
+            # A managed group vanished: look again every pass until it is back
+            # (never recreate it: that is `mailroom setup --apply`'s job, on
+            # the user's word, and may run in another process).
             self._groups_stale = False
-            await self._book.find_groups(self._config.categories.contact_groups)
+            await self._book.find_groups(groups)
         result.missing.update(f"mailbox {n!r}" for n in self.mailboxes.missing)
         result.missing.update(
             f"contact group {g!r}"
@@ -305,10 +343,11 @@ class Triage:
             return
         for address, exc in lookup.failed.items():
             self._fail(live.pop(address), exc, result)
+        await self._one_contact_two_categories(live, lookup.known, result)
         changes = []
         for work in live.values():
             known = lookup.known[work.sender]
-            groups = plan_groups(known.groups, work.category, cats)
+            groups = plan_groups(known.all_groups, work.category, cats)
             changes.append(Change(known, groups.add, groups.remove))
         mail = await self._step(live, result, self._senders_mail(list(live.values())))
         if mail is None:
@@ -376,6 +415,39 @@ class Triage:
                         "emails_refiled": refiled,
                     }
                 },
+            )
+
+    async def _one_contact_two_categories(
+        self, live: dict[str, SenderWork], known: Mapping[str, Known], result: PollResult
+    ) -> None:
+        """Two addresses of one contact labelled with different categories: a conflict.
+
+        The contact can only be in one category; which one is meant is the
+        user's to say, so both senders get the error label and keep theirs.
+        """
+        by_contact: dict[str, list[SenderWork]] = {}
+        for work in live.values():
+            k = known.get(work.sender)
+            if k is None or k.uid is None:
+                continue
+            for uid in {uids.canonical(k.uid), *(uids.canonical(t.uid) for t in k.twins)}:
+                by_contact.setdefault(uid, []).append(work)
+        torn = {
+            w.sender: w
+            for works in by_contact.values()
+            if len({w.category.name for w in works}) > 1
+            for w in works
+        }
+        if not torn:
+            return
+        await self._flag([eid for w in torn.values() for eid in w.emails], result)
+        for sender, work in torn.items():
+            live.pop(sender, None)
+            result.conflicts += 1
+            log.warning(
+                "one contact has addresses labelled with different categories; "
+                "added the error label",
+                extra={"fields": {"sender": sender, "category": work.category.name}},
             )
 
     async def _step(

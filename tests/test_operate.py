@@ -63,6 +63,10 @@ async def test_check_a_healthy_account() -> None:
             assert "✓ mailbox '@ToFeed' (label for Feed) exists" in text
             assert "✓ contact group 'Person' (contact group of Person) exists" in text
             assert "✓ event stream: first" in text
+            assert (
+                "· your own addresses, never triaged (mail from them gets the error label): "
+                "user@sandbox.test" in text
+            )
             assert "✗" not in text
 
 

@@ -120,7 +120,19 @@ async def _account(clients: Clients, report: Report) -> None:
         else:
             report.bad(f"{need} is missing", ADVICE_SETUP)
     for conflict in review.conflicts:
-        report.bad(conflict, "rename the label in MAILROOM_TRIAGE_CATEGORIES")
+        report.bad(conflict, "change the setting it names (see the README's Configuration)")
+    try:
+        own = await clients.triage.own_addresses()
+    except JmapError as exc:
+        report.bad(f"reading the account's own addresses: {exc}")
+        return
+    if own:
+        report.info(
+            f"your own addresses, never triaged (mail from them gets the error label): "
+            f"{', '.join(sorted(own))}"
+        )
+    else:
+        report.info("the server names no address of yours: your own mail is told by none")
 
 
 async def _stream(clients: Clients, report: Report) -> None:

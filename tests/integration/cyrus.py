@@ -155,12 +155,7 @@ class Cyrus:
     # -- mail, as an MTA and a phone would ----------------------------------
 
     def deliver(self, sender: str, name: str, subject: str, folder: str = "Screener") -> None:
-        message = (
-            f"From: {name} <{sender}>\r\nTo: {self.env['CYRUS_USER']}@localhost\r\n"
-            f"Subject: {subject}\r\nMessage-ID: <{uuid.uuid4().hex}@test>\r\n"
-            "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
-            f"{subject}\r\n"
-        )
+        message = self._message(sender, name, subject)
         if self.build is CYRUS_NEXT:
             self._lmtp(sender, message.encode(), folder)
             return
@@ -171,6 +166,26 @@ class Cyrus:
             capture_output=True,
             timeout=60,
             check=True,
+        )
+
+    def append(self, sender: str, name: str, subject: str, folder: str) -> None:
+        """Save a message into a folder over IMAP, as a mail client saves Sent and Drafts."""
+        conn = self.imap()
+        typ, data = conn.append(
+            folder,
+            None,
+            imaplib.Time2Internaldate(time.time()),
+            self._message(sender, name, subject).encode(),
+        )
+        conn.logout()
+        assert typ == "OK", data
+
+    def _message(self, sender: str, name: str, subject: str) -> str:
+        return (
+            f"From: {name} <{sender}>\r\nTo: {self.env['CYRUS_USER']}@localhost\r\n"
+            f"Subject: {subject}\r\nMessage-ID: <{uuid.uuid4().hex}@test>\r\n"
+            "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
+            f"{subject}\r\n"
         )
 
     def _lmtp(self, sender: str, message: bytes, folder: str) -> None:

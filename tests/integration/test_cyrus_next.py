@@ -405,3 +405,22 @@ async def dav_groups(cyrus: Cyrus, address: str, names: list[str]) -> set[str]:
         book = CardDavBook(client)
         await book.find_groups(names)
         return set((await book.lookup([Want(address, "", "company")])).known[address].groups)
+
+
+async def test_sent_and_drafts_are_never_refiled(account: NextAccount) -> None:
+    a = account
+    sender = unique("mine")
+    for folder in ("Sent", "Drafts"):
+        a.cyrus.append(sender, "Me", f"in {folder}", folder)
+    a.cyrus.deliver(sender, "Me", "screened")
+    mail = a.cyrus.wait_for_mail(sender, 3)
+    (screened,) = [e for e, boxes in mail.items() if boxes == {"Screener"}]
+    a.cyrus.label(screened, "@ToImbox")
+    result = await a.triage.poll()
+    assert (result.senders_triaged, result.failures) == (1, 0)
+    boxes = sorted(a.cyrus.emails_from(sender).values(), key=sorted)
+    assert {frozenset(b) for b in boxes} == {
+        frozenset({"Sent"}),
+        frozenset({"Drafts"}),
+        frozenset({"Imbox", "Inbox"}),
+    }, mail

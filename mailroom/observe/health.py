@@ -17,6 +17,9 @@ FAILURES_BEFORE_FAIL = 3
 
 @dataclass
 class HealthRecord:
+    """What /health reports. Times ending ``_at`` are wall-clock seconds, for display;
+    ``_clock`` ones are monotonic, for deciding (an NTP step must not flip the verdict)."""
+
     started_at: float  # wall-clock seconds
     eventsource_state: str = "connecting"
     state_since: float | None = None  # when the current state was entered
@@ -33,6 +36,8 @@ class HealthRecord:
     dry_run: bool = False
     starting: str | None = None  # why start-up has not finished yet
     stream_auth_rejected: str | None = None  # e.g. "EventSource (HTTP 403)"
+    started_clock: float = 0.0
+    success_clock: float | None = None  # when a pass last succeeded
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -42,11 +47,12 @@ def iso(timestamp: float | None) -> str | None:
 
 
 def evaluate(
-    record: HealthRecord, now: float, poll_interval: float, version: str
+    record: HealthRecord, clock: float, poll_interval: float, version: str
 ) -> tuple[str, dict[str, Any]]:
+    """The verdict and body; ``clock`` is now on the monotonic clock."""
     reasons = []
-    reference = record.last_poll_success_at or record.started_at
-    if now - reference > 2 * poll_interval:
+    reference = record.success_clock if record.success_clock is not None else record.started_clock
+    if clock - reference > 2 * poll_interval:
         reasons.append("no successful poll for over two poll intervals")
     if record.consecutive_failures >= FAILURES_BEFORE_FAIL:
         reasons.append(f"{record.consecutive_failures} polls failed in a row")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from mailroom.observe.systemd import SystemdNotifier
 log = logging.getLogger("mailroom.push")
 
 LIVENESS_MIN_STALE = 120.0
+PATH_KEPT = 1000  # transitions kept in Telemetry.path
 PASSES_MISSED_BEFORE_DEAD = 3  # safety-net intervals without a pass starting
 
 
@@ -48,7 +50,7 @@ class Telemetry:
         self._monotonic = monotonic
         self._systemd = systemd or SystemdNotifier({})
         self._lock = threading.Lock()
-        self.record = HealthRecord(started_at=wall())
+        self.record = HealthRecord(started_at=wall(), started_clock=monotonic())
         self.record.state_since = self.record.started_at
         # The machine's shape, for the status page's diagram (set by the service).
         self.diagram: tuple[tuple[str, ...], tuple[tuple[str, str], ...]] = ((), ())
@@ -62,7 +64,9 @@ class Telemetry:
             PASSES_MISSED_BEFORE_DEAD * poll_interval, pass_timeout + poll_interval
         )
         self._last_pass_start: float | None = None  # None: start-up not done
-        self.path: list[str] = ["connecting"]  # every state entered, for tests and logs
+        # The states entered, newest last, for tests and logs: a ring, since a
+        # service up for a year makes many transitions.
+        self.path: deque[str] = deque(["connecting"], maxlen=PATH_KEPT)
         self.history = History()
         metrics.poll_interval.set(poll_interval)
         self._outage = False  # went through BACKOFF/DEGRADED since last CONNECTED
@@ -126,7 +130,8 @@ class Telemetry:
         elif new == "degraded":
             self._outage = True
             # Retries from DEGRADED that fail the same way are not news.
-            again = self.path[-3:-2] == ["degraded"] and reason == previous_error
+            again = len(self.path) >= 3 and self.path[-3] == "degraded"
+            again = again and reason == previous_error
             level = logging.DEBUG if again else logging.WARNING
             log.log(level, "push unavailable; polling carries triage", extra={"fields": fields})
         elif new == "backoff":
@@ -200,6 +205,7 @@ class Telemetry:
             self.metrics.sender_failures.inc(failures)
             if error is None:
                 rec.last_poll_success_at = now
+                rec.success_clock = self._monotonic()
                 rec.consecutive_failures = 0
                 rec.auth_rejected = None
                 self.metrics.polls.labels(trigger.value, "success").inc()
@@ -227,7 +233,7 @@ class Telemetry:
 
     def health(self) -> tuple[int, dict[str, Any]]:
         with self._lock:
-            status, body = evaluate(self.record, self._wall(), self.poll_interval, __version__)
+            status, body = evaluate(self.record, self._monotonic(), self.poll_interval, __version__)
         return http_status(status), body
 
     def liveness(self) -> tuple[int, dict[str, Any]]:
@@ -254,7 +260,7 @@ class Telemetry:
         now = self._wall()
         with self._lock:
             rec = self.record
-            status, body = evaluate(rec, now, self.poll_interval, __version__)
+            status, body = evaluate(rec, self._monotonic(), self.poll_interval, __version__)
             passes, senders = self.history.snapshot()
             states, transitions = self.diagram
             return PageView(
@@ -275,7 +281,7 @@ class Telemetry:
     def metrics_text(self) -> bytes:
         with self._lock:
             # What depends on the clock is brought up to date at each scrape.
-            status, _ = evaluate(self.record, self._wall(), self.poll_interval, __version__)
+            status, _ = evaluate(self.record, self._monotonic(), self.poll_interval, __version__)
             for name in HEALTH_STATUSES:
                 self.metrics.health.labels(name).set(1 if name == status else 0)
             rejected = {

@@ -32,9 +32,17 @@ from mailroom.push.messages import (
     StreamRefused,
 )
 from mailroom.push.policy import PushPolicy
-from mailroom.push.sse import Comment, Event, Invalid, Item, Oversized, Retry
+from mailroom.push.sse import Comment, Event, IdCleared, Invalid, Item, Oversized, Retry
 
 MALFORMED_LOGGED = 10  # then DEBUG: a broken server can send thousands
+
+
+MAX_EVENT_ID = 256  # characters of Last-Event-ID sent back
+
+
+def usable_event_id(value: str) -> bool:
+    """Whether an id can go back as ``Last-Event-ID``: short, printable ASCII (or empty)."""
+    return len(value) <= MAX_EVENT_ID and all(" " <= ch <= "~" for ch in value)
 
 
 class StreamLink:
@@ -63,6 +71,7 @@ class StreamLink:
         self.silent_strikes = 0  # consecutive connections silent without a ping
         self.ping_interval = float(policy.ping)
         self.last_event_id = ""
+        self.refused_event_id = ""  # the last id not kept (counted once)
         self.retry_floor: float | None = None  # from the server's retry: field
         self.not_before = 0.0  # no attempt before this (Retry-After, retry:)
         self.failed_at: float | None = None  # when the stream last failed
@@ -282,10 +291,21 @@ class StreamLink:
     def _item(self, item: Item, out: list[Action]) -> dict[str, str] | None:
         match item:
             case Event():
-                # Only a later event's id replaces the one we resume from.
-                if item.last_event_id:
-                    self.last_event_id = item.last_event_id
+                # Only a later event's id replaces the one we resume from; one
+                # the server should never have sent is not kept.
+                if item.last_event_id and item.last_event_id not in (
+                    self.last_event_id,
+                    self.refused_event_id,
+                ):
+                    if usable_event_id(item.last_event_id):
+                        self.last_event_id = item.last_event_id
+                    else:
+                        self.last_event_id = ""
+                        self.refused_event_id = item.last_event_id
+                        self._malformed("id: not a short printable ASCII token", out)
                 return self._event(item, out)
+            case IdCleared():
+                self.last_event_id = ""  # the server resets where to resume from
             case Comment():
                 out.append(CountItem(ItemKind.COMMENT))
             case Retry(milliseconds=ms):

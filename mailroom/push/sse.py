@@ -52,7 +52,12 @@ class Oversized:
     what: str  # "line" | "event"
 
 
-Item = Event | Comment | Retry | Invalid | Oversized
+@dataclass(frozen=True)
+class IdCleared:
+    """An empty ``id:`` field: the server resets the id to resume from (WHATWG)."""
+
+
+Item = Event | Comment | Retry | Invalid | Oversized | IdCleared
 
 
 class SseDecoder:
@@ -70,6 +75,7 @@ class SseDecoder:
         self._event_too_big = False
         self._type = ""
         self._id_buffer = ""
+        self._id_cleared = False  # this block's id: field was empty
         self.last_event_id = ""
         self.retry_ms: int | None = None
 
@@ -158,6 +164,7 @@ class SseDecoder:
             self._type = value
         elif name == "id" and "\x00" not in value:
             self._id_buffer = value
+            self._id_cleared = not value
         elif name == "retry":
             if value.isascii() and value.isdigit():
                 digits = value.lstrip("0")[: MAX_RETRY_DIGITS + 1] or "0"
@@ -169,6 +176,9 @@ class SseDecoder:
 
     def _dispatch(self, out: list[Item]) -> None:
         self.last_event_id = self._id_buffer
+        if self._id_cleared:
+            out.append(IdCleared())
+            self._id_cleared = False
         if not self._event_too_big and self._data:
             out.append(Event(self._type or "message", "\n".join(self._data), self.last_event_id))
         self._reset_event()

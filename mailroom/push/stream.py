@@ -69,7 +69,15 @@ async def read_stream(
     if last_event_id:
         request_headers["Last-Event-ID"] = last_event_id
     try:
-        request = http.build_request("GET", url, headers=request_headers)
+        try:
+            request = http.build_request("GET", url, headers=request_headers)
+        except Exception:
+            if not last_event_id:
+                raise
+            # An id the request cannot carry must not stop every reconnect:
+            # resume without it (a catch-up pass covers the gap).
+            request_headers.pop("Last-Event-ID")
+            request = http.build_request("GET", url, headers=request_headers)
         async with asyncio.timeout(open_timeout):
             response = await http.send(request, stream=True)
     except TimeoutError:

@@ -29,6 +29,8 @@ class Faults:
     - ``oversized_line``: the next stream write is one line of that many bytes.
     - ``retry_ms``: streams start with a ``retry:`` field.
     - ``stream_prefix``: raw text every stream starts with (absurd fields, garbage).
+    - ``event_id``: the ``id:`` the ``rfc`` flavour gives every state event
+      (an absurd one, say), instead of its own.
     - ``trickle``: answers of the delayed route (or all) go out 64 bytes at a
       time, this many seconds apart.
     - ``delay``: seconds to wait before answering a request (of ``delay_route``
@@ -41,6 +43,7 @@ class Faults:
     oversized_line: int = 0
     retry_ms: int | None = None
     stream_prefix: str | None = None
+    event_id: str | None = None
     trickle: float = 0.0
     delay: float = 0.0
     delay_route: Route | None = None
@@ -95,6 +98,7 @@ class Faults:
             self.oversized_line = 0
             self.retry_ms = None
             self.stream_prefix = None
+            self.event_id = None
             self.trickle = 0.0
             self.delay = 0.0
             self.delay_route = None

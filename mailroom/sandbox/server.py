@@ -588,7 +588,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(f"event: state\ndata: {json.dumps(data)}\n\n")
         else:
             data = {"@type": "StateChange", "changed": {ACCOUNT_ID: types}}
-            self._write(f"id: {_event_id(states)}\nevent: state\ndata: {json.dumps(data)}\n\n")
+            event_id = faults.event_id if faults.event_id is not None else _event_id(states)
+            self._write(f"id: {event_id}\nevent: state\ndata: {json.dumps(data)}\n\n")
 
     # -- CardDAV --------------------------------------------------------------
 

@@ -43,7 +43,7 @@ class Running:
 
     @property
     def path(self) -> list[str]:
-        return self.app.telemetry.path
+        return list(self.app.telemetry.path)
 
     @property
     def state(self) -> str:

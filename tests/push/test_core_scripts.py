@@ -20,7 +20,7 @@ from mailroom.push.messages import (
     StreamItem,
     StreamOpened,
 )
-from mailroom.push.sse import Comment, Invalid, Retry
+from mailroom.push.sse import Comment, IdCleared, Invalid, Retry
 from tests.push.core_driver import POLICY, Driver, control, ping, state_event
 
 
@@ -229,6 +229,25 @@ def test_last_event_id_survives_reconnects() -> None:
     d.opened(at=8.1)
     d.item(state_event("s2", event_id="42"), at=9.0)
     assert d.core.link.last_event_id == "42"
+
+
+def test_the_server_may_clear_the_id_and_an_absurd_one_is_not_kept() -> None:
+    d = connected_driver()
+    d.item(state_event("s1", event_id="41"), at=1.0)
+    d.item(IdCleared(), at=1.5)  # an empty id: field
+    assert d.core.link.last_event_id == ""
+    d.item(state_event("s2", event_id="42"), at=2.0)
+    counted = d.item(state_event("s3", event_id="café"), at=2.5)
+    assert CountItem(ItemKind.MALFORMED) in counted
+    assert d.core.link.last_event_id == ""  # never sent back as Last-Event-ID
+    # The same id on every later event of the connection is counted once.
+    assert CountItem(ItemKind.MALFORMED) not in d.item(state_event("s4", "café"), at=3.0)
+    d.item(state_event("s5", event_id="x" * 257), at=3.5)
+    assert d.core.link.last_event_id == ""
+    d.item(state_event("s6", event_id="43"), at=4.0)
+    d.failed(at=5.0)
+    d.until(6.0)
+    assert d.opens()[-1][1].last_event_id == "43"
 
 
 def test_a_clean_close_after_a_healthy_connection_reconnects_at_once() -> None:

@@ -301,3 +301,20 @@ async def test_clean_close_after_healthy_connection_reconnects_quietly() -> None
             ids = run.label("m@x.example")
             await run.until(lambda: run.triaged(ids))
             assert (await run.health())[1]["eventsource"]["last_error"] is None
+
+
+async def test_an_absurd_event_id_never_stops_reconnects() -> None:
+    with Sandbox(flavour="rfc") as sb:
+        sb.faults.event_id = "café"  # what a broken server sent as id:
+        async with running(sb) as run:
+            ids = run.label("first@x.example")
+            await run.until(lambda: run.triaged(ids))
+            sb.close_streams()  # the next connection must open all the same
+            await run.until(lambda: run.path.count("connected") == 2)
+            assert "degraded" not in run.path
+            ids = run.label("second@x.example")
+            await run.until(lambda: run.triaged(ids))
+            assert run.polls("push") >= 2
+            assert await run.metric("mailroom_eventsource_events_total", kind="malformed") >= 1
+            assert run.app.supervisor is not None
+            assert run.app.supervisor.core.link.last_event_id == ""

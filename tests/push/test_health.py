@@ -9,7 +9,11 @@ from mailroom.observe.health import HealthRecord, evaluate, http_status
 
 
 def verdict(record: HealthRecord, now: float, interval: float = 60) -> tuple[str, dict[str, Any]]:
-    return evaluate(record, now, interval, "1.0")
+    """The verdict at ``now``, with both clocks agreeing (no step)."""
+    clocks = replace(
+        record, started_clock=record.started_at, success_clock=record.last_poll_success_at
+    )
+    return evaluate(clocks, now, interval, "1.0")
 
 
 def test_pass_when_connected_and_polling() -> None:
@@ -77,3 +81,16 @@ def test_fail_naming_what_the_account_lost_and_while_starting() -> None:
     status, body = verdict(replace(base, starting="JMAP unreachable, retrying in 8 s"), 1001)
     assert status == "fail" and body["output"] == "starting: JMAP unreachable, retrying in 8 s"
     assert verdict(replace(base, dry_run=True), 1001)[1]["dry_run"] is True
+
+
+def test_a_wall_clock_step_does_not_flip_the_verdict() -> None:
+    # NTP moves the wall clock a day forward: the monotonic clock decides.
+    r = HealthRecord(
+        started_at=0,
+        started_clock=500.0,
+        eventsource_state="connected",
+        last_poll_success_at=1000,
+        success_clock=1000.0,
+    )
+    assert evaluate(r, 1030.0, 60, "1.0")[0] == "pass"
+    assert evaluate(r, 1121.0, 60, "1.0")[0] == "fail"  # and still fails when it should

@@ -218,3 +218,21 @@ async def test_a_mailbox_deleted_while_running_fails_its_category_and_health_nam
             sb.mail.deliver("nudge@x.example")
             await run.until(lambda: run.triaged(feed))
             assert (await run.health())[1]["status"] == "pass"
+
+
+async def test_an_id_the_request_cannot_carry_is_dropped_not_fatal() -> None:
+    from mailroom.push.messages import StreamMessage, StreamOpened
+    from mailroom.push.stream import read_stream, stream_client
+
+    with Sandbox(flavour="rfc") as sb:
+        seen: list[StreamMessage] = []
+        async with stream_client() as http:
+            url = sb.url + "/jmap/eventsource/?types=*&closeafter=state&ping=0"
+            headers = {"Authorization": f"Bearer {sb.token}"}
+            reader = asyncio.create_task(read_stream(http, 1, url, headers, "café", seen.append))
+            for _ in range(200):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            reader.cancel()
+        assert isinstance(seen[0], StreamOpened), seen

@@ -95,3 +95,16 @@ def test_liveness_fails_when_the_loop_stops_ticking() -> None:
         503,
         {"status": "fail", "output": f"the service loop has not turned for {stale + 1:.0f} s"},
     )
+
+
+def test_the_state_path_is_a_bounded_ring() -> None:
+    from mailroom.observe.telemetry import PATH_KEPT
+    from mailroom.push.connection import ConnectionMachine
+
+    telemetry = make_telemetry(load_settings(SETTINGS))
+    machine = ConnectionMachine(degrade_after=60, listeners=[telemetry])
+    for _ in range(PATH_KEPT * 2):  # a year of reconnects
+        machine.send("opened")
+        machine.send("ended")
+    assert len(telemetry.path) == PATH_KEPT
+    assert telemetry.path[-1] == "connecting"

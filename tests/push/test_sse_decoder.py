@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from mailroom.push.sse import Comment, Event, Invalid, Item, Oversized, Retry, SseDecoder
+from mailroom.push.sse import (
+    Comment,
+    Event,
+    IdCleared,
+    Invalid,
+    Item,
+    Oversized,
+    Retry,
+    SseDecoder,
+)
 
 
 def decode_whole(data: bytes, **kw: int) -> tuple[list[Item], SseDecoder]:
@@ -54,7 +63,7 @@ VECTORS: list[tuple[str, bytes, list[Item]]] = [
     (
         "empty id clears",
         b"id: 7\ndata: a\n\nid\ndata: b\n\n",
-        [Event("message", "a", "7"), Event("message", "b", "")],
+        [Event("message", "a", "7"), IdCleared(), Event("message", "b", "")],
     ),
     (
         "id with NUL ignored",
@@ -117,6 +126,12 @@ def test_id_committed_even_without_data() -> None:
     out, d = decode_whole(b"id: 5\n\n")
     assert out == []
     assert d.last_event_id == "5"
+
+
+def test_an_empty_id_clears_and_says_so() -> None:
+    out, d = decode_whole(b"id: 5\ndata: a\n\nid\ndata: b\n\nid:\n\n")
+    assert out == [Event("message", "a", "5"), IdCleared(), Event("message", "b", ""), IdCleared()]
+    assert d.last_event_id == ""
 
 
 def test_oversized_line_is_dropped_and_stream_continues() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -446,3 +448,82 @@ async def _label_a_thousand(h: Harness) -> None:
     # The scan's first page (500, the stand-in's maxObjectsInGet) and the rest
     # in one more request; then the same 5 as for any pass.
     assert h.sandbox.total_requests() - before == 2 + 5
+
+
+async def test_a_pass_of_many_senders_keeps_every_filter_modest(harness: Harness) -> None:
+    h = harness
+    widest: list[int] = []
+
+    def measure(name: str, args: dict[str, object]) -> None:
+        flt = args.get("filter")
+        if isinstance(flt, dict) and flt.get("operator") == "OR":
+            widest.append(len(flt["conditions"]))
+
+    h.mail.before_method = measure
+    ids = [h.mail.deliver(f"many{n}@x.example") for n in range(250)]
+    for eid in ids:
+        label(h, eid, "@ToPaperTrail")
+
+    result = await h.triage.poll()
+
+    assert (result.senders_triaged, result.failures) == (250, 0)
+    assert all(h.mail.mailbox_names(eid) == {"Paper Trail"} for eid in ids)
+    assert max(widest) <= 100  # the senders' mail and contacts asked 100 at a time
+
+
+# -- a server answer of the wrong shape fails one sender, never the pass ------------------
+
+
+def refuse_for(h: Harness, victim: str, shape: object) -> None:
+    """The server answers the victim's re-filing in ``shape``, everything else normally."""
+    victims = set(from_sender(h, victim))
+
+    def mangle(name: str, args: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        if name != "Email/set" or not victims & set(args.get("update") or {}):
+            return result
+        updated = {k: v for k, v in (result.get("updated") or {}).items() if k not in victims}
+        hit = sorted(victims & set(args["update"]))
+        if shape == "list":
+            return {**result, "updated": updated, "notUpdated": hit}
+        if shape == "silent":
+            return {**result, "updated": updated, "notUpdated": None}
+        return {**result, "updated": updated, "notUpdated": {k: shape for k in hit}}
+
+    h.mail.after_method = mangle
+
+
+@pytest.mark.parametrize("shape", ["list", "silent", {"description": "no type"}, "oops"])
+async def test_a_set_answer_of_the_wrong_shape_fails_one_sender(
+    harness: Harness, shape: object
+) -> None:
+    h = harness
+    odd, fine = h.mail.deliver("odd@x.example"), h.mail.deliver("fine@x.example")
+    label(h, odd, "@ToFeed")
+    label(h, fine, "@ToFeed")
+    refuse_for(h, "odd@x.example", shape)
+
+    result = await h.triage.poll()
+
+    assert result.senders == [("fine@x.example", "Feed")]
+    assert result.failures == 1
+    assert h.mail.mailbox_names(fine) == {"Feed"}
+    assert "@ToFeed" in h.mail.mailbox_names(odd)  # kept: retried next pass
+    h.mail.after_method = None
+    again = await h.triage.poll()
+    assert again.senders == [("odd@x.example", "Feed")]
+
+
+async def test_records_the_server_throttles_are_sent_again_after_a_pause(
+    harness: Harness,
+) -> None:
+    h = harness
+    ids = [h.mail.deliver(f"busy{n}@x.example") for n in range(3)]
+    for eid in ids:
+        label(h, eid, "@ToJail")
+    # Every record refused once or twice (not applied), then let through.
+    h.mail.throttle = {"ContactCard/set": 1, "Email/set": 2}
+    h.sleeps.waits.clear()
+    result = await h.triage.poll()
+    assert (result.senders_triaged, result.failures) == (3, 0)
+    assert all(h.mail.mailbox_names(eid) == {"Jail"} for eid in ids)
+    assert 1.0 in h.sleeps.waits

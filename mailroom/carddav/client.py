@@ -22,6 +22,7 @@ from mailroom.carddav.dav_xml import (
     query_body,
 )
 from mailroom.contacts.book import ContactsAuthError, ContactsError
+from mailroom.core.chunks import MAX_OR_CONDITIONS, chunked
 from mailroom.core.secret import Secret
 from mailroom.core.urls import insecure_reason, origin
 from mailroom.net import Channel, RetryExhausted, Sleep, TransportFailure, discovered
@@ -131,10 +132,10 @@ class CardDavClient:
 
     async def search(self, prop: str, values: Sequence[str]) -> list[Card]:
         """Cards whose ``prop`` equals one of ``values`` (case-insensitive on the server)."""
-        if not values:
-            return []
-        body = query_body(prop, values)
-        return await self._report(body, f"CardDAV search by {prop}")
+        out: list[Card] = []
+        for chunk in chunked(values, MAX_OR_CONDITIONS):
+            out += await self._report(query_body(prop, chunk), f"CardDAV search by {prop}")
+        return out
 
     async def multiget(self, hrefs: Sequence[str]) -> dict[str, Card | None]:
         """Cards by href in one request; a card that is gone maps to None."""

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailroom.jmap.client import Call, JmapClient, chunked
+from mailroom.core.chunks import chunked
+from mailroom.jmap.client import RATE_LIMIT, RATE_LIMIT_WAITS, Call, JmapClient, set_errors
 from mailroom.jmap.errors import JmapMethodError
 
 METHOD = "ContactCard/set"
@@ -67,11 +68,24 @@ class CardSetResult:
     updated: set[str] = field(default_factory=set)
     not_updated: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def merge(self, answer: Mapping[str, Any]) -> None:
-        self.created.update(_dict(answer.get("created")))
-        self.not_created.update(_errors(answer.get("notCreated")))
-        self.updated.update(_dict(answer.get("updated")))
-        self.not_updated.update(_errors(answer.get("notUpdated")))
+    def merge(self, sent: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
+        """One call's answer; whatever its shape, each object sent ends done or refused."""
+        created, updated = _dict(answer.get("created")), _dict(answer.get("updated"))
+        not_created = set_errors(answer.get("notCreated"))
+        not_updated = set_errors(answer.get("notUpdated"))
+        unsaid = {"type": "serverFail", "description": "the server did not say"}
+        for key in _dict(sent.get("create")):
+            if key in created and key not in not_created:
+                self.created[key] = created[key]
+                self.not_created.pop(key, None)
+            else:
+                self.not_created[key] = not_created.get(key, unsaid)
+        for key in _dict(sent.get("update")):
+            if key in updated and key not in not_updated:
+                self.updated.add(key)
+                self.not_updated.pop(key, None)
+            else:
+                self.not_updated[key] = not_updated.get(key, unsaid)
 
     def refuse(self, args: Mapping[str, Any], error: dict[str, Any]) -> None:
         """A whole call failed: each of its objects gets that call's error."""
@@ -89,8 +103,28 @@ async def send(
     """Send the creates, then the updates, chunked to the session's limits.
 
     A method error on one call fails that call's objects only; a request
-    that fails as a whole (the credentials, the network) raises.
+    that fails as a whole (the credentials, the network) raises. Records the
+    server throttled (``rateLimit``) are sent again after a pause.
     """
+    result = CardSetResult()
+    pending_create, pending_update = dict(create), dict(update)
+    for wait in (0.0, *RATE_LIMIT_WAITS):
+        if not pending_create and not pending_update:
+            break
+        if wait:
+            await jmap.sleep(wait)
+        await _round(jmap, pending_create, pending_update, result)
+        pending_create = {k: create[k] for k in _throttled(result.not_created) if k in create}
+        pending_update = {k: update[k] for k in _throttled(result.not_updated) if k in update}
+    return result
+
+
+async def _round(
+    jmap: JmapClient,
+    create: Mapping[str, dict[str, Any]],
+    update: Mapping[str, dict[str, Any]],
+    result: CardSetResult,
+) -> None:
     session = jmap.session
     items: list[tuple[str, str, dict[str, Any]]] = [
         *(("create", key, value) for key, value in create.items()),
@@ -102,18 +136,20 @@ async def send(
         for kind, key, value in chunk:
             args.setdefault(kind, {})[key] = value
         calls.append(args)
-    result = CardSetResult()
     for batch in chunked(calls, session.max_calls_in_request):
         resp = await jmap.request([Call(METHOD, args, f"s{i}") for i, args in enumerate(batch)])
         for i, args in enumerate(batch):
             try:
-                result.merge(resp.get(f"s{i}", METHOD))
+                result.merge(args, resp.get(f"s{i}", METHOD))
             except JmapMethodError as exc:
                 error = {"type": exc.type}
                 if exc.description:
                     error["description"] = exc.description
                 result.refuse(args, error)
-    return result
+
+
+def _throttled(errors: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return [key for key, err in errors.items() if err.get("type") == RATE_LIMIT]
 
 
 def error_text(err: Any) -> str:
@@ -128,8 +164,3 @@ def error_text(err: Any) -> str:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _errors(value: Any) -> dict[str, dict[str, Any]]:
-    """``notCreated``/``notUpdated`` as id -> SetError, whatever shape the server sent."""
-    return {str(key): _dict(err) for key, err in _dict(value).items()}

@@ -6,10 +6,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
+from mailroom.core.chunks import MAX_OR_CONDITIONS, chunked
 from mailroom.core.secret import Secret
 from mailroom.jmap.errors import (
     JmapAuthError,
@@ -26,7 +27,6 @@ from mailroom.net import Channel, RetryExhausted, Sleep, TransportFailure, disco
 USING = [CORE, MAIL]
 CONTACTS_METHODS = ("AddressBook/", "ContactCard/")  # RFC 9610: the contacts account
 SUBMISSION_METHODS = ("Identity/",)  # RFC 8621 §6: the submission account
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ def any_of(conditions: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     if len(conditions) == 1:
         return conditions[0]
     return {"operator": "OR", "conditions": list(conditions)}
+
+
+def any_of_chunks(conditions: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Filters that together match any of ``conditions``, none of them too large."""
+    return [any_of(chunk) for chunk in chunked(conditions, MAX_OR_CONDITIONS)]
 
 
 def ref(call_id: str, name: str, path: str) -> dict[str, str]:
@@ -73,6 +78,32 @@ class Responses:
             if name is None or resp_name == name:
                 return args
         raise JmapProtocolError(f"call {call_id!r}: no {name} response")
+
+
+# Pauses before sending again the records a server throttled one by one
+# (a ``rateLimit`` SetError, as Fastmail does rather than HTTP 429).
+RATE_LIMIT = "rateLimit"
+RATE_LIMIT_WAITS = (1.0, 2.0, 4.0)
+
+
+def set_errors(value: Any) -> dict[str, dict[str, Any]]:
+    """``notCreated``/``notUpdated`` as id -> SetError, whatever shape the server sent.
+
+    RFC 8620 says a map of SetErrors or null; a list of ids or an error that
+    is not an object still names failures, never crashes the pass.
+    """
+    if isinstance(value, dict):
+        return {
+            str(k): (v if isinstance(v, dict) else {"type": "serverFail", "description": str(v)})
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return {
+            str(k): {"type": "serverFail", "description": "listed as not done, without a reason"}
+            for k in value
+            if isinstance(k, str)
+        }
+    return {}
 
 
 MAX_PAGES = 10_000  # 2.5 million emails at 256 a page: past that the server is lying
@@ -110,6 +141,7 @@ class JmapClient:
         self._session_url = session_url
         self._token = token
         self._channel = Channel(http, _translate, sleep=sleep, retries=retries)
+        self.sleep = sleep
         self._session: Session | None = None
 
     @property
@@ -343,16 +375,30 @@ class JmapClient:
 
         Chunks ride in as few requests as ``maxCallsInRequest`` allows. The last
         request also reads the Mailbox state, so callers learn every state
-        their own writes produced without another round trip.
+        their own writes produced without another round trip. Whatever shape
+        the answer has, each email ends updated or in ``failures``; records the
+        server throttled (``rateLimit``, Fastmail's way) are sent again after a pause.
         """
-        session = self.session
         outcome = SetOutcome()
-        if not updates:
-            return outcome
+        pending = dict(updates)
+        for wait in (0.0, *RATE_LIMIT_WAITS):
+            if not pending:
+                break
+            if wait:
+                await self.sleep(wait)
+            await self._email_set_round(pending, outcome, want_mailbox_state)
+            throttled = [k for k, err in outcome.failures.items() if err.get("type") == RATE_LIMIT]
+            pending = {k: updates[k] for k in throttled}
+        return outcome
+
+    async def _email_set_round(
+        self, updates: Mapping[str, Mapping[str, Any]], outcome: SetOutcome, want_state: bool
+    ) -> None:
+        session = self.session
         chunks = chunked(list(updates.items()), session.max_objects_in_set)
         room = session.max_calls_in_request
         # The Mailbox state rides along in the last request when there is room.
-        ride_along = want_mailbox_state and room >= 2
+        ride_along = want_state and room >= 2
         batches = chunked(chunks, room - 1 if ride_along else room)
         for number, batch in enumerate(batches):
             calls = [
@@ -363,23 +409,37 @@ class JmapClient:
                 calls.append(Call("Mailbox/get", {"ids": []}, "mb"))
             resp = await self.request(calls)
             outcome.requests += 1
-            for i in range(len(batch)):
-                result = resp.get(f"s{i}", "Email/set")
+            for i, chunk in enumerate(batch):
+                sent = [key for key, _ in chunk]
+                try:
+                    result = resp.get(f"s{i}", "Email/set")
+                except JmapMethodError as exc:  # this call's emails only
+                    for key in sent:
+                        outcome.failures[key] = {"type": exc.type, "description": str(exc)}
+                    continue
                 if isinstance(result.get("newState"), str):
                     outcome.new_state = result["newState"]
-                updated = result.get("updated") or {}
-                if isinstance(updated, dict):
-                    outcome.updated.update(updated)
-                for key, err in (result.get("notUpdated") or {}).items():
-                    outcome.failures[key] = err if isinstance(err, dict) else {"type": str(err)}
+                updated = result.get("updated")
+                done = set(updated) if isinstance(updated, dict) else set()
+                failures = set_errors(result.get("notUpdated"))
+                for key in sent:
+                    if key in failures:
+                        outcome.failures[key] = failures[key]
+                    elif key in done:
+                        outcome.updated.add(key)
+                        outcome.failures.pop(key, None)
+                    else:
+                        outcome.failures[key] = {
+                            "type": "serverFail",
+                            "description": "the server did not say whether it updated it",
+                        }
             if last and ride_along:
                 state = resp.get("mb", "Mailbox/get").get("state")
                 outcome.mailbox_state = state if isinstance(state, str) else None
-        if want_mailbox_state and not ride_along:
+        if want_state and not ride_along:
             resp = await self.request([Call("Mailbox/get", {"ids": []}, "mb")])
             state = resp.get("mb", "Mailbox/get").get("state")
             outcome.mailbox_state = state if isinstance(state, str) else None
-        return outcome
 
     async def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
         response = await self._channel.send(
@@ -461,7 +521,3 @@ def _page(query: Mapping[str, Any], got: Mapping[str, Any], asked: int) -> Page:
         last=len(ids) < applied or not ids,
         state=state if isinstance(state, str) else "",
     )
-
-
-def chunked(items: Sequence[T], size: int) -> list[list[T]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]

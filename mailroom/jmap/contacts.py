@@ -35,7 +35,7 @@ from mailroom.contacts.book import (
 from mailroom.jmap import cardset, jscontact
 from mailroom.jmap.cardquery import objects, query_cards
 from mailroom.jmap.cardset import CardSetPlan, CardSetResult, Writes
-from mailroom.jmap.client import Call, JmapClient, Responses, any_of
+from mailroom.jmap.client import Call, JmapClient, Responses, any_of_chunks
 from mailroom.jmap.errors import JmapError
 from mailroom.jmap.session import CONTACTS
 
@@ -147,15 +147,18 @@ class JmapContactBook:
         if not wants:
             return out
         addresses = {w.address for w in wants}
-        filter_ = any_of([{"email": jscontact.email_phrase(a)} for a in sorted(addresses)])
+        filters = any_of_chunks([{"email": jscontact.email_phrase(a)} for a in sorted(addresses)])
         group_get = Call(
             "ContactCard/get",
             {"ids": sorted(self._groups.values()), "properties": list(jscontact.GROUP_PROPERTIES)},
             "groups",
         )
+        # The groups' members ride along with the first query.
         cards, resp = await query_cards(
-            self._jmap, filter_, jscontact.CARD_PROPERTIES, group_get if self._groups else None
+            self._jmap, filters[0], jscontact.CARD_PROPERTIES, group_get if self._groups else None
         )
+        for filter_ in filters[1:]:
+            cards += (await query_cards(self._jmap, filter_, jscontact.CARD_PROPERTIES))[0]
         if resp is None and self._groups:
             resp = await self._jmap.request([group_get])
         members = self._group_members(resp)

@@ -99,8 +99,13 @@ class MailStore:
         # method name -> (the capability it needs in "using", handler)
         self.extensions: dict[str, tuple[str, Callable[[Args], Args]]] = {}
         self.extra_capabilities: set[str] = set()
-        # Hook for fault injection: called with the method name before it runs.
+        # Hooks for fault injection: called with the method name before it
+        # runs; and with its answer, which it may replace (an absurd server).
         self.before_method: Callable[[str, Args], None] | None = None
+        self.after_method: Callable[[str, Args, Args], Args] | None = None
+        # method -> calls whose records are all refused with a per-record
+        # rateLimit and not applied, as Fastmail throttles writes.
+        self.throttle: dict[str, int] = {}
         for name, role in (
             ("Inbox", "inbox"),
             ("Archive", "archive"),
@@ -240,7 +245,13 @@ class MailStore:
                         raise MethodError("unknownMethod", name)
                     if self.before_method is not None:
                         self.before_method(name, args)
-                    result = handler(args)
+                    if self.throttle.get(name, 0) > 0 and name.endswith("/set"):
+                        self.throttle[name] -= 1
+                        result = _throttled(args)
+                    else:
+                        result = handler(args)
+                    if self.after_method is not None:
+                        result = self.after_method(name, args, result)
                     responses.append([name, result, call_id])
                 except MethodError as exc:
                     err: dict[str, Any] = {"type": exc.type}
@@ -306,6 +317,9 @@ class MailStore:
         }
 
     def _mailbox_set(self, args: Args) -> Args:
+        objects = sum(len(args.get(k) or ()) for k in ("create", "update", "destroy"))
+        if objects > self.max_set:
+            raise MethodError("requestTooLarge", f"maxObjectsInSet is {self.max_set}")
         old = str(self.mailbox_state)
         created: dict[str, Any] = {}
         not_created: dict[str, Any] = {}
@@ -593,3 +607,19 @@ def _pointer(value: Any, path: str) -> Any:
     if isinstance(value, list) and head.isdigit() and int(head) < len(value):
         return _pointer(value[int(head)], rest)
     raise MethodError("invalidResultReference", f"path {path} not found")
+
+
+def _throttled(args: Args) -> Args:
+    """A /set answer refusing every record with ``rateLimit``; nothing was applied."""
+    limit = {"type": "rateLimit", "description": "too many changes, try again shortly"}
+    return {
+        "accountId": ACCOUNT_ID,
+        "oldState": None,
+        "newState": None,
+        "created": None,
+        "updated": None,
+        "destroyed": None,
+        "notCreated": {k: limit for k in args.get("create") or {}} or None,
+        "notUpdated": {k: limit for k in args.get("update") or {}} or None,
+        "notDestroyed": {k: limit for k in args.get("destroy") or []} or None,
+    }

@@ -24,7 +24,7 @@ from mailroom.contacts.book import (
     Known,
     Want,
 )
-from mailroom.jmap.client import Call, JmapClient, SetOutcome, any_of
+from mailroom.jmap.client import Call, JmapClient, SetOutcome, any_of_chunks
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError, JmapSetError
 from mailroom.triage.account import (
     SETUP_HINT,
@@ -595,13 +595,13 @@ class Triage:
         mail: dict[str, dict[str, frozenset[str]]] = {w.sender: dict(w.emails) for w in works}
         if not works:
             return mail
-        filter_ = any_of([{"from": w.sender} for w in works])
-        for email in await self._jmap.query_emails(
-            filter_, EMAIL_PROPERTIES, per_request=PAGES_AT_ONCE
-        ):
-            who = sender_of(email)
-            if who is not None and who[0] in mail and isinstance(email.get("id"), str):
-                mail[who[0]][email["id"]] = mailbox_ids_of(email)
+        for filter_ in any_of_chunks([{"from": w.sender} for w in works]):
+            for email in await self._jmap.query_emails(
+                filter_, EMAIL_PROPERTIES, per_request=PAGES_AT_ONCE
+            ):
+                who = sender_of(email)
+                if who is not None and who[0] in mail and isinstance(email.get("id"), str):
+                    mail[who[0]][email["id"]] = mailbox_ids_of(email)
         return mail
 
     def _said(self, message: str, key: tuple[str, ...], fields: dict[str, Any]) -> None:

@@ -33,6 +33,9 @@ RETRY_STATUSES = frozenset({429, 503})
 # would pay a new TCP and TLS handshake. Keep them past the poll interval;
 # a server that closes sooner is met with a fresh connection.
 KEEPALIVE_MARGIN = 30.0
+# The most of one answer read into memory: past it the answer is abandoned.
+# A client tightens or widens it from what the server advertises.
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
 
 
 def api_client(poll_interval: float = 60.0) -> httpx.AsyncClient:
@@ -61,6 +64,17 @@ class TransportFailure(Exception):
         super().__init__(f"{what}: {describe_transport_error(exc)}")
 
 
+class ResponseTooLarge(TransportFailure):
+    """An answer larger than the cap: abandoned unread, never held in memory."""
+
+    def __init__(self, what: str, url: str, limit: int) -> None:
+        Exception.__init__(
+            self,
+            f"{what}: the answer from {httpx.URL(url).host} is larger than "
+            f"{limit // (1024 * 1024)} MiB; abandoned",
+        )
+
+
 class RetryExhausted(Exception):
     """429/503 answers outlasted the retry budget."""
 
@@ -85,11 +99,13 @@ class Channel:
         *,
         sleep: Sleep = asyncio.sleep,
         retries: int = 3,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         self._http = http
         self._translate = translate
         self._sleep = sleep
         self._retries = retries
+        self.max_body = max_body
         self.requests_made = 0
 
     async def send(
@@ -106,6 +122,7 @@ class Channel:
                 sleep=self._sleep,
                 retries=self._retries,
                 repeatable=repeatable,
+                max_body=self.max_body,
                 **kwargs,
             )
         except (TransportFailure, RetryExhausted) as exc:
@@ -122,14 +139,21 @@ async def send_with_retry(
     retries: int = 3,
     max_wait: float = 60.0,
     repeatable: bool = True,
+    max_body: int = DEFAULT_MAX_BODY,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Send one request; retry 429/503 up to ``retries`` times."""
+    """Send one request; retry 429/503 up to ``retries`` times.
+
+    The answer is read as a stream and abandoned past ``max_body`` bytes.
+    """
     attempt = 0
     stale_retried = False
+    # What httpx takes when sending rather than when building a request.
+    auth = kwargs.pop("auth", httpx.USE_CLIENT_DEFAULT)
     while True:
         try:
-            response = await http.request(method, url, **kwargs)
+            request = http.build_request(method, url, **kwargs)
+            response = await _bounded(http, request, max_body, auth)
         except httpx.RemoteProtocolError as exc:
             # "Server disconnected without sending a response": a kept-alive
             # connection closed while idle. Once, on a new connection.
@@ -139,6 +163,8 @@ async def send_with_retry(
             continue
         except httpx.TransportError as exc:
             raise TransportFailure(what, exc) from None
+        except _TooLarge:
+            raise ResponseTooLarge(what, url, max_body) from None
         if response.status_code not in RETRY_STATUSES:
             return response
         wait = parse_retry_after(response.headers.get("Retry-After"))
@@ -151,3 +177,34 @@ async def send_with_retry(
         )
         attempt += 1
         await sleep(delay)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _bounded(
+    http: httpx.AsyncClient, request: httpx.Request, limit: int, auth: Any
+) -> httpx.Response:
+    """The answer to ``request``, its body read up to ``limit`` bytes."""
+    response = await http.send(request, stream=True, auth=auth)
+    try:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _TooLarge
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise _TooLarge
+    finally:
+        await response.aclose()
+    # The body is already decoded: the new answer must not decode it again.
+    headers = [
+        (k, v)
+        for k, v in response.headers.multi_items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    ]
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body), request=request
+    )

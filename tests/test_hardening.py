@@ -11,6 +11,7 @@ import pytest
 from mailroom.carddav.client import Card, CardDavClient, CardDavError, PreconditionFailed
 from mailroom.contacts.book import ContactsBackend
 from mailroom.core.secret import Secret
+from mailroom.jmap.errors import JmapTransportError
 from mailroom.sandbox.mailstore import MailStore
 from mailroom.sandbox.server import Sandbox
 from tests.conftest import Harness, Sleeps, make_clients
@@ -168,3 +169,33 @@ async def test_carddav_never_sends_credentials_elsewhere(
         fresh = CardDavClient(http, sandbox.url, sandbox.username, Secret(sandbox.password))
         with pytest.raises(CardDavError, match="refusing to send credentials"):
             await fresh.discover()
+
+
+async def absurd_answer(h: Harness, route: str) -> str:
+    """Label a sender, make the route's next answer 600 MiB; the failure's words."""
+    eid = h.mail.deliver("big@x.example")
+    label(h, eid, "@ToFeed")
+    h.sandbox.faults.delay_route = route  # type: ignore[assignment]
+    h.sandbox.faults.huge_answer = 600 * 1024 * 1024  # never read
+    if route == "api":  # the scan itself: the pass fails (and is retried)
+        with pytest.raises(JmapTransportError) as info:
+            await h.triage.poll()
+        message = str(info.value)
+    else:  # a contacts read: that pass's senders fail
+        result = await h.triage.poll()
+        assert result.failures == 1
+        message = str(result.last_error)
+    assert "@ToFeed" in h.mail.mailbox_names(eid)  # nothing lost: the next pass triages
+    again = await h.triage.poll()
+    assert again.senders == [("big@x.example", "Feed")]
+    return message
+
+
+async def test_a_jmap_answer_of_absurd_size_is_abandoned(harness: Harness) -> None:
+    message = await absurd_answer(harness, "api")
+    assert "JMAP API: the answer from 127.0.0.1 is larger than 16 MiB; abandoned" in message
+
+
+async def test_a_carddav_answer_of_absurd_size_is_abandoned(dav_harness: Harness) -> None:
+    message = await absurd_answer(dav_harness, "carddav")
+    assert "the answer from 127.0.0.1 is larger than 32 MiB; abandoned" in message

@@ -31,6 +31,9 @@ XML = {"Content-Type": "application/xml; charset=utf-8"}
 VCARD = {"Content-Type": "text/vcard; charset=utf-8"}
 _REDIRECTS = (301, 302, 303, 307, 308)
 
+# The most of one CardDAV answer read into memory (see __init__).
+MAX_ANSWER = 32 * 1024 * 1024
+
 
 class CardDavError(ContactsError):
     """Base class for CardDAV failures; messages never carry credentials."""
@@ -74,7 +77,9 @@ class CardDavClient:
         self._base_url = base_url
         self._origin = origin(base_url)
         self._auth = httpx.BasicAuth(username, password.reveal())
-        self._channel = Channel(http, _translate, sleep=sleep, retries=retries)
+        # A REPORT carrying many vCards (a group of thousands of members, say)
+        # is the largest answer here; past 32 MiB it is abandoned.
+        self._channel = Channel(http, _translate, sleep=sleep, retries=retries, max_body=MAX_ANSWER)
         self._addressbook: str | None = None
 
     @property

@@ -22,7 +22,14 @@ from mailroom.jmap.errors import (
     JmapTransportError,
 )
 from mailroom.jmap.session import CONTACTS, CORE, MAIL, SUBMISSION, Session, parse_session
-from mailroom.net import Channel, RetryExhausted, Sleep, TransportFailure, discovered
+from mailroom.net import (
+    DEFAULT_MAX_BODY,
+    Channel,
+    RetryExhausted,
+    Sleep,
+    TransportFailure,
+    discovered,
+)
 
 USING = [CORE, MAIL]
 CONTACTS_METHODS = ("AddressBook/", "ContactCard/")  # RFC 9610: the contacts account
@@ -84,6 +91,16 @@ class Responses:
 # (a ``rateLimit`` SetError, as Fastmail does rather than HTTP 429).
 RATE_LIMIT = "rateLimit"
 RATE_LIMIT_WAITS = (1.0, 2.0, 4.0)
+
+
+def answer_cap(session: Session) -> int:
+    """The largest JMAP answer read, from what the session lets a request ask for.
+
+    A request asks for at most ``maxObjectsInGet`` objects a call, of a few
+    small properties; 16 KiB each leaves room. Never below the default, never
+    above 256 MiB, whatever the session says.
+    """
+    return min(256 * 1024 * 1024, max(DEFAULT_MAX_BODY, 16 * 1024 * session.max_objects_in_get))
 
 
 def set_errors(value: Any) -> dict[str, dict[str, Any]]:
@@ -159,6 +176,7 @@ class JmapClient:
     async def discover(self) -> Session:
         response = await self._send("GET", self._session_url, what="JMAP session")
         self._session = parse_session(_json(response, "JMAP session"), str(response.url))
+        self._channel.max_body = answer_cap(self._session)
         return self._session
 
     async def request(self, calls: Sequence[Call]) -> Responses:

@@ -35,6 +35,9 @@ class Faults:
       time, this many seconds apart.
     - ``delay``: seconds to wait before answering a request (of ``delay_route``
       only, when set).
+    - ``huge_answer``: the next answer (of ``delay_route`` only, when set)
+      trails that many bytes of whitespace, with no Content-Length, until the
+      client hangs up: an answer of absurd size.
     """
 
     drop: bool = False
@@ -47,6 +50,7 @@ class Faults:
     trickle: float = 0.0
     delay: float = 0.0
     delay_route: Route | None = None
+    huge_answer: int = 0
     _forced: dict[str, ForcedStatus] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,6 +94,11 @@ class Faults:
             size, self.oversized_line = self.oversized_line, 0
             return size
 
+    def take_huge(self) -> int:
+        with self._lock:
+            size, self.huge_answer = self.huge_answer, 0
+            return size
+
     def reset(self) -> None:
         with self._lock:
             self.drop = False
@@ -102,4 +111,5 @@ class Faults:
             self.trickle = 0.0
             self.delay = 0.0
             self.delay_route = None
+            self.huge_answer = 0
             self._forced.clear()

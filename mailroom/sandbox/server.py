@@ -350,11 +350,16 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
     ) -> None:
+        faults = self.sandbox.faults
+        huge = faults.take_huge() if faults.delay_route in (None, self._route()) else 0
         self.send_response(status)
         if body or status not in (204, 304):
             self.send_header("Content-Type", content_type)
         for key, value in (headers or {}).items():
             self.send_header(key, value)
+        if huge:
+            self._send_huge(body, huge)
+            return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if body and self.command != "HEAD":
@@ -366,6 +371,16 @@ class _Handler(BaseHTTPRequestHandler):
                     time.sleep(faults.trickle)
                 return
             self.wfile.write(body)
+
+    def _send_huge(self, body: bytes, size: int) -> None:
+        """The answer, then ``size`` bytes of whitespace (still valid JSON), unannounced."""
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        self.wfile.write(body)
+        pad = b" " * 65536
+        for _ in range(0, size, len(pad)):
+            self.wfile.write(pad)
 
     def _json(self, status: int, data: Any) -> None:
         self._send(status, json.dumps(data).encode())

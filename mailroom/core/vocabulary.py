@@ -28,6 +28,7 @@ class ItemKind(StrEnum):
     OVERSIZED = "oversized"
     IGNORED = "ignored"
     RETRY = "retry"
+    FOLDED = "folded"  # comments and pings folded into one by the reader under a flood
 
 
 class FailureKind(StrEnum):

@@ -143,11 +143,11 @@ class Telemetry:
 
     # -- stream and polls -----------------------------------------------------------
 
-    def stream_item(self, kind: ItemKind) -> None:
+    def stream_item(self, kind: ItemKind, n: int = 1) -> None:
         now = self._wall()
         with self._lock:
             self.record.last_event_at = now
-            self.metrics.events.labels(kind.value).inc()
+            self.metrics.events.labels(kind.value).inc(n)
             self.metrics.last_event.set(now)
 
     def missed_push(self) -> None:

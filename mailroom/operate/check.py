@@ -144,7 +144,7 @@ async def _stream(clients: Clients, report: Report) -> None:
     began = time.monotonic()
     async with stream_client() as http:
         reader = asyncio.create_task(
-            read_stream(http, 1, url, clients.jmap.auth_headers, "", queue.put_nowait)
+            read_stream(http, 1, url, clients.jmap.auth_headers, "", queue.put)
         )
         try:
             async with asyncio.timeout(STREAM_WAIT):

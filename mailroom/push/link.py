@@ -121,9 +121,11 @@ class StreamLink:
             case StreamOpened():
                 if not connected:
                     self._opened(now, out)
-            case StreamItem(item=item):
+            case StreamItem(item=item, folded=folded):
                 if connected:
                     self.last_activity = now
+                    if folded:
+                        out.append(CountItem(ItemKind.FOLDED, folded))
                     return self._item(item, out)
             case StreamRefused(status=status, reason=reason):
                 self.attempting = False

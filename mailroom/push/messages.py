@@ -29,6 +29,9 @@ class StreamOpened:
 class StreamItem:
     conn: int
     item: Item
+    # Items of the same kind the reader folded into this one (a flood of
+    # comments or pings proves liveness once): counted, not handled.
+    folded: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class CancelPass:
 @dataclass(frozen=True)
 class CountItem:
     kind: ItemKind
+    n: int = 1
 
 
 @dataclass(frozen=True)

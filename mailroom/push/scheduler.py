@@ -19,6 +19,7 @@ from mailroom.push.policy import PushPolicy
 from mailroom.push.states import StateTracker
 
 DEFERRED_KEPT = 1000  # state events held during one pass; older ones add nothing
+DEFERRED_BYTES = 64 * 1024  # and their size: past either, they are merged into the newest
 
 
 class PassScheduler:
@@ -33,6 +34,7 @@ class PassScheduler:
         self.last_end: float | None = None  # None: the start-up pass is still owed
         self.catchup_pending = False
         self._deferred: list[dict[str, str]] = []
+        self._deferred_bytes = 0
         self._known_before: dict[str, str] = {}
 
     def deadline(self, interval: float) -> float | None:
@@ -64,10 +66,13 @@ class PassScheduler:
 
     def on_states(self, states: Mapping[str, str], now: float, out: list[Action]) -> None:
         if self.running is not None:
-            if len(self._deferred) < DEFERRED_KEPT:
+            size = sum(len(k) + len(v) for k, v in states.items())
+            full = self._deferred_bytes + size > DEFERRED_BYTES
+            if self._deferred and (len(self._deferred) >= DEFERRED_KEPT or full):
+                self._deferred[-1].update(states)  # keep the newest: states only move forward
+            else:
                 self._deferred.append(dict(states))
-            else:  # keep the newest: states only move forward
-                self._deferred[-1].update(states)
+                self._deferred_bytes += size
             return
         self.audit.pushed(states)
         if self.tracker.push(states):
@@ -92,6 +97,7 @@ class PassScheduler:
             if trigger is Trigger.FALLBACK and connected:
                 self.audit.polled(msg.seen_states, self._known_before, own, now)
         deferred, self._deferred = self._deferred, []
+        self._deferred_bytes = 0
         for states in deferred:
             self.on_states(states, now, out)
         if self.catchup_pending:

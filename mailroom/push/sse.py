@@ -11,6 +11,7 @@ and bounds its buffers so a broken or hostile server cannot exhaust memory.
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
 
 MAX_LINE = 1 << 20  # characters in one line
@@ -30,6 +31,9 @@ class Event:
 @dataclass(frozen=True)
 class Comment:
     text: str
+    # Consecutive comment lines read together are one item: a flood of ":"
+    # lines costs one object a chunk, not one a line. ``text`` is the last one's.
+    repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class SseDecoder:
     def __init__(self, *, max_line: int = MAX_LINE, max_event: int = MAX_EVENT) -> None:
         self._max_line = max_line
         self._max_event = max_event
+        # Whole comment lines, each within the line bound; a CR last in the
+        # chunk may be half of a CRLF, so it is left to the line-by-line path.
+        self._comments = re.compile(rf"(?::[^\r\n]{{0,{max_line - 1}}}(?:\r\n|\n|\r(?=[\s\S])))+")
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._started = False  # BOM check pending until the first character
         self._line: list[str] = []
@@ -100,25 +107,44 @@ class SseDecoder:
         out: list[Item] = []
         start = 0
         length = len(text)
+        # The next CR and LF at or after ``start``, looked up again only once
+        # passed: a chunk of many short lines is one scan, not one per line.
+        cr = lf = -1
         while start < length:
             if self._after_cr:
                 self._after_cr = False
                 if text[start] == "\n":
                     start += 1
                     continue
-            cr = text.find("\r", start)
-            lf = text.find("\n", start)
-            ends = [i for i in (cr, lf) if i != -1]
-            if not ends:
+            if not self._line and not self._discarding_line and text.startswith(":", start):
+                run = self._comments.match(text, start)
+                if run is not None:
+                    self._comment_run(run.group(), out)
+                    start = run.end()
+                    continue
+            if cr != length and cr < start:
+                cr = text.find("\r", start)
+                cr = length if cr == -1 else cr
+            if lf != length and lf < start:
+                lf = text.find("\n", start)
+                lf = length if lf == -1 else lf
+            end = min(cr, lf)
+            if end == length:
                 self._append(text[start:], out)
                 break
-            end = min(ends)
             self._append(text[start:end], out)
             self._end_line(out)
             if text[end] == "\r":
                 self._after_cr = True
             start = end + 1
         return out
+
+    def _comment_run(self, run: str, out: list[Item]) -> None:
+        """Several whole comment lines at once (all terminated within this chunk)."""
+        lines = run.count("\n") + run.count("\r") - run.count("\r\n")
+        body = run.rstrip("\r\n")
+        last = body[max(body.rfind("\n"), body.rfind("\r")) + 1 :]
+        out.append(Comment(last[1:], lines))
 
     def _append(self, piece: str, out: list[Item]) -> None:
         if self._discarding_line or not piece:

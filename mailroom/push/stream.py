@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -26,7 +26,7 @@ from mailroom.push.messages import (
     StreamOpened,
     StreamRefused,
 )
-from mailroom.push.sse import SseDecoder
+from mailroom.push.sse import Comment, Event, Item, SseDecoder
 
 OPEN_TIMEOUT = 30.0  # connect + request + response headers
 
@@ -54,7 +54,7 @@ async def read_stream(
     url: str,
     headers: dict[str, str],
     last_event_id: str,
-    emit: Callable[[StreamMessage], None],
+    emit: Callable[[StreamMessage], Awaitable[None]],
     *,
     decoder: SseDecoder | None = None,
     open_timeout: float = OPEN_TIMEOUT,
@@ -63,6 +63,9 @@ async def read_stream(
 
     Reads have no timeout (a quiet stream is normal), but getting the response
     headers does: a black-holed server must not leave us waiting forever.
+    ``emit`` may wait: while it does, nothing more is read (the socket's
+    buffers fill and the server is slowed down), so items never pile up
+    faster than the core takes them.
     """
     decoder = decoder or SseDecoder()
     request_headers = {**headers, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
@@ -81,41 +84,69 @@ async def read_stream(
         async with asyncio.timeout(open_timeout):
             response = await http.send(request, stream=True)
     except TimeoutError:
-        emit(StreamFailed(conn, f"no answer from the EventSource within {open_timeout:g} s"))
+        await emit(StreamFailed(conn, f"no answer from the EventSource within {open_timeout:g} s"))
         return
     except httpx.TransportError as exc:
-        emit(StreamFailed(conn, describe_transport_error(exc)))
+        await emit(StreamFailed(conn, describe_transport_error(exc)))
         return
     except Exception as exc:  # a bad URL, a bad header: anything ends this attempt
-        emit(StreamFailed(conn, f"cannot open the EventSource: {type(exc).__name__}"))
+        await emit(StreamFailed(conn, f"cannot open the EventSource: {type(exc).__name__}"))
         return
     opened = False
     try:
         status = response.status_code
         if status in REFUSED_STATUSES:
-            emit(StreamRefused(conn, status, f"EventSource answered HTTP {status}"))
+            await emit(StreamRefused(conn, status, f"EventSource answered HTTP {status}"))
             return
         if status != 200:
             header = response.headers.get("Retry-After")
             wait = parse_retry_after(header)
             bad = header is not None and wait is None
-            emit(StreamFailed(conn, f"EventSource answered HTTP {status}", wait, bad))
+            await emit(StreamFailed(conn, f"EventSource answered HTTP {status}", wait, bad))
             return
         ctype = response.headers.get("Content-Type", "")
         if not ctype.startswith("text/event-stream"):
-            emit(StreamRefused(conn, status, f"EventSource answered {ctype[:60] or 'no type'}"))
+            await emit(
+                StreamRefused(conn, status, f"EventSource answered {ctype[:60] or 'no type'}")
+            )
             return
-        emit(StreamOpened(conn))
+        await emit(StreamOpened(conn))
         opened = True
         async for chunk in response.aiter_bytes():
-            for item in decoder.feed(chunk):
-                emit(StreamItem(conn, item))
+            for message in fold(conn, decoder.feed(chunk)):
+                await emit(message)
         decoder.close()
-        emit(StreamEnded(conn))
+        await emit(StreamEnded(conn))
     except httpx.TransportError as exc:
-        emit(StreamEnded(conn, describe_transport_error(exc)))
+        await emit(StreamEnded(conn, describe_transport_error(exc)))
     except Exception as exc:  # any error on an open stream ends it; the core reconnects
         reason = f"stream broke: {type(exc).__name__}: {str(exc)[:200]}"
-        emit(StreamEnded(conn, reason) if opened else StreamFailed(conn, reason))
+        await emit(StreamEnded(conn, reason) if opened else StreamFailed(conn, reason))
     finally:
         await response.aclose()
+
+
+def fold(conn: int, items: list[Item]) -> list[StreamItem]:
+    """One chunk's items, each run of comments (or of pings) folded into its last.
+
+    A server flooding ``:`` lines or pings proves it is alive once per chunk;
+    everything else (state events, ids, retry fields) keeps its place.
+    """
+    out: list[StreamItem] = []
+    for item in items:
+        kind = _liveness_kind(item)
+        weight = item.repeat if isinstance(item, Comment) else 1
+        last = out[-1] if out else None
+        if kind and last is not None and _liveness_kind(last.item) == kind:
+            out[-1] = StreamItem(conn, item, last.folded + weight)
+        else:
+            out.append(StreamItem(conn, item, weight - 1))
+    return out
+
+
+def _liveness_kind(item: Item) -> str | None:
+    if isinstance(item, Comment):
+        return "comment"
+    if isinstance(item, Event) and item.type == "ping":
+        return "ping"
+    return None

@@ -39,6 +39,7 @@ from mailroom.push.messages import (
     StartPass,
     StreamAuth,
     StreamFailed,
+    StreamItem,
     StreamMessage,
     StreamRefused,
     Tick,
@@ -47,6 +48,9 @@ from mailroom.push.policy import PushPolicy
 from mailroom.push.stream import read_stream
 
 log = logging.getLogger("mailroom.push")
+# Stream items read but not yet handled: a server flooding the stream is read
+# no faster than the core keeps up, so memory stays flat.
+STREAM_BACKLOG = 256
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,9 @@ class Supervisor:
         self._systemd = systemd or SystemdNotifier({})
         self.core = PushCore(policy, account_id, rng=rng, listeners=[telemetry])
         self._queue: asyncio.Queue[Message | _Stop] = asyncio.Queue()
+        # Stream items waiting in the queue: past STREAM_BACKLOG the reader
+        # waits (and stops reading the socket) until the loop catches up.
+        self._backlog = asyncio.Semaphore(STREAM_BACKLOG)
         self._streams: dict[int, asyncio.Task[None]] = {}
         self._pass_task: asyncio.Task[None] | None = None
         self._pass_inner: asyncio.Task[PassSummary] | None = None
@@ -132,6 +139,8 @@ class Supervisor:
                     message = Tick()
                 if isinstance(message, _Stop):
                     break
+                if isinstance(message, StreamItem):
+                    self._backlog.release()
                 self._step(message)
         finally:
             stopper.cancel()
@@ -211,8 +220,8 @@ class Supervisor:
             case CancelPass():
                 if self._pass_inner is not None:
                     self._pass_inner.cancel()
-            case CountItem(kind=kind):
-                self.telemetry.stream_item(kind)
+            case CountItem(kind=kind, n=n):
+                self.telemetry.stream_item(kind, n)
             case MissedPush():
                 self.telemetry.missed_push()
             case Collapsed():
@@ -227,13 +236,15 @@ class Supervisor:
     async def _stream(self, action: OpenStream) -> None:
         conn = action.conn
 
-        def emit(message: StreamMessage) -> None:
+        async def emit(message: StreamMessage) -> None:
+            if isinstance(message, StreamItem):
+                await self._backlog.acquire()
             self._queue.put_nowait(message)
 
         try:
             url = await self._stream_url(action.refresh)
             if url is None:
-                emit(StreamRefused(conn, 0, "the session has no eventSourceUrl"))
+                await emit(StreamRefused(conn, 0, "the session has no eventSourceUrl"))
                 return
             await read_stream(
                 self._http,
@@ -248,7 +259,7 @@ class Supervisor:
             raise
         except Exception as exc:  # discovery failed, or anything else: never fatal
             failure = self._classify(exc)
-            emit(StreamFailed(conn, failure.message))
+            await emit(StreamFailed(conn, failure.message))
         finally:
             if self._streams.get(conn) is asyncio.current_task():
                 del self._streams[conn]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Route = Literal["session", "api", "eventsource", "carddav"]
-StreamMode = Literal["normal", "close", "silent"]
+StreamMode = Literal["normal", "close", "silent", "flood", "close-after-event"]
 
 
 @dataclass
@@ -24,7 +24,11 @@ class Faults:
     - ``drop``: accept connections and close them without an answer.
     - ``force(route, status)``: answer a route with a status (401, 429 …).
     - ``stream``: ``close`` ends each stream right after its headers (an
-      accept-then-close server); ``silent`` keeps it open and sends nothing.
+      accept-then-close server); ``silent`` keeps it open and sends nothing;
+      ``flood`` sends comments as fast as the client reads them (state events
+      still go out); ``close-after-event`` ends each stream cleanly right
+      after its first state event, whatever ``closeafter`` asked (as Fastmail
+      is reported to do).
     - ``malformed_events``: the next N state events carry broken JSON.
     - ``oversized_line``: the next stream write is one line of that many bytes.
     - ``retry_ms``: streams start with a ``retry:`` field.

@@ -164,3 +164,19 @@ def test_machine_rejects_impossible_events() -> None:
     m.send("opened")
     with pytest.raises(TransitionNotAllowed):
         m.send("opened")
+
+
+def test_a_flood_of_comments_or_pings_folds_into_one_item_a_chunk() -> None:
+    from mailroom.push.messages import StreamItem
+    from mailroom.push.sse import Comment, Event, SseDecoder
+    from mailroom.push.stream import fold
+
+    ping = b'event: ping\ndata: {"interval":1}\n\n'
+    chunk = b":\n" * 500 + ping * 3 + b'id: 9\nevent: state\ndata: {"x":1}\n\n' + b":\n" * 2
+    folded = fold(7, SseDecoder().feed(chunk))
+    assert folded == [
+        StreamItem(7, Comment("", 500), 499),  # 500 comments: one item, 499 folded
+        StreamItem(7, Event("ping", '{"interval":1}', ""), 2),
+        StreamItem(7, Event("state", '{"x":1}', "9")),
+        StreamItem(7, Comment("", 2), 1),
+    ]

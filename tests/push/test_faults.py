@@ -318,3 +318,31 @@ async def test_an_absurd_event_id_never_stops_reconnects() -> None:
             assert await run.metric("mailroom_eventsource_events_total", kind="malformed") >= 1
             assert run.app.supervisor is not None
             assert run.app.supervisor.core.link.last_event_id == ""
+
+
+async def test_a_flood_of_comments_is_read_no_faster_than_handled() -> None:
+    from mailroom.push.supervisor import STREAM_BACKLOG
+
+    with Sandbox(flavour="rfc") as sb:
+        async with running(sb) as run:
+            sb.faults.stream = "flood"
+            sb.close_streams()  # the next connection floods from its first byte
+            backlog: list[int] = []
+
+            async def sample() -> None:
+                while True:
+                    assert run.app.supervisor is not None
+                    backlog.append(run.app.supervisor._queue.qsize())
+                    await asyncio.sleep(0.01)
+
+            sampler = asyncio.create_task(sample())
+            try:
+                await run.until(
+                    lambda: run.app.telemetry.metrics.events.labels("folded")._value.get() > 10_000
+                )
+                ids = run.label("flooded@x.example")
+                await run.until(lambda: run.triaged(ids))  # a real event still gets through
+            finally:
+                sampler.cancel()
+            assert run.polls("push") >= 1
+            assert max(backlog) <= STREAM_BACKLOG + 8  # bounded, whatever the server sends

@@ -226,10 +226,14 @@ async def test_an_id_the_request_cannot_carry_is_dropped_not_fatal() -> None:
 
     with Sandbox(flavour="rfc") as sb:
         seen: list[StreamMessage] = []
+
+        async def collect(message: StreamMessage) -> None:
+            seen.append(message)
+
         async with stream_client() as http:
             url = sb.url + "/jmap/eventsource/?types=*&closeafter=state&ping=0"
             headers = {"Authorization": f"Bearer {sb.token}"}
-            reader = asyncio.create_task(read_stream(http, 1, url, headers, "café", seen.append))
+            reader = asyncio.create_task(read_stream(http, 1, url, headers, "café", collect))
             for _ in range(200):
                 if seen:
                     break

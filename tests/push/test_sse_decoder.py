@@ -128,6 +128,23 @@ def test_id_committed_even_without_data() -> None:
     assert d.last_event_id == "5"
 
 
+def test_a_run_of_comment_lines_is_one_item() -> None:
+    out, _ = decode_whole(b": a\n:b\r\n:c\rdata: x\n\n")
+    assert out == [Comment("c", 3), Event("message", "x", "")]
+    # Split anywhere, the same comments are seen (in fewer or more items).
+    data = b": a\n:b\r\n:c\rdata: x\n\n" * 3
+    for at in range(len(data) + 1):
+        d = SseDecoder()
+        items = d.feed(data[:at]) + d.feed(data[at:])
+        assert sum(i.repeat for i in items if isinstance(i, Comment)) == 9
+        assert [i for i in items if not isinstance(i, Comment)] == [Event("message", "x", "")] * 3
+
+
+def test_an_overlong_comment_line_is_still_oversized() -> None:
+    out, _ = decode_whole(b":" + b"x" * 100 + b"\n:ok\n\n", max_line=50)
+    assert out == [Oversized("line"), Comment("ok")]
+
+
 def test_an_empty_id_clears_and_says_so() -> None:
     out, d = decode_whole(b"id: 5\ndata: a\n\nid\ndata: b\n\nid:\n\n")
     assert out == [Event("message", "a", "5"), IdCleared(), Event("message", "b", ""), IdCleared()]

@@ -64,7 +64,7 @@ class PushCore:
         if self.started:
             return out
         self.started = True
-        self.link.start(out)
+        self.link.start(out, now)
         self.passes.start(Trigger.STARTUP, now, out)
         return out
 

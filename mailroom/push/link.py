@@ -38,6 +38,7 @@ MALFORMED_LOGGED = 10  # then DEBUG: a broken server can send thousands
 
 
 MAX_EVENT_ID = 256  # characters of Last-Event-ID sent back
+MIN_RENEWAL_GAP = 1.0  # seconds between stream attempts when renewing after a clean close
 
 
 def usable_event_id(value: str) -> bool:
@@ -70,6 +71,8 @@ class StreamLink:
         self.server_pings: bool | None = None  # learned: None until known
         self.silent_strikes = 0  # consecutive connections silent without a ping
         self.ping_interval = float(policy.ping)
+        self.delivered_change = False  # this connection pushed a change
+        self.opened_attempt_at = 0.0  # when the newest attempt began
         self.last_event_id = ""
         self.refused_event_id = ""  # the last id not kept (counted once)
         self.retry_floor: float | None = None  # from the server's retry: field
@@ -109,8 +112,8 @@ class StreamLink:
 
     # -- inputs ----------------------------------------------------------------------
 
-    def start(self, out: list[Action]) -> None:
-        self._open(refresh=False, out=out)
+    def start(self, out: list[Action], now: float = 0.0) -> None:
+        self._open(refresh=False, out=out, now=now)
 
     def on_stream(self, msg: StreamMessage, now: float, out: list[Action]) -> dict[str, str] | None:
         """Handle one stream message; returns pushed states for the scheduler."""
@@ -158,7 +161,9 @@ class StreamLink:
             if self.state in (State.BACKOFF, State.DEGRADED):
                 refresh = self.state is State.DEGRADED
                 self.machine.send("retry")
-                self._open(refresh=refresh, out=out)
+                self._open(refresh=refresh, out=out, now=now)
+            elif self.state is State.CONNECTING and not self.attempting:
+                self._open(refresh=False, out=out, now=now)  # a renewal held back
         live = self.liveness_deadline()
         if live is not None and now >= live:
             self._silent(now, out)
@@ -191,15 +196,17 @@ class StreamLink:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _open(self, *, refresh: bool, out: list[Action]) -> None:
+    def _open(self, *, refresh: bool, out: list[Action], now: float) -> None:
         self.conn += 1
         self.attempting = True
+        self.opened_attempt_at = now
         out.append(OpenStream(self.conn, refresh, self.last_event_id))
 
     def _opened(self, now: float, out: list[Action]) -> None:
         # The outage clock keeps running until this connection proves healthy.
         self.opened_at = self.last_activity = now
         self.pinged = False
+        self.delivered_change = False
         if self.auth_refused:
             self.auth_refused = False
             out.append(StreamAuth(None))
@@ -224,14 +231,22 @@ class StreamLink:
         self._schedule_reconnect(now, self._floor(floor))
 
     def _ended(self, error: str | None, now: float, out: list[Action]) -> None:
+        changed = self.delivered_change
         lasted = self._closed(now)
-        if error is None and lasted >= self.policy.healthy_after:
-            # Routine: Cyrus ends every stream after a few minutes. Reconnect at
-            # once; Last-Event-ID (or a connect snapshot) covers the gap, else
-            # a catch-up pass does.
+        if error is None and (lasted >= self.policy.healthy_after or changed):
+            # Routine: Cyrus ends every stream after a few minutes, and some
+            # servers (Fastmail, reportedly) after every change they push. A
+            # connection that delivered a change did its job: not a failure.
+            # Reconnect at once, but never more than once a second; the id (or
+            # a connect snapshot) covers the gap, else a catch-up pass does.
+            # A server closing before any change still backs off.
             self.needs_catchup = not self.last_event_id
             self.machine.send("ended")
-            self._open(refresh=False, out=out)
+            at = self.opened_attempt_at + MIN_RENEWAL_GAP
+            if at <= now:
+                self._open(refresh=False, out=out, now=now)
+            else:
+                self.reconnect_at = at
             return
         self._lose(error or f"stream closed after {lasted:.1f} s", now, out)
 
@@ -323,8 +338,9 @@ class StreamLink:
     def _event(self, event: Event, out: list[Action]) -> dict[str, str] | None:
         meaning = interpret(event, self.account_id, asked_ping=self.policy.ping)
         match meaning:
-            case StateEvent(states=states):
+            case StateEvent(states=states, snapshot=snapshot):
                 out.append(CountItem(ItemKind.STATE))
+                self.delivered_change = self.delivered_change or not snapshot
                 return states
             case Ping(interval=interval):
                 out.append(CountItem(ItemKind.PING))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from itertools import pairwise
 
 from mailroom.core.vocabulary import FailureKind, ItemKind, Trigger
 from mailroom.push.connection import State
@@ -20,8 +22,8 @@ from mailroom.push.messages import (
     StreamItem,
     StreamOpened,
 )
-from mailroom.push.sse import Comment, IdCleared, Invalid, Retry
-from tests.push.core_driver import POLICY, Driver, control, ping, state_event
+from mailroom.push.sse import Comment, Event, IdCleared, Invalid, Retry
+from tests.push.core_driver import ACCOUNT, POLICY, Driver, control, ping, state_event
 
 
 def connected_driver() -> Driver:
@@ -309,3 +311,38 @@ def test_stray_and_stale_messages_are_no_ops() -> None:
     assert control(d.send(StreamOpened(d.conn), at=2.1)) == []  # already connected
     assert d.send(StreamItem(d.conn - 1, ping()), at=2.2) == []  # old connection
     assert d.states == before
+
+
+def connect_snapshot(email: str) -> Event:
+    data = json.dumps({"changed": {ACCOUNT: {"Email": email}}, "type": "connect"})
+    return Event("state", data, "")
+
+
+def test_a_server_closing_after_each_change_is_renewed_not_backed_off() -> None:
+    d = connected_driver()
+    opened_at = [at for at, a in d.log if isinstance(a, OpenStream)]
+    for n in range(5):  # five changes, each followed by a clean close
+        start = 2.0 + 8 * n
+        d.item(state_event(f"s{n}"), at=start)
+        d.ended(at=start + 0.05)
+        assert d.state.value == "connecting"  # never BACKOFF
+        d.until(start + 1.2)
+        d.opened(at=start + 1.3)
+        assert d.state.value == "connected"
+    opens = [at for at, a in d.log if isinstance(a, OpenStream)][len(opened_at) :]
+    assert len(opens) == 5
+    # Never more than one attempt a second, and never later than a second.
+    assert all(b - a >= 1.0 for a, b in pairwise([0.0, *opens]))
+    assert all(o - (2.05 + 8 * n) <= 1.0 for n, o in enumerate(opens))
+
+
+def test_a_server_closing_after_its_snapshot_alone_still_backs_off() -> None:
+    d = Driver()
+    for _ in range(6):
+        d.opened(at=d.now + 0.1)
+        d.item(connect_snapshot("s0"), at=d.now + 0.01)  # the connect event: no change
+        d.ended(at=d.now + 0.01)
+        assert d.state in (State.BACKOFF, State.DEGRADED)
+        d.until(d.core.deadline() or d.now)
+    gaps = [b - a for a, b in pairwise(at for at, a in d.log if isinstance(a, OpenStream))]
+    assert gaps[-1] > gaps[0]  # growing waits, as for any accept-then-close server

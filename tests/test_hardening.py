@@ -199,3 +199,24 @@ async def test_a_jmap_answer_of_absurd_size_is_abandoned(harness: Harness) -> No
 async def test_a_carddav_answer_of_absurd_size_is_abandoned(dav_harness: Harness) -> None:
     message = await absurd_answer(dav_harness, "carddav")
     assert "the answer from 127.0.0.1 is larger than 32 MiB; abandoned" in message
+
+
+async def test_a_changed_session_is_fetched_again_and_used(harness: Harness) -> None:
+    h = harness
+    label(h, h.mail.deliver("before@x.example"), "@ToFeed")
+    await h.triage.poll()
+    # The server moves its API (a new apiUrl) and says so in sessionState.
+    h.sandbox.api_path = "/jmap/api-v2/"
+    h.sandbox.session_state += 1
+    label(h, h.mail.deliver("after@x.example"), "@ToFeed")
+    first = await h.triage.poll()  # answered on the old URL, learns of the change
+    assert h.jmap.session.api_url.endswith("/jmap/api-v2/")
+    assert h.jmap.session.state == "1"
+    moved = h.sandbox.api_paths.get("/jmap/api-v2/", 0)
+    label(h, h.mail.deliver("later@x.example"), "@ToFeed")
+    second = await h.triage.poll()
+    assert h.sandbox.api_paths.get("/jmap/api-v2/", 0) > moved  # the new URL in use
+    assert first.senders + second.senders == [
+        ("after@x.example", "Feed"),
+        ("later@x.example", "Feed"),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from mailroom.core.chunks import MAX_OR_CONDITIONS, chunked
 from mailroom.core.secret import Secret
 from mailroom.jmap.errors import (
     JmapAuthError,
+    JmapError,
     JmapHttpError,
     JmapMethodError,
     JmapProtocolError,
@@ -31,6 +33,7 @@ from mailroom.net import (
     discovered,
 )
 
+log = logging.getLogger(__name__)
 USING = [CORE, MAIL]
 CONTACTS_METHODS = ("AddressBook/", "ContactCard/")  # RFC 9610: the contacts account
 SUBMISSION_METHODS = ("Identity/",)  # RFC 8621 §6: the submission account
@@ -210,6 +213,8 @@ class JmapClient:
             "POST", session.api_url, what="JMAP API", repeatable=repeatable, json=body
         )
         data = _json(response, "JMAP API")
+        if isinstance(data, dict):
+            await self._follow_session(data.get("sessionState"))
         items = data.get("methodResponses") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise JmapProtocolError("JMAP API: response has no methodResponses list")
@@ -225,6 +230,32 @@ class JmapClient:
                 raise JmapProtocolError("JMAP API: malformed method response")
             parsed.append((item[0], item[1], item[2]))
         return Responses(parsed)
+
+    async def _follow_session(self, state: Any) -> None:
+        """Fetch the session again when an answer says it changed (RFC 8620 §3.4).
+
+        A new ``apiUrl``, account or capability is then used from the next
+        request on, without a restart. If the refetch fails, the old session
+        stays and the next answer tries again.
+        """
+        session = self.session
+        if not isinstance(state, str) or not state or state == session.state:
+            return
+        try:
+            fresh = await self.discover()
+        except JmapAuthError:
+            raise
+        except JmapError as exc:
+            log.warning(
+                "the session changed but could not be read again",
+                extra={"fields": {"error": str(exc)}},
+            )
+            return
+        if fresh.api_url != session.api_url or fresh.account_id != session.account_id:
+            log.info(
+                "the JMAP session changed; using it from now on",
+                extra={"fields": {"api_url": fresh.api_url}},
+            )
 
     async def get_mailboxes(self) -> tuple[list[dict[str, Any]], str]:
         """Every mailbox and the Mailbox state."""

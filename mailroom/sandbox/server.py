@@ -84,6 +84,11 @@ class Sandbox:
         self.public_url = public_url
         # Serve HTTPS with this context (a realistic link, in the benchmark).
         self.tls = tls
+        # The session resource: its state moves when it changes (RFC 8620 §2);
+        # every API answer carries it as sessionState.
+        self.session_state = 0
+        self.api_path = "/jmap/api/"
+        self.api_paths: dict[str, int] = {}  # answers served by each API path
         self.requests: dict[str, int] = {}
         self.request_log: list[tuple[str, float]] = []  # (route, time.monotonic())
         self._requests_lock = threading.Lock()
@@ -237,10 +242,10 @@ class Sandbox:
                 **({CONTACTS: ACCOUNT_ID} if self.jmap_contacts else {}),
             },
             "username": self.username,
-            "apiUrl": base + "/jmap/api/",
+            "apiUrl": base + self.api_path,
             "downloadUrl": base + "/jmap/download/{accountId}/{blobId}/{name}?accept={type}",
             "uploadUrl": base + "/jmap/upload/{accountId}/",
-            "state": "0",
+            "state": str(self.session_state),
         }
         if self.event_source:
             doc["eventSourceUrl"] = (
@@ -445,7 +450,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, self.sandbox.session_document())
         elif route == "eventsource":
             self._eventsource()
-        elif self.command == "POST" and urlsplit(self.path).path == "/jmap/api/":
+        elif self.command == "POST" and urlsplit(self.path).path.startswith("/jmap/api"):
             self._api()
         else:
             self._send(404, b'{"error":"not found"}')
@@ -465,7 +470,10 @@ class _Handler(BaseHTTPRequestHandler):
         except RequestError as exc:
             self._json(400, {"type": exc.type, "status": 400, "detail": exc.detail})
             return
-        self._json(200, response)
+        path = urlsplit(self.path).path
+        with self.sandbox._requests_lock:  # which API URL served it (not a request count)
+            self.sandbox.api_paths[path] = self.sandbox.api_paths.get(path, 0) + 1
+        self._json(200, {**response, "sessionState": str(self.sandbox.session_state)})
 
     def _admin(self) -> None:
         """``POST /_sandbox/deliver`` {"from", "name"?, "subject"?, "mailboxes"?}: add mail."""

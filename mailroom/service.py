@@ -263,7 +263,10 @@ class App:
         self.telemetry = make_telemetry(settings, self.systemd, self.policy)
         self.telemetry.set_dry_run(dry_run)
         self.server = ObservabilityServer(
-            telemetry=self.telemetry, host=settings.http_host, port=settings.http_port
+            telemetry=self.telemetry,
+            host=settings.http_host,
+            port=settings.http_port,
+            allowed_hosts=settings.http_allowed_hosts,
         )
         self.supervisor: Supervisor | None = None
         self.clients: Clients | None = None

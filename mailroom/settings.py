@@ -58,6 +58,7 @@ class Settings:
     debounce_seconds: float
     http_host: str
     http_port: int
+    http_allowed_hosts: tuple[str, ...]  # besides the listen address and localhost
     log_level: str
     log_format: str
     screener_mailbox: str
@@ -83,6 +84,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         debounce_seconds=reader.number("MAILROOM_DEBOUNCE_SECONDS", 3, minimum=0),
         http_host=reader.host("MAILROOM_HTTP_HOST", "127.0.0.1"),
         http_port=reader.port("MAILROOM_HTTP_PORT", 8080),
+        http_allowed_hosts=reader.hosts("MAILROOM_HTTP_ALLOWED_HOSTS"),
         log_level=reader.choice("MAILROOM_LOG_LEVEL", "INFO", LOG_LEVELS, upper=True),
         log_format=reader.choice("MAILROOM_LOG_FORMAT", "console", LOG_FORMATS),
         screener_mailbox=reader.required("MAILROOM_SCREENER_MAILBOX", "Screener"),
@@ -160,6 +162,18 @@ class _Reader:
             )
             return default
         return value
+
+    def hosts(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list of host names or IP addresses (may be empty)."""
+        names = [n.strip() for n in (self._get(name) or "").split(",") if n.strip()]
+        bad = [n for n in names if not _valid_host(n)]
+        if bad:
+            self.problems.append(
+                f"{name}: expected host names or IP addresses, comma-separated; "
+                f"not one: {bad[0]!r}"
+            )
+            return ()
+        return tuple(names)
 
     def number(self, name: str, default: float, *, minimum: float) -> float:
         value = self._get(name)

@@ -288,6 +288,17 @@ async def test_status_against_a_running_service() -> None:
             code = await asyncio.to_thread(run_status, f"http://{host}:{port}/health", out)
             assert code == 0, out.getvalue()
             assert "PASS" in out.getvalue() and "push:         CONNECTED since" in out.getvalue()
+            # The instance's base URL, with or without its slash, reads /health too.
+            for base in (f"http://{host}:{port}", f"http://{host}:{port}/"):
+                out = io.StringIO()
+                assert await asyncio.to_thread(run_status, base, out) == 0, out.getvalue()
+                assert "PASS" in out.getvalue()
+            # Any other page is named as not being the health JSON.
+            out = io.StringIO()
+            code = await asyncio.to_thread(run_status, f"http://{host}:{port}/metrics", out)
+            assert code == 3
+            assert "not Mailroom's health JSON" in out.getvalue()
+            assert "Expecting value" not in out.getvalue()
 
 
 @pytest.mark.skipif(

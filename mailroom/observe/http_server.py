@@ -23,6 +23,7 @@ import h11
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from mailroom.core.redact import scrub
+from mailroom.observe.hosts import host_allowed
 from mailroom.observe.status_page import render
 from mailroom.observe.telemetry import Telemetry
 
@@ -36,10 +37,13 @@ Answer = tuple[int, bytes, str]
 
 
 class ObservabilityServer:
-    def __init__(self, telemetry: Telemetry, host: str, port: int) -> None:
+    def __init__(
+        self, telemetry: Telemetry, host: str, port: int, allowed_hosts: tuple[str, ...] = ()
+    ) -> None:
         self._telemetry = telemetry
         self._host = host
         self._port = port
+        self._allowed_hosts = allowed_hosts
         self._server: asyncio.Server | None = None
         self._active: dict[asyncio.Task[None], float] = {}  # handler -> when it began
 
@@ -106,6 +110,10 @@ class ObservabilityServer:
             return
         if request is None:
             return  # closed before a whole request
+        hosts = [v.decode("ascii", "replace") for k, v in request.headers if k == b"host"]
+        if not host_allowed(hosts[0] if hosts else None, self._host, self._allowed_hosts):
+            await _send(writer, conn, (421, b"", "text/plain"), False)
+            return
         method = request.method.decode("ascii", "replace")
         answer = self.route(method, request.target.decode("ascii", "replace"))
         await _send(writer, conn, answer, method != "HEAD")

@@ -27,16 +27,33 @@ def default_url(env: dict[str, str] | None = None) -> str:
     return f"http://{host}:{port}/health"
 
 
+def health_url(url: str) -> str:
+    """``--url`` as given: the instance's base URL (…:8080 or …:8080/) or its /health."""
+    parts = httpx.URL(url)
+    if parts.path in ("", "/"):
+        return str(parts.copy_with(path="/health"))
+    return url
+
+
 def run_status(url: str | None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    url = url or default_url()
+    url = health_url(url) if url else default_url()
     try:
         response = httpx.get(url, timeout=5.0)
-        body = response.json()
-        if not isinstance(body, dict):
-            raise ValueError("not a JSON object")
     except (httpx.HTTPError, ValueError) as exc:
         print(f"mailroom status: cannot read {url}: {exc}", file=out)
+        return UNREACHABLE
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or body.get("status") not in EXIT:
+        kind = response.headers.get("Content-Type", "no type").split(";")[0]
+        print(
+            f"mailroom status: {url} answered HTTP {response.status_code} ({kind}), which is "
+            "not Mailroom's health JSON: is this the instance's /health URL?",
+            file=out,
+        )
         return UNREACHABLE
     for line in describe(body):
         print(line, file=out)

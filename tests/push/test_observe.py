@@ -108,3 +108,55 @@ def test_the_state_path_is_a_bounded_ring() -> None:
         machine.send("ended")
     assert len(telemetry.path) == PATH_KEPT
     assert telemetry.path[-1] == "connecting"
+
+
+def test_which_hosts_are_answered() -> None:
+    from mailroom.observe.hosts import host_allowed
+
+    assert host_allowed("127.0.0.1:8080", "127.0.0.1")
+    assert host_allowed("localhost:8080", "127.0.0.1")
+    assert host_allowed("LOCALHOST.", "127.0.0.1")
+    assert host_allowed("[::1]:8080", "::1")
+    assert host_allowed(None, "127.0.0.1")  # no Host: not a browser
+    # DNS rebinding: the attacker's name, pointed at this machine.
+    assert not host_allowed("evil.example:8080", "127.0.0.1")
+    assert not host_allowed("127.0.0.1.evil.example", "127.0.0.1")
+    assert not host_allowed("192.168.1.5:8080", "127.0.0.1")
+    # Listening everywhere: any address literal, still no foreign name.
+    everywhere = "0.0.0.0"  # noqa: S104
+    assert host_allowed("192.168.1.5:8080", everywhere)
+    assert host_allowed("[fe80::1]:8080", "::")
+    assert not host_allowed("evil.example", everywhere)
+    # A name the user allowed (MAILROOM_HTTP_ALLOWED_HOSTS).
+    assert host_allowed("mailroom.home.arpa:8080", everywhere, ["mailroom.home.arpa"])
+
+
+@pytest.mark.anyio
+async def test_a_rebinding_page_gets_421_and_no_body() -> None:
+    telemetry = make_telemetry(load_settings(SETTINGS))
+    server = ObservabilityServer(telemetry, "127.0.0.1", 0, allowed_hosts=("box.lan",))
+    await server.start()
+    host, port = server.address
+    try:
+        async with httpx.AsyncClient() as http:
+            for path in ("/", "/health", "/metrics", "/livez"):
+                evil = await http.get(
+                    f"http://{host}:{port}{path}", headers={"Host": f"evil.example:{port}"}
+                )
+                assert (evil.status_code, evil.content) == (421, b"")
+            ok = await http.get(f"http://{host}:{port}/health", headers={"Host": "box.lan"})
+            assert ok.status_code == 200
+            assert (await http.get(f"http://localhost:{port}/livez")).status_code == 200
+    finally:
+        await server.stop()
+
+
+def test_allowed_hosts_setting_is_checked() -> None:
+    from mailroom.settings import SettingsError
+
+    assert load_settings(
+        {**SETTINGS, "MAILROOM_HTTP_ALLOWED_HOSTS": "a.lan, 10.0.0.2"}
+    ).http_allowed_hosts == ("a.lan", "10.0.0.2")
+    with pytest.raises(SettingsError) as info:
+        load_settings({**SETTINGS, "MAILROOM_HTTP_ALLOWED_HOSTS": "ok.lan,bad host"})
+    assert "MAILROOM_HTTP_ALLOWED_HOSTS" in str(info.value) and "'bad host'" in str(info.value)

@@ -169,8 +169,7 @@ class _Reader:
         bad = [n for n in names if not _valid_host(n)]
         if bad:
             self.problems.append(
-                f"{name}: expected host names or IP addresses, comma-separated; "
-                f"not one: {bad[0]!r}"
+                f"{name}: expected host names or IP addresses, comma-separated; not one: {bad[0]!r}"
             )
             return ()
         return tuple(names)

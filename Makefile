@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint run sandbox diagrams bench bench-smoke soak soak-ci clean
+.PHONY: install test test-fast lint run sandbox diagrams bench bench-smoke soak soak-ci package-check clean
 
 install: $(STAMP)
 
@@ -60,8 +60,23 @@ diagrams: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,diagrams]'
 	$(BIN)/python -m mailroom.push.diagram
 
+# Build the wheel and sdist, install the wheel into a fresh venv outside the
+# checkout (as pipx would) and run it from there: --version, check without
+# settings (exit 2 naming the variable), and a short demo.
+PKG_VENV ?= /tmp/mailroom-package-check
+package-check: $(STAMP)
+	rm -rf dist $(PKG_VENV)
+	$(BIN)/python -m build --outdir dist . >/dev/null
+	$(PYTHON) -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/pip install --quiet dist/*.whl
+	cd /tmp && env -i PATH=/usr/bin:/bin HOME=/tmp $(PKG_VENV)/bin/mailroom --version
+	cd /tmp && env -i PATH=/usr/bin:/bin HOME=/tmp $(PKG_VENV)/bin/mailroom check >/dev/null 2>$(PKG_VENV)/check.err; \
+	  code=$$?; cat $(PKG_VENV)/check.err; test $$code -eq 2 && grep -q MAILROOM_JMAP_TOKEN $(PKG_VENV)/check.err
+	cd /tmp && env -i PATH=/usr/bin:/bin HOME=/tmp timeout 120 $(PKG_VENV)/bin/mailroom demo \
+	  --pause 0.2 --debounce 0.5 --poll-interval 5 | grep "^demo | done: 7/7 senders triaged"
+
 sandbox: $(STAMP)
 	$(BIN)/mailroom sandbox
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build mailroom.egg-info

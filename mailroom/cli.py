@@ -36,8 +36,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--create-screener", action="store_true", help="also create the Screener mailbox"
     )
     status = commands.add_parser("status", help="show a running instance's /health")
-    status.add_argument("--url", help="its /health URL (default: from MAILROOM_HTTP_*)")
-    commands.add_parser("systemd-unit", help="print the systemd unit for this installation")
+    status.add_argument("--url", help="its base or /health URL (default: from MAILROOM_HTTP_*)")
+    unit = commands.add_parser("systemd-unit", help="print the systemd unit for this installation")
+    shape = unit.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--user", action="store_true", help="a user unit (systemctl --user), no root"
+    )
+    shape.add_argument(
+        "--template",
+        action="store_true",
+        help="mailroom@.service: one instance per account, /etc/mailroom/NAME.env",
+    )
     monitoring = commands.add_parser(
         "monitoring", help="print the Prometheus alert rules or the Grafana dashboard"
     )
@@ -62,9 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_status(args.url)
     if args.command == "systemd-unit":
-        from mailroom.operate.unit import render_unit
+        from mailroom.operate.unit import UnitError, UnitKind, render_unit
 
-        print(render_unit(), end="")
+        kind = UnitKind.USER if args.user else UnitKind.TEMPLATE if args.template else None
+        try:
+            print(render_unit(kind=kind or UnitKind.SYSTEM), end="")
+        except UnitError as exc:
+            print(f"mailroom systemd-unit: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "monitoring":
         if args.what == "rules":

@@ -22,7 +22,7 @@ from mailroom.operate.report import Report
 from mailroom.operate.rules import fastmail_rules
 from mailroom.operate.setup import run_setup
 from mailroom.operate.status import default_url, run_status
-from mailroom.operate.unit import render_unit
+from mailroom.operate.unit import UnitError, UnitKind, render_unit
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
@@ -301,15 +301,50 @@ async def test_status_against_a_running_service() -> None:
             assert "Expecting value" not in out.getvalue()
 
 
-@pytest.mark.skipif(
+NEEDS_SYSTEMD = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None and os.environ.get("CI") != "true",
     reason="needs systemd-analyze (Debian's systemd package; CI installs it)",
 )
+
+
+def stub_command(tmp_path: Path) -> str:
+    """An installed-looking command outside any home (verify checks ExecStart exists)."""
+    command = tmp_path / "opt" / "mailroom" / "bin" / "mailroom"
+    command.parent.mkdir(parents=True)
+    command.write_text("#!/bin/sh\n")
+    command.chmod(0o755)
+    return str(command)
+
+
+def verify(unit: Path, *, user: bool = False) -> str:
+    """systemd-analyze verify's complaints about the unit (empty: none)."""
+    env = {**os.environ}
+    argv = ["systemd-analyze", "verify", str(unit)]
+    if user:
+        runtime = unit.parent / "runtime"
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+        argv.insert(1, "--user")
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    return "\n".join(line for line in done.stderr.splitlines() if unit.name in line)
+
+
+def exposure(unit: Path) -> float:
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return float(security.stdout.split("Overall exposure level for")[1].split(":")[1].split()[0])
+
+
+@NEEDS_SYSTEMD
 def test_the_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
-    command = Path(sys.executable).with_name("mailroom")
-    assert command.exists()
+    command = stub_command(tmp_path)
     unit = tmp_path / "mailroom.service"
-    unit.write_text(render_unit())
+    unit.write_text(render_unit(command))
     assert f"ExecStart={command} run" in unit.read_text()
     for line in (
         "Type=notify",
@@ -323,23 +358,45 @@ def test_the_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
         "CapabilityBoundingSet=",
         "SystemCallFilter=@system-service",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+        "MemoryMax=200M",
     ):
         assert line in unit.read_text()
-    verify = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
-    )
-    assert verify.returncode == 0, verify.stderr
-    security = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", str(unit)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    exposure = float(
-        security.stdout.split("Overall exposure level for mailroom.service:")[1].split()[0]
-    )
-    assert exposure < 2.0, security.stdout
+    assert verify(unit) == ""
+    assert exposure(unit) < 2.0
+    installed = Path(sys.executable).with_name("mailroom")
     printed = subprocess.run(
-        [str(command), "systemd-unit"], capture_output=True, text=True, check=True
-    ).stdout
-    assert printed == render_unit()
+        [str(installed), "systemd-unit"], capture_output=True, text=True, check=False
+    )
+    if printed.returncode == 0:  # (a checkout under /home or /root gets the refusal below)
+        assert printed.stdout == render_unit()
+
+
+@NEEDS_SYSTEMD
+def test_the_template_serves_one_account_per_instance(tmp_path: Path) -> None:
+    unit = tmp_path / "mailroom@alice.service"  # an instance of mailroom@.service
+    unit.write_text(render_unit(stub_command(tmp_path), UnitKind.TEMPLATE))
+    text = unit.read_text()
+    assert "EnvironmentFile=/etc/mailroom/%i.env" in text
+    assert "LoadCredential=jmap-token:/etc/mailroom/%i.jmap-token" in text
+    assert verify(unit) == ""
+    assert exposure(unit) < 2.0
+
+
+@NEEDS_SYSTEMD
+def test_the_user_unit_runs_without_root(tmp_path: Path) -> None:
+    command = "/home/alice/.local/bin/mailroom"  # where `pipx install` puts it
+    text = render_unit(command, UnitKind.USER)
+    assert "DynamicUser" not in text and "WantedBy=default.target" in text
+    assert "EnvironmentFile=-%h/.config/mailroom/mailroom.env" in text
+    unit = tmp_path / "mailroom.service"
+    unit.write_text(text.replace(command, stub_command(tmp_path)))
+    assert verify(unit, user=True) == ""
+
+
+def test_a_system_unit_refuses_a_command_inside_a_home(tmp_path: Path) -> None:
+    for command in ("/home/alice/.local/bin/mailroom", "/root/.local/bin/mailroom"):
+        for kind in (UnitKind.SYSTEM, UnitKind.TEMPLATE):
+            with pytest.raises(UnitError) as info:
+                render_unit(command, kind)
+            assert "sudo pipx install --global mailroom" in str(info.value)
+            assert "mailroom systemd-unit --user" in str(info.value)

@@ -36,6 +36,7 @@ from mailroom.push.policy import PushPolicy
 from mailroom.push.stream import stream_client
 from mailroom.push.supervisor import PassSummary, Supervisor
 from mailroom.settings import Settings
+from mailroom.triage.provisioning import Provisioner
 from mailroom.triage.workflow import (
     AccountConflict,
     PollResult,
@@ -135,12 +136,20 @@ class Clients:
         self.book: ContactBook | None = None
         self.book_description = ""
         self._triage: Triage | None = None
+        self._provisioner: Provisioner | None = None
 
     @property
     def triage(self) -> Triage:
         if self._triage is None:
             raise RuntimeError("Clients.connect() has not run")
         return self._triage
+
+    @property
+    def provisioner(self) -> Provisioner:
+        """What `mailroom check` and `mailroom setup` use to review and make the account."""
+        if self._provisioner is None:
+            raise RuntimeError("Clients.connect() has not run")
+        return self._provisioner
 
     def choose(self) -> Selection:
         """The contacts backend for the discovered session (raises ContactsUnavailable)."""
@@ -164,12 +173,9 @@ class Clients:
         self.book_description = await book.open()
         if self.selection != selection or self._triage is None:
             cfg = self.settings
-            self._triage = Triage(
-                self.jmap,
-                book,
-                TriageConfig(cfg.categories, cfg.screener_mailbox, cfg.error_label),
-                dry_run=self.dry_run,
-            )
+            config = TriageConfig(cfg.categories, cfg.screener_mailbox, cfg.error_label)
+            self._triage = Triage(self.jmap, book, config, dry_run=self.dry_run)
+            self._provisioner = Provisioner(self.jmap, book, config)
             log.info(
                 "contacts",
                 extra={

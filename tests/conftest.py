@@ -16,6 +16,7 @@ from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.sandbox.server import Sandbox
 from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.triage.provisioning import Provisioner
 from mailroom.triage.workflow import Triage, TriageConfig
 from tests.integration.servers import (  # noqa: F401  (fixtures for every test)
     cyrus,
@@ -96,11 +97,16 @@ async def open_harness(
 ) -> Harness:
     sleeps = Sleeps()
     jmap, carddav, book, triage = make_clients(sb, http, sleeps, backend, base=base)
+    await ready(jmap, book, triage)
+    return Harness(sb, http, sleeps, jmap, carddav, book, triage)
+
+
+async def ready(jmap: JmapClient, book: ContactBook, triage: Triage) -> None:
+    """Connect, make the account as `mailroom setup --apply --create-screener` does, set up."""
     await jmap.discover()
     await book.open()
-    await triage.provision(create_screener=True)
+    await Provisioner(jmap, book, triage.config).provision(create_screener=True)
     await triage.setup()
-    return Harness(sb, http, sleeps, jmap, carddav, book, triage)
 
 
 @pytest.fixture(params=[ContactsBackend.CARDDAV, ContactsBackend.JMAP], ids=["carddav", "jmap"])

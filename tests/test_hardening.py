@@ -14,7 +14,7 @@ from mailroom.core.secret import Secret
 from mailroom.jmap.errors import JmapTransportError
 from mailroom.sandbox.mailstore import MailStore
 from mailroom.sandbox.server import Sandbox
-from tests.conftest import Harness, Sleeps, make_clients
+from tests.conftest import Harness, Sleeps, make_clients, ready
 
 pytestmark = pytest.mark.anyio
 
@@ -32,10 +32,7 @@ async def triage_with(
         ids = {s: [sb.mail.deliver(s) for _ in range(n)] for s, n in senders.items()}
         async with httpx.AsyncClient() as http:
             jmap, _, book, triage = make_clients(sb, http, Sleeps(), backend)
-            await jmap.discover()
-            await book.open()
-            await triage.provision(create_screener=True)
-            await triage.setup()
+            await ready(jmap, book, triage)
             for first, *_ in ids.values():
                 sb.mail.set_mailboxes(first, {"Screener", "@ToFeed"})
             result = await triage.poll()

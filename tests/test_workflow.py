@@ -11,7 +11,8 @@ from mailroom.carddav import vcard
 from mailroom.contacts.book import ContactsBackend
 from mailroom.sandbox.mailstore import MailStore, MethodError
 from mailroom.sandbox.server import Sandbox
-from tests.conftest import Harness, open_harness
+from mailroom.triage.provisioning import Provisioner
+from tests.conftest import Harness, open_harness, ready
 
 pytestmark = pytest.mark.anyio
 
@@ -200,10 +201,7 @@ async def test_300_emails_from_one_sender_paging_and_chunking() -> None:
 
         async with httpx.AsyncClient() as http:
             jmap, _, book, triage = make_clients(sb, http, Sleeps())
-            await jmap.discover()
-            await book.open()
-            await triage.provision(create_screener=True)
-            await triage.setup()
+            await ready(jmap, book, triage)
             for eid in ids[:120]:  # more labelled emails than one scan page
                 sb.mail.set_mailboxes(eid, {"Screener", "@ToFeed"})
             result = await triage.poll()
@@ -324,7 +322,7 @@ async def test_a_deleted_group_fails_its_category_only_until_setup(harness: Harn
     assert h.mail.mailbox_names(eid) == {"Screener", "@ToJail"}  # label kept
     assert not h.contacts.groups_named("Jail")
 
-    await h.triage.provision()  # the user runs `mailroom setup --apply`
+    await Provisioner(h.jmap, h.book, h.triage.config).provision()  # `mailroom setup --apply`
     third = await h.triage.poll()
     assert (third.senders_triaged, third.missing) == (1, set())
     assert h.contacts.groups_of_address("j@x.com") == {"Jail"}

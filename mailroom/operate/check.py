@@ -102,7 +102,7 @@ async def _contacts(clients: Clients, report: Report) -> bool:
 
 async def _account(clients: Clients, report: Report) -> None:
     try:
-        review = await clients.triage.review()
+        review = await clients.provisioner.review()
     except (JmapError, ContactsError) as exc:
         report.bad(f"reading the account: {exc}")
         return

@@ -17,7 +17,7 @@ async def provision_account(
     async with api_client(settings.poll_interval) as http:
         clients = make_clients(settings, http)
         await clients.connect()
-        return await clients.triage.provision(create_screener=create_screener)
+        return await clients.provisioner.provision(create_screener=create_screener)
 
 
 async def run_setup(
@@ -31,7 +31,7 @@ async def run_setup(
             f"contacts over {selection.backend.value.upper()} ({selection.reason}): "
             f"{clients.book_description}"
         )
-        review = await clients.triage.review()
+        review = await clients.provisioner.review()
         for conflict in review.conflicts:
             report.bad(conflict)
         present = [n for n in review.needs if n.present]
@@ -46,7 +46,7 @@ async def run_setup(
                     report.info(f"would create {need}")
             report.info("dry run: nothing written; add --apply to create these")
         else:
-            for need, error in await clients.triage.provision(create_screener=create_screener):
+            for need, error in await clients.provisioner.provision(create_screener=create_screener):
                 if error is None:
                     report.ok(f"created {need}")
                 else:

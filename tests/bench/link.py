@@ -133,7 +133,7 @@ def link_bulk(s: Sizes, contacts: ContactsBackend) -> dict[str, Any]:
 
 def link_requests_per_pass(contacts: ContactsBackend, counts: tuple[int, ...]) -> dict[str, Any]:
     """One pass in-process over the link, for a growing number of new senders."""
-    from tests.conftest import Sleeps, make_clients
+    from tests.conftest import Sleeps, make_clients, ready
 
     async def run() -> dict[str, Any]:
         out: dict[str, Any] = {"contacts": contacts.value, "passes": []}
@@ -141,10 +141,7 @@ def link_requests_per_pass(contacts: ContactsBackend, counts: tuple[int, ...]) -
             async with httpx.AsyncClient(verify=link.client_tls, timeout=60) as http:
                 sb = link.sb
                 jmap, _, book, triage = make_clients(sb, http, Sleeps(), contacts, base=link.public)
-                await jmap.discover()
-                await book.open()
-                await triage.provision(create_screener=True)
-                await triage.setup()
+                await ready(jmap, book, triage)
                 for round_, n in enumerate(counts):
                     for i in range(n):
                         for k in range(10):

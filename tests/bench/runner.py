@@ -254,7 +254,7 @@ def bench_idle(s: Sizes) -> dict[str, Any]:
 def bench_idle_poll_requests() -> dict[str, Any]:
     import asyncio
 
-    from tests.conftest import Sleeps, make_clients
+    from tests.conftest import Sleeps, make_clients, ready
 
     async def run() -> int:
         with Sandbox() as sb:
@@ -263,10 +263,7 @@ def bench_idle_poll_requests() -> dict[str, Any]:
                 sb.mail.deliver(f"idle{i}@bench.example")
             async with httpx.AsyncClient() as http:
                 jmap, _, book, triage = make_clients(sb, http, Sleeps())
-                await jmap.discover()
-                await book.open()
-                await triage.provision(create_screener=True)
-                await triage.setup()
+                await ready(jmap, book, triage)
                 before = sb.total_requests()
                 await triage.poll()
                 return sb.total_requests() - before

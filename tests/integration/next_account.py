@@ -22,6 +22,7 @@ from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.jscontact import email_phrase
 from mailroom.jmap.session import Session
 from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.triage.provisioning import Provisioner
 from mailroom.triage.workflow import Triage, TriageConfig
 from tests.integration.cyrus import Cyrus
 
@@ -134,7 +135,7 @@ async def open_account(
     book = JmapContactBook(jmap)
     await book.open()
     config = TriageConfig(parse_categories(categories), "Screener", error_label)
-    await Triage(jmap, book, config).provision(create_screener=True)
+    await Provisioner(jmap, book, config).provision(create_screener=True)
     triage = Triage(jmap, book, config, dry_run=dry_run)
     await triage.setup()
     return NextAccount(cyrus, jmap, book, triage)

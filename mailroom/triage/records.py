@@ -1,0 +1,74 @@
+"""One pass's typed records: what happened to each sender, and the pass as a whole."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from mailroom.contacts.book import Change, Known
+from mailroom.jmap.client import SetOutcome
+from mailroom.triage.planning import SenderWork
+
+
+class Stage(StrEnum):
+    """How far a sender got; each step moves the senders still alive one stage on."""
+
+    PLANNED = "planned"  # labelled, its category known
+    LOOKED_UP = "looked up"  # what the address book has for it, and its groups to change
+    MAIL_FOUND = "mail found"  # every email of it
+    GROUPED = "grouped"  # contact written, groups joined and left
+    REFILED = "refiled"  # its mail where the category puts it
+    UNLABELLED = "unlabelled"  # its labels off: triaged
+    FAILED = "failed"  # left for the next pass, labels kept
+    FLAGGED = "flagged"  # given the error label: the user must decide
+
+
+@dataclass
+class SenderRecord:
+    work: SenderWork
+    stage: Stage = Stage.PLANNED
+    known: Known | None = None
+    change: Change | None = None
+    mail: dict[str, frozenset[str]] = field(default_factory=dict)  # email id -> mailboxes
+    refiled: dict[str, dict[str, Any]] = field(default_factory=dict)  # email id -> patch
+    reason: str | None = None  # why it failed or was flagged
+
+    @property
+    def sender(self) -> str:
+        return self.work.sender
+
+    @property
+    def alive(self) -> bool:
+        return self.stage not in (Stage.FAILED, Stage.FLAGGED)
+
+
+@dataclass
+class PollResult:
+    """What one poll did, and the JMAP states it saw and produced."""
+
+    triaged: Counter[str] = field(default_factory=Counter)  # category -> senders
+    senders: list[tuple[str, str]] = field(default_factory=list)  # (address, category)
+    emails_refiled: int = 0
+    conflicts: int = 0  # senders whose emails got the error label
+    failures: int = 0  # senders left for the next poll
+    unflagged: int = 0  # emails that refused the error label
+    missing: set[str] = field(default_factory=set)  # what the account lost, for /health
+    last_error: str | None = None  # of the last sender that failed
+    # States the server reported when the scan ran, and those Mailroom's own
+    # writes produced: push events carrying only the latter are echoes.
+    seen_states: dict[str, str] = field(default_factory=dict)
+    own_states: dict[str, set[str]] = field(
+        default_factory=lambda: {"Email": set(), "Mailbox": set()}
+    )
+
+    @property
+    def senders_triaged(self) -> int:
+        return sum(self.triaged.values())
+
+    def record(self, outcome: SetOutcome) -> None:
+        if outcome.new_state is not None:
+            self.own_states["Email"].add(outcome.new_state)
+        if outcome.mailbox_state is not None:
+            self.own_states["Mailbox"].add(outcome.mailbox_state)

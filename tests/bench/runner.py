@@ -335,6 +335,44 @@ def bench_storm(s: Sizes) -> dict[str, Any]:
         si.close()
 
 
+def bench_stream_shape(s: Sizes, mode: str) -> dict[str, Any]:
+    """Label latency while the stream misbehaves: ``flood`` (comments as fast as the
+    socket takes them) or ``close-after-event`` (closed cleanly after each change)."""
+    si = StandIn(flavour="rfc")
+    try:
+        mr = start_service(si.sb.env(), s.debounce)
+        latencies: list[float] = []
+        with mr:
+            wait_until(lambda: mr.push_state() == "connected", 30)
+            si.sb.faults.stream = mode  # type: ignore[assignment]
+            si.sb.close_streams()
+            for n in range(s.actions):
+                ids = [si.sb.mail.deliver(f"{mode}{n}@bench.example") for _ in range(2)]
+                time.sleep(s.debounce + 0.5)  # the delivery's own pass comes and goes
+                started = time.monotonic()
+                si.label([ids[0]], "@ToFeed")
+                done = si.wait_label_gone(ids[0], "@ToFeed", s.debounce * 4 + 10)
+                if done is not None:
+                    latencies.append(done - started)
+            health = mr.health()[1]
+            return {
+                "stream": mode,
+                "debounce_s": s.debounce,
+                "latency_s": percentiles(latencies),
+                "target_p99_s": s.debounce + 1.0,
+                "labels_missed": s.actions - len(latencies),
+                "state_at_end": health.get("eventsource", {}).get("status"),
+                "degraded_transitions": mr.metric(
+                    'mailroom_state_transitions_total{from="backoff",to="degraded"}'
+                )
+                + mr.metric('mailroom_state_transitions_total{from="connecting",to="degraded"}'),
+                "folded_items": mr.metric('mailroom_eventsource_events_total{kind="folded"}'),
+                "peak_rss_mb": peak_rss_mb(mr.proc.pid),
+            }
+    finally:
+        si.close()
+
+
 def bench_sigterm(s: Sizes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     si = StandIn()
@@ -611,6 +649,8 @@ def run_all(sizes: Sizes, *, with_cyrus: bool) -> dict[str, Any]:
         ("idle", lambda: bench_idle(sizes)),
         ("bulk_standin", lambda: bench_bulk_standin(sizes)),
         ("storm", lambda: bench_storm(sizes)),
+        ("flood", lambda: bench_stream_shape(sizes, "flood")),
+        ("close_after_event", lambda: bench_stream_shape(sizes, "close-after-event")),
         ("sigterm", lambda: bench_sigterm(sizes)),
         ("recovery", lambda: bench_recovery(sizes)),
     ]
@@ -768,6 +808,22 @@ def markdown(r: dict[str, Any]) -> str:
                 get("storm", "peak_rss_mb"),
             ),
             "",
+        ),
+        (
+            "Flood of comments: label latency p99 (s) / peak RSS MB",
+            cells(
+                get("flood", "latency_s", "p99"),
+                get("flood", "peak_rss_mb"),
+            ),
+            "≤ debounce + 1 s; ≤ 60 MB",
+        ),
+        (
+            "Stream closed after each change: label latency p99 (s) / degraded",
+            cells(
+                get("close_after_event", "latency_s", "p99"),
+                get("close_after_event", "degraded_transitions"),
+            ),
+            "≤ debounce + 1 s; 0",
         ),
     ]
     rows += _link_rows(r)

@@ -36,9 +36,11 @@ from tests.soak.chaos import Fault, make_faults
 from tests.soak.service import SOAK_POLICY
 from tests.soak.world import World
 
-RSS_LIMIT_MB = 200.0
+RSS_LIMIT_MB = 60.0  # the service's promise: bounded memory, a flood of comments included
 RSS_GROWTH_MB = 40.0  # after the first minute
 TICK = 0.25
+# Quiet after a fault before /health must say pass: a pass, a reconnect, the backoff cap.
+QUIET = SOAK_POLICY.poll_interval + SOAK_POLICY.pass_timeout + SOAK_POLICY.backoff_cap
 
 
 def free_port() -> int:
@@ -63,20 +65,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--contacts", choices=["carddav", "jmap"], default="carddav", help="the contacts backend"
     )
-    parser.add_argument("--report", type=Path, default=None, help="write the figures as JSON")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="write the figures as JSON (a directory: soak-<contacts>-<seed>.json in it)",
+    )
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
     print(f"soak: seed {seed}, {args.minutes:g} minutes, {args.contacts} contacts", flush=True)
     figures = run(seed, args.minutes * 60, args.contacts)
     print(json.dumps(figures, indent=2))
     if args.report:
-        args.report.write_text(json.dumps(figures, indent=2) + "\n")
+        path = args.report
+        if path.is_dir():
+            path = path / f"soak-{args.contacts}-{seed}.json"
+        path.write_text(json.dumps(figures, indent=2) + "\n")
     ok = not figures["violations"] and figures["lost"] == 0
     print(f"soak: {'PASS' if ok else 'FAIL'} (seed {seed})", flush=True)
     return 0 if ok else 1
 
 
-def run(seed: int, seconds: float, contacts: str = "carddav") -> dict[str, object]:
+def run(
+    seed: int,
+    seconds: float,
+    contacts: str = "carddav",
+    defect: str | None = None,
+    kinds: list[str] | None = None,
+) -> dict[str, object]:
+    """One soak; ``defect`` runs a deliberately broken build (``tests.soak.broken``),
+    ``kinds`` limits the faults to those named (None: all of them)."""
     # Separate streams: the fault schedule replays exactly for a seed, whatever
     # the user and the hooks drew meanwhile (their timing varies run to run).
     rng = random.Random(f"{seed}:faults")
@@ -98,6 +116,8 @@ def run(seed: int, seconds: float, contacts: str = "carddav") -> dict[str, objec
             SOAK_POLICY.backoff_cap,
             carddav=not jmap,
         )
+        if kinds is not None:
+            faults = [f for f in faults if f.kind in kinds]
         env = {
             **os.environ,
             **sb.env(contacts),
@@ -106,6 +126,9 @@ def run(seed: int, seconds: float, contacts: str = "carddav") -> dict[str, objec
             "MAILROOM_HTTP_PORT": str(port),
             "MAILROOM_LOG_FORMAT": "json",
         }
+        env.pop("SOAK_BREAK", None)
+        if defect is not None:
+            env["SOAK_BREAK"] = defect
         asyncio.run(provision_account(load_settings(env), create_screener=True))
         log_path = Path(tmp) / "service.log"
         with log_path.open("w") as log:
@@ -156,6 +179,7 @@ def _drive(
     health_url = f"http://127.0.0.1:{port}/health"
     injected: Counter[str] = Counter()
     samples: Counter[str] = Counter()
+    expected = 0  # samples with a ground truth to compare with
     disagreements: list[str] = []
     active: Fault | None = None
     active_since = 0.0
@@ -177,14 +201,21 @@ def _drive(
                     if active.expect.startswith("fail"):
                         blocking_end = now
                     active, quiet_since, last_fault_end = None, now, now
-                    next_change = now + rng.uniform(1.0, 4.0)
-                elif now < chaos_until:
+                    world.fault_active, world.calm_since = False, now
+                    # Quiet long enough for "pass" to be the truth for a while
+                    # (most samples must have a ground truth to compare with).
+                    next_change = now + QUIET + rng.uniform(8.0, 20.0)
+                elif now < chaos_until and faults:
                     active, active_since = rng.choice(faults), now
+                    world.fault_active = True
                     active.start()
                     injected[active.kind] += 1
-                    # Long enough for its ground truth to be checked a few times.
-                    checked = active.settle + 4.0 if active.expect != "any" else 0.0
-                    next_change = now + max(checked, rng.uniform(2.0, 8.0))
+                    # Long enough for its ground truth to be checked a good while;
+                    # those whose truth depends on timing, briefly.
+                    if active.expect == "any":
+                        next_change = now + rng.uniform(2.0, 5.0)
+                    else:
+                        next_change = now + active.settle + rng.uniform(10.0, 20.0)
                 else:
                     next_change = end
             if now >= next_user and now < user_until:
@@ -199,6 +230,7 @@ def _drive(
                 want = _expected(
                     world, active, now - active_since, now - quiet_since, now - blocking_end
                 )
+                expected += want is not None
                 if want is not None and not _agrees(want, got):
                     fault = active.kind if active else "none"
                     disagreements.append(
@@ -242,6 +274,7 @@ def _drive(
         "odd_vcards": world.odd_cards,
         "lost": len(lost),
         "health_samples": dict(samples),
+        "health_samples_with_truth": round(expected / max(1, sum(samples.values())), 2),
         "rss_mb_max": round(max(rss), 1) if rss else None,
     }
 
@@ -262,8 +295,7 @@ def _expected(
     recovered = unblocked_for >= 2 * SOAK_POLICY.poll_interval + SOAK_POLICY.pass_timeout
     if fault is None:
         # Quiet long enough for a pass, a reconnect and the backoff cap.
-        settle = SOAK_POLICY.poll_interval + SOAK_POLICY.pass_timeout + SOAK_POLICY.backoff_cap
-        return "pass" if quiet_for >= settle and recovered else None
+        return "pass" if quiet_for >= QUIET and recovered else None
     if fault.expect == "up" and not recovered:
         return None
     if active_for < fault.settle:

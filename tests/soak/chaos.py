@@ -197,4 +197,18 @@ def _faults(
             0,
         ),
         Fault("label mailbox renamed", rename, lambda: None, "any", 0),
+        Fault(
+            "stream closed after each event",
+            setter("stream", "close-after-event", sb.close_streams),
+            setter("stream", "normal", sb.close_streams),
+            "up",
+            1,
+        ),
+        Fault(
+            "a flood of comments",
+            setter("stream", "flood", sb.close_streams),
+            setter("stream", "normal", sb.close_streams),
+            "up",
+            1,
+        ),
     ]

@@ -7,6 +7,7 @@ environment, logging, signals, exit status.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 
@@ -34,6 +35,11 @@ SOAK_POLICY = PushPolicy(
 
 
 async def main() -> int:
+    defect = os.environ.get("SOAK_BREAK")
+    if defect:  # `make soak-selftest`: a deliberately broken build
+        from tests.soak.broken import apply
+
+        apply(defect)
     settings = load_settings()
     setup_logging(settings.log_level, settings.log_format)
     stop = asyncio.Event()

@@ -4,7 +4,8 @@ The user delivers mail, labels senders, re-labels them, makes conflicts and
 resolves them, as a person would on their phone. Every label applied goes in
 the ledger; it is settled when Mailroom removed it (or, for a conflict, added
 the error label). The invariants that must hold at the instant a label comes
-off are checked inside the stand-in, in the very request that removes it.
+off are checked inside the stand-in, in the very request that removes it; the
+label counts as triaged only once the server has applied that removal.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Label:
     applied_at: float
     settled_at: float | None = None
     how: str = ""  # "triaged", "flagged", "deleted"
+    visible_at: float = float("inf")  # when the server had it
 
 
 @dataclass
@@ -65,7 +67,17 @@ class World:
         self.senders = [f"sender{i}@soak{i % 7}.example" for i in range(60)]
         self._cards: dict[str, tuple[str, Any]] = {}  # name -> (etag, parsed)
         self._labels = {c.label: c for c in self.categories}
+        self._delivered: dict[str, float] = {}  # email id -> when the user's mail arrived
+        self._removing: dict[str, str] = {}  # email id -> how it settles once applied
+        self._destroyed: set[str] = set()  # deleted by the world itself (mid-pass)
+        # The driver says when faults run: a pass may only leave a label it saw
+        # when something went wrong.
+        self.fault_active = False
+        self.calm_since = 0.0  # when the last fault ended
+        self.calm_needed = 10.0  # seconds of calm before a pass must not leave a label
+        self._last_scan: float | None = None
         self.sandbox.mail.before_method = self._on_method
+        self.sandbox.mail.after_method = self._after_method
 
     # -- the user -----------------------------------------------------------------
 
@@ -75,7 +87,8 @@ class World:
         mail = self.sandbox.mail
         if roll < 0.35:
             sender = self.rng.choice(self.senders)
-            mail.deliver(sender, name=sender.split("@")[0].title())
+            eid = mail.deliver(sender, name=sender.split("@")[0].title())
+            self._delivered[eid] = self.clock()
         elif roll < 0.80:
             self._label(conflict=False)
         elif roll < 0.88:
@@ -116,9 +129,11 @@ class World:
             text = template.format(uid=uid, email=sender, EMAIL=sender.upper())
             self.sandbox.contacts.write(f"{uid}.vcf", text)
             self.odd_cards += 1
+        entry = Label(email_id, sender, frozenset(labels), self.clock())
         with self.lock:
-            self.ledger.append(Label(email_id, sender, frozenset(labels), self.clock()))
+            self.ledger.append(entry)
         self.sandbox.mail.set_mailboxes(email_id, {"Screener", *labels})
+        entry.visible_at = self.clock()
 
     def _resolve_flagged(self) -> None:
         """The user sees the error label and keeps one of the two labels."""
@@ -170,6 +185,8 @@ class World:
 
     def _on_method(self, name: str, args: dict[str, Any]) -> None:
         """Runs inside the stand-in, under its lock, before each JMAP method."""
+        if name == "Email/query":
+            self._on_query(args)
         if name != "Email/set":
             return
         mail = self.sandbox.mail
@@ -177,6 +194,7 @@ class World:
         if self._delete_next and update and self.rng.random() < 0.3:
             victim = self.rng.choice(sorted(update))
             if victim in mail.emails and victim not in self.protected:
+                self._destroyed.add(victim)
                 del mail.emails[victim]
                 mail._bump([(victim, "destroyed")])
                 self.deleted_mid_pass += 1
@@ -184,6 +202,9 @@ class World:
                     for x in self.ledger:
                         if x.email_id == victim and x.settled_at is None:
                             x.settled_at, x.how = self.clock(), "deleted"
+        for email_id in args.get("destroy") or []:
+            if email_id in self.protected:
+                self.violations.append(f"{email_id} in Trash/Junk was destroyed")
         by_id = {b.id: b.name for b in mail.mailboxes.values()}
         for email_id, patch in update.items():
             email = mail.emails.get(email_id)
@@ -206,7 +227,54 @@ class World:
             if removed:
                 self._label_removed(email_id, email.from_[0]["email"], removed, after)
             if ERROR_LABEL in after - before:
-                self._settle(email_id, "flagged")
+                entry = self._pending(email_id)
+                if entry is not None and len(entry.labels) == 1:
+                    self.violations.append(
+                        f"{email_id}: the error label on a sender with one label "
+                        f"({next(iter(entry.labels))})"
+                    )
+                self._removing[email_id] = "flagged"
+
+    def _on_query(self, args: dict[str, Any]) -> None:
+        """A pass's scan: every label the previous pass saw must be settled by now.
+
+        Passes never overlap, so the previous one has finished; when nothing
+        went wrong, it triaged each sender it saw, or flagged it, or logged
+        why it failed; it never silently left one for later.
+        """
+        flt = args.get("filter")
+        conditions = flt.get("conditions") if isinstance(flt, dict) else None
+        scan = isinstance(conditions, list) and any(
+            isinstance(c, dict) and "inMailbox" in c for c in conditions
+        )
+        if not scan or args.get("position", 0):
+            return
+        now, previous = self.clock(), self._last_scan
+        self._last_scan = now
+        if previous is None or self.fault_active:
+            return
+        calm_from = self.calm_since + self.calm_needed
+        with self.lock:
+            left = [
+                x
+                for x in self.ledger
+                if x.settled_at is None and calm_from <= x.visible_at < previous
+            ]
+        for x in left:
+            self.violations.append(
+                f"{x.email_id}: a pass saw {x.sender}'s label {sorted(x.labels)} and left it"
+            )
+            x.visible_at = float("inf")  # said once
+
+    def _after_method(self, name: str, args: dict[str, Any], result: dict[str, Any]) -> Any:
+        """A label is settled only once the server applied its removal (or flag)."""
+        if name == "Email/set":
+            updated = result.get("updated") or {}
+            for email_id in args.get("update") or {}:
+                how = self._removing.pop(email_id, None)
+                if how is not None and email_id in updated:
+                    self._settle(email_id, how)
+        return result
 
     def _label_removed(
         self, email_id: str, sender: str, removed: set[str], after: set[str]
@@ -229,10 +297,29 @@ class World:
             )
         if "Screener" in after or not self._filed(after, category):
             self.violations.append(f"{email_id}: label removed before re-filing ({sorted(after)})")
-        self._settle(email_id, "triaged")
+        self._all_filed(sender, category, entry.applied_at, email_id)
+        self._removing[email_id] = "triaged"
 
     def _filed(self, boxes: set[str], category: Category) -> bool:
-        return category.destination in boxes
+        chain = {c.destination for c in self.categories.chain(category)}
+        others = {c.destination for c in self.categories} - chain
+        return category.destination in boxes and not boxes & others
+
+    def _all_filed(self, sender: str, category: Category, since: float, labelled: str) -> None:
+        """Every email of the sender the pass could see is where the category puts it."""
+        mail = self.sandbox.mail
+        by_id = {b.id: b.name for b in mail.mailboxes.values()}
+        for email in mail.emails.values():
+            if email.from_[0]["email"] != sender or email.id == labelled:
+                continue
+            if email.id in self.protected or self._delivered.get(email.id, 0.0) > since:
+                continue  # Trash and Junk are never filed; later mail is the next pass's
+            boxes = {by_id.get(m, "") for m in email.mailbox_ids}
+            if "Screener" in boxes or not self._filed(boxes, category):
+                self.violations.append(
+                    f"{labelled}: label removed while {sender}'s {email.id} is in "
+                    f"{sorted(boxes)}, not filed as {category.name}"
+                )
 
     def _pending(self, email_id: str) -> Label | None:
         with self.lock:
@@ -286,8 +373,11 @@ class World:
                     self.violations.append(f"{e.id} is in no mailbox")
             for eid, boxes in self.protected.items():
                 email = mail.emails.get(eid)
-                names = {mail.mailboxes[m].name for m in email.mailbox_ids} if email else None
-                if names is not None and frozenset(names) != boxes:
+                if email is None:
+                    self.violations.append(f"{eid} in {sorted(boxes)} was deleted")
+                    continue
+                names = {mail.mailboxes[m].name for m in email.mailbox_ids}
+                if frozenset(names) != boxes:
                     self.violations.append(f"{eid} left {sorted(boxes)}: now {sorted(names)}")
         if mail.would_empty:
             self.violations.append(f"{mail.would_empty} updates tried to leave mail nowhere")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mailroom.contacts import uids
@@ -26,7 +26,7 @@ from mailroom.contacts.book import (
     GroupMissingError,
     Want,
 )
-from mailroom.jmap.client import JmapClient, SetOutcome, any_of_chunks
+from mailroom.jmap.client import JmapClient, any_of_chunks
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapSetError
 from mailroom.triage.categories import Categories
 from mailroom.triage.planning import (
@@ -63,7 +63,6 @@ class Pass:
     result: PollResult
     flag: Flag  # gives emails the error label (logged and counted if refused)
     groups_stale: bool = False  # a managed group vanished: look again next pass
-    refiled: dict[str, str] = field(default_factory=dict)  # email id -> sender
 
     def fail(self, record: SenderRecord, exc: BaseException | None, message: str = "") -> None:
         """Count and log a sender left for the next pass; its labels stay."""
@@ -201,21 +200,13 @@ async def refile(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
     patches: dict[str, dict[str, Any]] = {}
     for record in records:
         record.refiled = plan_refile(record.mail, record.work.category, p.categories, p.boxes)
-        for eid, patch in record.refiled.items():
-            patches[eid] = patch
-            p.refiled[eid] = record.sender
-    outcome = await p.batched(records, p.jmap.update_emails(patches))
-    if outcome is None:
-        return []
-    p.result.record(outcome)
-    _fail_refused(p, records, outcome, Stage.REFILED)
-    return alive(records)
+        patches.update(record.refiled)
+    return await _write_mail(p, records, patches, Stage.REFILED)
 
 
 async def unlabel(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
     """The labels come off last: a sender whose labels are off is triaged."""
     patches: dict[str, dict[str, Any]] = {}
-    owner: dict[str, SenderRecord] = {}
     for record in records:
         category = record.work.category
         after = {
@@ -226,19 +217,20 @@ async def unlabel(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
         }
         for eid, patch in plan_label_removal(after, category, p.categories, p.boxes).items():
             patches[eid] = patch
-            owner[eid] = record
+    return await _write_mail(p, records, patches, Stage.UNLABELLED)
+
+
+async def _write_mail(
+    p: Pass, records: list[SenderRecord], patches: dict[str, dict[str, Any]], reached: Stage
+) -> list[SenderRecord]:
+    """One Email/set for every sender's patches; senders with a refused email fail.
+
+    An email deleted meanwhile needs nothing.
+    """
     outcome = await p.batched(records, p.jmap.update_emails(patches))
     if outcome is None:
         return []
     p.result.record(outcome)
-    _fail_refused(p, records, outcome, Stage.UNLABELLED)
-    return alive(records)
-
-
-def _fail_refused(
-    p: Pass, records: list[SenderRecord], outcome: SetOutcome, reached: Stage
-) -> None:
-    """Senders with an email the server refused fail; deleted emails need nothing."""
     mine = {eid: r for r in records for eid in (*r.mail, *r.work.emails)}
     refused: dict[str, dict[str, dict[str, Any]]] = {}
     for eid, err in outcome.failures.items():
@@ -249,6 +241,7 @@ def _fail_refused(
             p.fail(record, JmapSetError("Email/set", "notUpdated", refused[record.sender]))
         else:
             record.stage = reached
+    return alive(records)
 
 
 STEPS = (look_up, one_category_per_contact, find_mail, write_contacts, refile, unlabel)

@@ -145,12 +145,12 @@ def new_group(**extra: Any) -> dict[str, Any]:
     )
 
 
-def dav_cards(server: ContactsServer, version: str = "3.0") -> dict[str, str]:
-    """Every card of the default book over CardDAV: UID -> vCard text."""
+def dav_query(server: ContactsServer, props: str, filter_: str) -> str:
+    """An addressbook-query REPORT on the default book; the multistatus text."""
     body = (
         '<?xml version="1.0" encoding="utf-8"?>'
         f'<c:addressbook-query xmlns:d="DAV:" xmlns:c="{CARDDAV_NS}">'
-        "<d:prop><d:getetag/></d:prop><c:filter/></c:addressbook-query>"
+        f"<d:prop>{props}</d:prop>{filter_}</c:addressbook-query>"
     )
     resp = httpx.request(
         "REPORT",
@@ -161,9 +161,15 @@ def dav_cards(server: ContactsServer, version: str = "3.0") -> dict[str, str]:
         timeout=30,
     )
     assert resp.status_code == 207, resp.text
+    return resp.text
+
+
+def dav_cards(server: ContactsServer, version: str = "3.0") -> dict[str, str]:
+    """Every card of the default book over CardDAV: UID -> vCard text."""
+    listing = dav_query(server, "<d:getetag/>", "<c:filter/>")
     headers = {"Accept": f"text/vcard; version={version}"} if version == "4.0" else {}
     out = {}
-    for href in re.findall(r"<(?:\w+:)?href>([^<]+\.vcf)</(?:\w+:)?href>", resp.text):
+    for href in re.findall(r"<(?:\w+:)?href>([^<]+\.vcf)</(?:\w+:)?href>", listing):
         got = httpx.get(
             httpx.URL(server.dav_url()).join(href), auth=server.dav_auth(), headers=headers
         )

@@ -44,6 +44,14 @@ def deliver(cyrus: Cyrus, sender: str, count: int = 1, name: str = "Sender") -> 
     return sorted(mail)
 
 
+async def open_tagged(cyrus: Cyrus, http: httpx.AsyncClient, tag: str) -> NextAccount:
+    """An account with categories of its own (Feed<tag>, Jail<tag>): a test may
+    change their groups and rights without touching the others'."""
+    return await open_account(
+        cyrus, http, categories=tagged_categories(tag, "Feed", "Jail"), error_label=f"@Err{tag}"
+    )
+
+
 @pytest.fixture
 async def account(cyrus_next: Cyrus) -> AsyncIterator[NextAccount]:
     async with httpx.AsyncClient(timeout=30) as http:
@@ -138,12 +146,7 @@ async def test_conflicting_labels_flag_the_sender_and_write_no_contact(
 async def test_one_sender_failing_among_many(cyrus_next: Cyrus) -> None:
     tag = uuid.uuid4().hex[:6]
     async with httpx.AsyncClient(timeout=30) as http:
-        a = await open_account(
-            cyrus_next,
-            http,
-            categories=tagged_categories(tag, "Feed", "Jail"),
-            error_label=f"@Err{tag}",
-        )
+        a = await open_tagged(cyrus_next, http, tag)
         good = [unique(f"good{n}") for n in range(3)]
         bad = unique("bad")
         mail = {s: deliver(cyrus_next, s) for s in [*good, bad]}
@@ -324,12 +327,7 @@ async def test_apple_style_groups_and_contacts_used_and_changed_over_jmap(
         )
     (email,) = deliver(cyrus_next, sender)
     async with httpx.AsyncClient(timeout=30) as http:
-        a = await open_account(
-            cyrus_next,
-            http,
-            categories=tagged_categories(tag, "Feed", "Jail"),
-            error_label=f"@Err{tag}",
-        )
+        a = await open_tagged(cyrus_next, http, tag)
         assert a.groups_of(sender) == {f"Feed{tag}"}  # the DAV member, read over JMAP
         cyrus_next.label(email, f"@ToJail{tag}")
         result = await a.triage.poll()
@@ -353,12 +351,7 @@ async def test_jmap_made_groups_read_and_changed_over_carddav(cyrus_next: Cyrus)
     sender = unique("reverse")
     (email,) = deliver(cyrus_next, sender)
     async with httpx.AsyncClient(timeout=30) as http:
-        a = await open_account(
-            cyrus_next,
-            http,
-            categories=tagged_categories(tag, "Feed", "Jail"),
-            error_label=f"@Err{tag}",
-        )
+        a = await open_tagged(cyrus_next, http, tag)
         cyrus_next.label(email, f"@ToFeed{tag}")
         await a.triage.poll()
         (card,) = a.cards_with(sender)

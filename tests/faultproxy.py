@@ -12,6 +12,8 @@ own event loop in a thread, so sync and async tests can flip it alike:
   long answer arrives ``latency`` late as a whole, not once per chunk.
 - ``cut_next_stream_chunk()``: the next server-to-client chunk on a stream is
   cut in the middle of a line and the connection closed.
+- ``close_after_event``: every stream is closed cleanly right after the first
+  state event it carries, as Fastmail is reported to do.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class FaultProxy:
         self.target = (target_host, target_port)
         self.mode: Mode = "pass"
         self.streams_only = False
+        self.close_after_event = False
         self.latency = 0.0
         self.connections_accepted = 0
         self._cut_next = False
@@ -179,6 +182,12 @@ class FaultProxy:
                 async with self._flow:  # hold the bytes: nothing gets through
                     await self._flow.wait_for(lambda: not self._swallowing(conn))
                 due = loop.time() + self.latency
+                if not upstream and conn.is_stream and self.close_after_event:
+                    at = data.find(b"event: state")
+                    end = data.find(b"\n\n", at) if at >= 0 else -1
+                    if end >= 0:  # the whole event, then a clean close
+                        queue.put_nowait((due, data[: end + 2]))
+                        break
                 if not upstream and conn.is_stream and self._cut_next and b"\n" in data:
                     self._cut_next = False
                     queue.put_nowait((due, data[: data.index(b"\n") // 2 + 1]))

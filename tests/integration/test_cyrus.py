@@ -362,3 +362,41 @@ def test_check_reports_the_stock_server_refusing_push(cyrus_stock: Cyrus) -> Non
     assert check.returncode == 1
     assert "✗ event stream: EventSource answered HTTP 204" in check.stdout
     assert "fix: push is off on this server" in check.stdout
+
+
+def test_a_stream_closed_after_each_change_costs_no_push(cyrus: Cyrus) -> None:
+    """Fastmail is reported to end the stream after every state push: Cyrus behind a proxy
+    doing just that must not push Mailroom into BACKOFF, DEGRADED or the safety net."""
+    from tests.faultproxy import FaultProxy
+
+    port = int(cyrus.env["CYRUS_HTTP_PORT"])
+    cyrus.ensure_mailbox("Screener")
+    senders = [unique(f"closer{n}") for n in range(4)]
+    for sender in senders:
+        cyrus.deliver(sender, "Closer", "one")
+    mail = {s: cyrus.wait_for_mail(s, 1) for s in senders}
+    with FaultProxy("127.0.0.1", port) as proxy:
+        proxy.close_after_event = True
+        env = cyrus.mailroom_env(
+            MAILROOM_JMAP_SESSION_URL=proxy.url + "/jmap/",
+            MAILROOM_CARDDAV_URL=proxy.url,
+            MAILROOM_POLL_INTERVAL="300",
+            MAILROOM_DEBOUNCE_SECONDS="1",
+        )
+        with MailroomProcess(env) as mr:
+            assert wait_until(lambda: mr.push_state() == "connected", 60), mr.log
+            for sender in senders:
+                cyrus.label(sorted(mail[sender])[0], "@ToFeed")
+
+                def filed(address: str = sender) -> bool:
+                    return all(b == {"Feed"} for b in cyrus.emails_from(address).values())
+
+                assert wait_until(filed, 30, 0.2), mr.log
+            assert wait_until(lambda: mr.push_state() == "connected", 30)
+            assert mr.metric('mailroom_polls_total{outcome="success",trigger="fallback"}') == 0
+            for state in ("backoff", "degraded"):
+                assert (
+                    mr.metric(f'mailroom_state_transitions_total{{from="connected",to="{state}"}}')
+                    == 0
+                )
+            assert mr.health()[1]["eventsource"]["reconnect_count"] >= len(senders)

@@ -180,3 +180,22 @@ def test_a_flood_of_comments_or_pings_folds_into_one_item_a_chunk() -> None:
         StreamItem(7, Event("state", '{"x":1}', "9")),
         StreamItem(7, Comment("", 2), 1),
     ]
+
+
+def test_states_held_during_a_pass_are_bounded_in_bytes() -> None:
+    from mailroom.core.vocabulary import Trigger
+    from mailroom.push.messages import PassFinished
+    from mailroom.push.policy import PushPolicy
+    from mailroom.push.scheduler import DEFERRED_BYTES, PassScheduler
+
+    scheduler = PassScheduler(PushPolicy())
+    out: list[Any] = []
+    scheduler.start(Trigger.STARTUP, 0.0, out)
+    big = "x" * 100_000  # a server's absurd state strings, a thousand of them
+    for n in range(1000):
+        scheduler.on_states({"Email": f"{n}{big}"}, 1.0, out)
+    held = sum(len(k) + len(v) for s in scheduler._deferred for k, v in s.items())
+    assert held <= DEFERRED_BYTES + 2 * (len(big) + 10)  # at most one entry past the bound
+    assert scheduler._deferred[-1]["Email"].startswith("999")  # the newest is kept
+    scheduler.finished(PassFinished(Trigger.STARTUP), 2.0, True, out)
+    assert scheduler._deferred == []

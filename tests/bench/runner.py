@@ -488,10 +488,10 @@ def bench_recovery(s: Sizes) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def cyrus_server() -> Iterator[Any]:
-    from tests.integration.cyrus import Cyrus
+def cyrus_server(next_build: bool = False) -> Iterator[Any]:
+    from tests.integration.cyrus import CYRUS_36, CYRUS_NEXT, Cyrus
 
-    server = Cyrus.start("bench")
+    server = Cyrus.start("bench", build=CYRUS_NEXT if next_build else CYRUS_36)
     try:
         yield server
     finally:
@@ -526,9 +526,12 @@ def cyrus_label_gone(cyrus: Any, email_id: str, label_id: str, timeout: float) -
     return None
 
 
-def bench_cyrus(s: Sizes) -> dict[str, Any]:
+def bench_cyrus(s: Sizes, next_build: bool = False) -> dict[str, Any]:
+    """Push-to-triage and the bulk pass on Cyrus 3.6 (CardDAV) or 3.13-dev (JMAP contacts)."""
     out: dict[str, Any] = {"cyrus_pushpoll_s": 1}
-    with cyrus_server() as cyrus:
+    if next_build:
+        out["server"] = "Cyrus 3.13-dev, JMAP contacts (RFC 9610)"
+    with cyrus_server(next_build) as cyrus:
         cyrus.ensure_mailbox("Screener")
         mr = start_service(cyrus.mailroom_env(), s.debounce)
         with mr:
@@ -662,6 +665,7 @@ def run_all(sizes: Sizes, *, with_cyrus: bool) -> dict[str, Any]:
     steps.append(("link", lambda: _run_link(sizes)))
     if with_cyrus:
         steps.append(("cyrus", lambda: bench_cyrus(sizes)))
+        steps.append(("cyrus_next", lambda: bench_cyrus(sizes, next_build=True)))
     for name, step in steps:
         started = time.monotonic()
         print(f"bench: {name} ...", flush=True)
@@ -755,6 +759,11 @@ def markdown(r: dict[str, Any]) -> str:
     rows = [
         ("Push-to-triage, stand-in (s)", lat("latency_standin", "latency_s"), lat_target),
         ("Push-to-triage, Cyrus, push poll 1 s (s)", lat("cyrus", "latency_s"), cyrus_target),
+        (
+            "Push-to-triage, Cyrus 3.13-dev over JMAP contacts (s)",
+            lat("cyrus_next", "latency_s"),
+            cyrus_target,
+        ),
         ("Polls per user action", get("latency_standin", "polls_per_action"), "1.0"),
         (
             "JMAP / CardDAV requests per triaged sender",
@@ -784,6 +793,11 @@ def markdown(r: dict[str, Any]) -> str:
         (
             "Bulk, Cyrus: emails / senders / seconds",
             cells(*(get("cyrus", "bulk", k) for k in ("emails", "senders", "seconds"))),
+            "≤ 60 s",
+        ),
+        (
+            "Bulk, Cyrus 3.13-dev (JMAP contacts): emails / senders / seconds",
+            cells(*(get("cyrus_next", "bulk", k) for k in ("emails", "senders", "seconds"))),
             "≤ 60 s",
         ),
         ("Dead stream detected, pings (s)", get("dead_stream_pings", "seconds_to_detect"), "≤ 75"),

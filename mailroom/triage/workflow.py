@@ -20,12 +20,12 @@ from mailroom.jmap.client import Call, JmapClient
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError, JmapSetError
 from mailroom.triage.account import SETUP_HINT, missing_message
 from mailroom.triage.categories import Category
+from mailroom.triage.mailbox_map import SetupError, map_mailboxes, still_valid
 from mailroom.triage.planning import (
     MailboxMap,
     ScanPlan,
     plan_refile,
     plan_scan,
-    resolve_mailboxes,
 )
 from mailroom.triage.provisioning import Provisioner, TriageConfig
 from mailroom.triage.records import PollResult, SenderRecord
@@ -47,10 +47,6 @@ log = logging.getLogger(__name__)
 
 MAILBOX_PROPERTIES = ["id", "name", "parentId", "role"]
 REHEARSALS_KEPT = 10_000  # plans already logged in a dry run (then DEBUG)
-
-
-class SetupError(Exception):
-    """The account is not set up the way Mailroom needs (e.g. no Screener)."""
 
 
 class AccountConflict(SetupError):
@@ -87,15 +83,6 @@ class Triage:
 
     # -- setup ------------------------------------------------------------------
 
-    def _names(self) -> list[str]:
-        cats = self._config.categories
-        return [
-            self._config.screener_mailbox,
-            self._config.error_label,
-            *cats.labels,
-            *cats.destinations,
-        ]
-
     async def setup(self) -> None:
         """Resolve mailboxes and contact groups; never creates anything.
 
@@ -108,7 +95,7 @@ class Triage:
         if review.missing:
             raise AccountConflict(missing_message(review.missing))
         mailboxes, _ = await self._jmap.get_mailboxes()
-        self._boxes = self._resolve(mailboxes)
+        self._boxes = map_mailboxes(self._config, mailboxes)
         self._own = await self.own_addresses()
 
     async def own_addresses(self) -> frozenset[str]:
@@ -125,27 +112,6 @@ class Triage:
             name = self._jmap.session.username.lower()
             return frozenset({name} if "@" in name else set())
 
-    def _resolve(self, mailboxes: list[dict[str, Any]]) -> MailboxMap:
-        cfg = self._config
-        res = resolve_mailboxes(mailboxes, self._names())
-        if cfg.screener_mailbox in res.missing:
-            raise SetupError(
-                f"no mailbox named {cfg.screener_mailbox!r} (the Screener): create it, and a "
-                "rule that files mail from unknown senders there"
-            )
-        if res.inbox is None:
-            raise SetupError("the account has no Inbox (no mailbox with role 'inbox')")
-        found = res.found
-        return MailboxMap(
-            inbox=res.inbox,
-            screener=found[cfg.screener_mailbox],
-            error_label=found.get(cfg.error_label, ""),
-            labels={c.name: found[c.label] for c in cfg.categories if c.label in found},
-            destinations={d: found[d] for d in cfg.categories.destinations if d in found},
-            excluded=res.excluded,
-            missing=frozenset(res.missing),
-        )
-
     def _broken(self, category: Category) -> list[str]:
         """What this category needs that the account lost, as message parts."""
         boxes = self.mailboxes
@@ -156,17 +122,6 @@ class Triage:
             if c.contact_group not in self._book.groups:
                 out.append(f"contact group {c.contact_group!r}")
         return out
-
-    def _still_valid(self, mailboxes: list[dict[str, Any]]) -> bool:
-        boxes = self.mailboxes
-        res = resolve_mailboxes(mailboxes, self._names())
-        expected = {
-            self._config.screener_mailbox: boxes.screener,
-            self._config.error_label: boxes.error_label,
-            **{c.label: boxes.labels.get(c.name, "") for c in self._config.categories},
-            **{d: boxes.destinations.get(d, "") for d in self._config.categories.destinations},
-        }
-        return all(res.found.get(n, "") == i for n, i in expected.items())
 
     # -- poll -------------------------------------------------------------------
 
@@ -286,10 +241,10 @@ class Triage:
             mailboxes = mailbox_get.get("list")
             if not isinstance(mailboxes, list) or not all(isinstance(m, dict) for m in mailboxes):
                 raise JmapProtocolError("Mailbox/get: 'list' is not a list of objects")
-            if not self._still_valid(mailboxes):
+            if not still_valid(self._config, self.mailboxes, mailboxes):
                 # A label or destination was renamed, deleted or recreated.
                 log.info("mailboxes changed; resolving them again")
-                self._boxes = self._resolve(mailboxes)
+                self._boxes = map_mailboxes(self._config, mailboxes)
                 continue
             result.seen_states = {
                 "Mailbox": str(mailbox_get.get("state", "")),

@@ -25,8 +25,8 @@ class Faults:
     - ``force(route, status)``: answer a route with a status (401, 429 …).
     - ``stream``: ``close`` ends each stream right after its headers (an
       accept-then-close server); ``silent`` keeps it open and sends nothing;
-      ``flood`` sends comments as fast as the client reads them (state events
-      still go out); ``close-after-event`` ends each stream cleanly right
+      ``flood`` sends comments, 64 KiB every 10 ms (state events still go
+      out); ``close-after-event`` ends each stream cleanly right
       after its first state event, whatever ``closeafter`` asked (as Fastmail
       is reported to do).
     - ``malformed_events``: the next N state events carry broken JSON.

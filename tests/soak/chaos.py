@@ -196,7 +196,7 @@ def _faults(
             "any",
             0,
         ),
-        Fault("label mailbox renamed", rename, lambda: None, "any", 0),
+        Fault("label mailbox renamed", rename, world.restore_label_mailbox, "any", 0),
         Fault(
             "stream closed after each event",
             setter("stream", "close-after-event", sb.close_streams),

@@ -179,7 +179,16 @@ class World:
                 return False
             box.name = f"{label} (old {box.id})"
             mail._bump(mailboxes=True)
+        self._renamed = label
         return True
+
+    _renamed: str | None = None
+
+    def restore_label_mailbox(self) -> None:
+        """The user makes the label again (`mailroom setup --apply`): the fault is over."""
+        if self._renamed is not None:
+            self.sandbox.mail.ensure_mailbox(self._renamed)
+            self._renamed = None
 
     # -- checks ---------------------------------------------------------------------------
 

@@ -108,6 +108,7 @@ def run(
     with Sandbox(flavour="rfc", jmap_contacts=jmap) as sb, tempfile.TemporaryDirectory() as tmp:
         sb.mail.ensure_mailbox("Screener")
         world = World(sb, categories, user_rng)
+        world.backlog()
         faults = make_faults(
             sb,
             world,

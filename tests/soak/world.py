@@ -81,6 +81,14 @@ class World:
 
     # -- the user -----------------------------------------------------------------
 
+    def backlog(self, senders: int = 12) -> None:
+        """The Screener a user starts with: several emails from each of some senders,
+        so that from the first label on a pass must re-file more than the labelled one."""
+        for sender in self.rng.sample(self.senders, senders):
+            for _ in range(self.rng.randint(2, 4)):
+                eid = self.sandbox.mail.deliver(sender, name=sender.split("@")[0].title())
+                self._delivered[eid] = self.clock()
+
     def act(self) -> None:
         """One thing a user does."""
         roll = self.rng.random()

@@ -12,6 +12,9 @@ own event loop in a thread, so sync and async tests can flip it alike:
   long answer arrives ``latency`` late as a whole, not once per chunk.
 - ``cut_next_stream_chunk()``: the next server-to-client chunk on a stream is
   cut in the middle of a line and the connection closed.
+- ``flap_on_next_request()``: when the next request that is not a stream
+  reaches the proxy, every open connection is reset before it is answered:
+  the network dropping in the middle of a poll, deterministically.
 - ``close_after_event``: every stream is closed cleanly right after the first
   state event it carries, as Fastmail is reported to do.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import struct
 import threading
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Mode = Literal["pass", "drop", "blackhole"]
+_REQUEST = re.compile(rb"[A-Z]+ /")  # the first bytes of an HTTP/1.1 request
 
 
 @dataclass(eq=False)  # identity, so connections can live in a set
@@ -47,6 +52,7 @@ class FaultProxy:
         self.latency = 0.0
         self.connections_accepted = 0
         self._cut_next = False
+        self._flap_next = False
         self._conns: set[_Conn] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -113,6 +119,9 @@ class FaultProxy:
     def cut_next_stream_chunk(self) -> None:
         self._cut_next = True
 
+    def flap_on_next_request(self) -> None:
+        self._flap_next = True
+
     def _swallowing(self, conn: _Conn) -> bool:
         return self.mode == "blackhole" and (conn.is_stream or not self.streams_only)
 
@@ -120,17 +129,18 @@ class FaultProxy:
 
     def _reset_all(self) -> None:
         for conn in list(self._conns):
-            for writer in (conn.client, conn.server):
-                sock = writer.get_extra_info("socket")
-                with contextlib.suppress(OSError):
-                    if sock is not None:
-                        sock.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                        )
-                writer.transport.abort()
-            for task in conn.tasks:
-                task.cancel()
-        self._conns.clear()
+            self._reset(conn)
+
+    def _reset(self, conn: _Conn) -> None:
+        for writer in (conn.client, conn.server):
+            sock = writer.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+        for task in conn.tasks:
+            task.cancel()
+        self._conns.discard(conn)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections_accepted += 1
@@ -179,6 +189,10 @@ class FaultProxy:
                     break
                 if upstream and b"/event" in data.split(b"\r\n", 1)[0]:
                     conn.is_stream = True
+                if upstream and self._flap_next and not conn.is_stream and _REQUEST.match(data):
+                    self._flap_next = False
+                    self._reset_all()
+                    return
                 async with self._flow:  # hold the bytes: nothing gets through
                     await self._flow.wait_for(lambda: not self._swallowing(conn))
                 due = loop.time() + self.latency

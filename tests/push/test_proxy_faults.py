@@ -96,13 +96,10 @@ async def test_server_restart_mid_stream() -> None:
 async def test_network_flap_during_a_poll() -> None:
     with behind_proxy("rfc") as (sb, proxy, env):
         async with running(sb, env=env) as run:
-            proxy.latency = 0.15  # each round trip slower, so the poll is long enough to hit
+            # The network drops in the middle of the poll this label triggers:
+            # its first request, and the stream with it, reset before any answer.
+            proxy.flap_on_next_request()
             ids = run.label("flap@x.example", emails=3)
-            supervisor = run.app.supervisor
-            assert supervisor is not None
-            await run.until(lambda: supervisor.core.passes.running is not None)
-            proxy.reset()  # the network drops mid-poll
-            proxy.latency = 0.0
             await run.until(lambda: run.triaged(ids))  # the label survived: retried
             await run.until(lambda: run.state == "connected")
             failures = run.polls("push", "failure") + run.polls("catchup", "failure")

@@ -1,0 +1,79 @@
+"""The ledger's schema and its migrations, numbered by SQLite's ``user_version``.
+
+Each migration takes the file from the version before it to its own; a file is
+brought up to date inside one transaction when it is opened, so a migration
+that fails leaves the file as it was. Never edit a migration that has shipped:
+add the next one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: decisions and the emails they re-filed.
+    """
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        started REAL NOT NULL,
+        finished REAL,
+        subject TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        category TEXT,
+        previous TEXT,
+        trigger TEXT NOT NULL,
+        label_email TEXT,
+        undoes INTEGER REFERENCES decisions(id),
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        contact_id TEXT,
+        contact_uid TEXT,
+        contact_created INTEGER NOT NULL DEFAULT 0,
+        filled TEXT NOT NULL DEFAULT '[]',
+        joined TEXT NOT NULL DEFAULT '[]',
+        left_groups TEXT NOT NULL DEFAULT '[]',
+        moves_pruned INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX decisions_by_subject ON decisions(subject, id);
+    CREATE INDEX decisions_pending ON decisions(outcome) WHERE outcome = 'pending';
+    CREATE TABLE moves (
+        decision INTEGER NOT NULL REFERENCES decisions(id) ON DELETE CASCADE,
+        email TEXT NOT NULL,
+        before TEXT NOT NULL,
+        after TEXT NOT NULL,
+        PRIMARY KEY (decision, email)
+    ) WITHOUT ROWID;
+    """,
+)
+
+VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(Exception):
+    """The file was written by a newer Mailroom: never downgraded."""
+
+
+def version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file to :data:`VERSION`; returns the version it had."""
+    found = version(conn)
+    if found > VERSION:
+        raise SchemaTooNew(f"schema version {found}, newer than this Mailroom's {VERSION}")
+    if found == VERSION:
+        return found
+    with conn:  # one transaction: all the steps, or none
+        conn.execute("BEGIN IMMEDIATE")
+        for number in range(found, VERSION):
+            for statement in _statements(MIGRATIONS[number]):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {VERSION}")
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would commit the open transaction first; split instead
+    # (the migrations hold no semicolons inside literals).
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,278 @@
+"""Decisions in and out of the ledger file (opened by :mod:`sqlite_file`).
+
+A pass writes all its intents in one transaction before the account is
+touched, and all its outcomes in one after; any failure to write is a
+:class:`LedgerError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mailroom.core.chunks import chunked
+from mailroom.ledger.model import Decision, DecisionKind, Effects, EmailMove, Intent, Outcome
+from mailroom.ledger.sqlite_file import BUSY_TIMEOUT_S, LedgerError, Opened, explain, open_file
+
+MAX_VARIABLES = 500  # bound parameters per statement (SQLite's floor is 999)
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which decisions ``history`` returns (all of them when empty)."""
+
+    subject: str | None = None  # an address, or "@domain" for the domain and its senders
+    category: str | None = None
+    since: float | None = None  # Unix seconds
+    limit: int = 1000
+
+
+class Ledger:
+    def __init__(self, conn: sqlite3.Connection, path: Path, clock: Callable[[], float]) -> None:
+        self._conn = conn
+        self.path = path
+        self._clock = clock
+
+    # -- opening ----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = BUSY_TIMEOUT_S,
+    ) -> tuple[Ledger, Opened]:
+        conn, opened = open_file(path, clock(), busy_timeout)
+        return cls(conn, path, clock), opened
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- writing ----------------------------------------------------------------
+
+    def begin(self, intents: Sequence[Intent]) -> list[int]:
+        """Write a pass's intents before the account is touched; returns their ids.
+
+        One transaction for the whole pass. A pending intent for the same
+        subject, label and category (a pass killed part-way) is reused, so one
+        label is never recorded twice.
+        """
+        with self._write() as conn:
+            now = self._clock()
+            pending = {
+                (row[1], row[2], row[3], row[4], row[5]): int(row[0])
+                for row in conn.execute(
+                    "SELECT id, subject, kind, label_email, category, undoes FROM decisions "
+                    "WHERE outcome = 'pending'"
+                )
+            }
+            # Under the write lock the ids are ours to number: one executemany.
+            (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()
+            ids, rows = [], []
+            for intent in intents:
+                key = (
+                    intent.subject,
+                    intent.kind.value,
+                    intent.label_email,
+                    intent.category,
+                    intent.undoes,
+                )
+                if key not in pending:
+                    last += 1
+                    pending[key] = last
+                    rows.append((last, now, *_intent_row(intent)))
+                ids.append(pending[key])
+            conn.executemany(
+                "INSERT INTO decisions (id, started, subject, kind, category, previous, "
+                "trigger, label_email, undoes, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                rows,
+            )
+        return ids
+
+    def finish(self, done: Mapping[int, Effects]) -> None:
+        """These decisions are done: what each did, every email's move included."""
+        with self._write() as conn:
+            now = self._clock()
+            conn.executemany(
+                "UPDATE decisions SET outcome = 'done', finished = ?, reason = NULL, "
+                "contact_id = ?, contact_uid = ?, contact_created = ?, filled = ?, "
+                "joined = ?, left_groups = ? WHERE id = ?",
+                (
+                    (
+                        now,
+                        e.contact_id,
+                        e.contact_uid,
+                        int(e.contact_created),
+                        _list(e.filled),
+                        _list(e.joined),
+                        _list(e.left),
+                        decision,
+                    )
+                    for decision, e in done.items()
+                ),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO moves (decision, email, before, after) VALUES (?, ?, ?, ?)",
+                (
+                    (decision, m.email, _list(sorted(m.before)), _list(sorted(m.after)))
+                    for decision, e in done.items()
+                    for m in e.moves
+                ),
+            )
+
+    def fail(self, failed: Mapping[int, str]) -> None:
+        """Nothing of these stands: the labels stay and the next pass tries again."""
+        with self._write() as conn:
+            now = self._clock()
+            conn.executemany(
+                "UPDATE decisions SET outcome = 'failed', finished = ?, reason = ? "
+                "WHERE id = ? AND outcome = 'pending'",
+                ((now, reason[:500], decision) for decision, reason in failed.items()),
+            )
+
+    def prune(self, older_than: float) -> int:
+        """Drop the email-level detail of decisions finished before ``older_than``;
+        the decisions themselves stay. Returns how many emails' moves went."""
+        with self._write() as conn:
+            gone = conn.execute(
+                "DELETE FROM moves WHERE decision IN (SELECT id FROM decisions "
+                "WHERE finished IS NOT NULL AND finished < ?)",
+                (older_than,),
+            ).rowcount
+            conn.execute(
+                "UPDATE decisions SET moves_pruned = 1 "
+                "WHERE finished IS NOT NULL AND finished < ? AND moves_pruned = 0",
+                (older_than,),
+            )
+        return int(gone)
+
+    # -- reading ----------------------------------------------------------------
+
+    def pending(self) -> list[Decision]:
+        """Intents a killed pass left: the next pass completes or fails them."""
+        return self._select("WHERE outcome = 'pending' ORDER BY id", ())
+
+    def history(self, which: Filter = Filter()) -> list[Decision]:
+        """Decisions, newest first."""
+        clauses: list[str] = []
+        args: list[object] = []
+        if which.subject is not None:
+            subject = which.subject.lower()
+            if subject.startswith("@"):
+                domain = subject[1:]
+                clauses.append(
+                    "(subject = ? OR subject LIKE ? ESCAPE '\\' OR subject LIKE ? ESCAPE '\\')"
+                )
+                args += [subject, f"%@{_like(domain)}", f"%.{_like(domain)}"]
+            else:
+                clauses.append("subject = ?")
+                args.append(subject)
+        if which.category is not None:
+            clauses.append("category = ?")
+            args.append(which.category)
+        if which.since is not None:
+            clauses.append("started >= ?")
+            args.append(which.since)
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        return self._select(f"{where}ORDER BY id DESC LIMIT ?", (*args, which.limit))
+
+    def decision(self, decision: int) -> Decision | None:
+        found = self._select("WHERE id = ?", (decision,))
+        return found[0] if found else None
+
+    def _select(self, tail: str, args: Iterable[Any]) -> list[Decision]:
+        # ``tail`` is built from constant SQL only; every value is bound.
+        try:
+            rows = self._conn.execute(
+                f"SELECT * FROM decisions {tail}",  # noqa: S608
+                tuple(args),
+            ).fetchall()
+            moves: dict[int, list[EmailMove]] = {}
+            for chunk in chunked([row["id"] for row in rows], MAX_VARIABLES):
+                marks = ",".join("?" * len(chunk))
+                for m in self._conn.execute(
+                    f"SELECT * FROM moves WHERE decision IN ({marks}) ORDER BY email",  # noqa: S608
+                    chunk,
+                ):
+                    moves.setdefault(m["decision"], []).append(
+                        EmailMove(m["email"], _set(m["before"]), _set(m["after"]))
+                    )
+        except sqlite3.Error as exc:
+            raise LedgerError(explain(self.path, exc)) from None
+        return [_decision(row, moves.get(row["id"], [])) for row in rows]
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._conn:
+                self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+        except sqlite3.Error as exc:
+            raise LedgerError(explain(self.path, exc)) from None
+
+
+def _intent_row(intent: Intent) -> tuple[object, ...]:
+    return (
+        intent.subject,
+        intent.kind.value,
+        intent.category,
+        intent.previous,
+        intent.trigger,
+        intent.label_email,
+        intent.undoes,
+    )
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _list(items: Iterable[str]) -> str:
+    """A JSON array of strings; thousands per pass, so straight to the C string encoder."""
+    return "[" + ",".join(map(_quote, items)) + "]"
+
+
+_quote = json.encoder.encode_basestring
+
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(json.loads(text))
+
+
+def _decision(row: sqlite3.Row, moves: list[EmailMove]) -> Decision:
+    intent = Intent(
+        subject=row["subject"],
+        kind=DecisionKind(row["kind"]),
+        category=row["category"],
+        trigger=row["trigger"],
+        previous=row["previous"],
+        label_email=row["label_email"],
+        undoes=row["undoes"],
+    )
+    effects = Effects(
+        contact_id=row["contact_id"],
+        contact_uid=row["contact_uid"],
+        contact_created=bool(row["contact_created"]),
+        filled=tuple(json.loads(row["filled"])),
+        joined=tuple(json.loads(row["joined"])),
+        left=tuple(json.loads(row["left_groups"])),
+        moves=tuple(moves),
+    )
+    return Decision(
+        id=row["id"],
+        started=row["started"],
+        finished=row["finished"],
+        intent=intent,
+        outcome=Outcome(row["outcome"]),
+        reason=row["reason"],
+        effects=effects,
+        moves_pruned=bool(row["moves_pruned"]),
+    )

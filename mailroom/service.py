@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 
 import httpx
 
@@ -20,10 +21,12 @@ from mailroom.carddav.client import CardDavAuthError, CardDavClient
 from mailroom.contacts.book import ContactBook, ContactsBackend, ContactsError
 from mailroom.contacts.select import ContactsUnavailable, Selection, choose_backend
 from mailroom.core import redact
-from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind
+from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind, Trigger
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.errors import JmapAuthError, JmapError
+from mailroom.ledger.sqlite_file import LedgerError
+from mailroom.ledger.store import Ledger
 from mailroom.net import api_client
 from mailroom.observe.http_server import ObservabilityServer
 from mailroom.observe.metrics import Metrics
@@ -71,6 +74,8 @@ def classify(exc: BaseException) -> Failure:
     rejected_by = auth_failure(exc)
     if rejected_by is not None:
         return Failure(FailureKind.AUTH, text, rejected_by)
+    if isinstance(exc, LedgerError):
+        return Failure(FailureKind.LEDGER, text)
     if isinstance(exc, (*REMOTE_ERRORS, httpx.HTTPError)):
         return Failure(FailureKind.REMOTE, text)
     return Failure(FailureKind.UNEXPECTED, f"unexpected {type(exc).__name__}: {text}")
@@ -123,9 +128,17 @@ class Clients:
     it, chooses (``MAILROOM_CONTACTS``), and opens the address book.
     """
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, *, dry_run: bool = False):
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        *,
+        dry_run: bool = False,
+        ledger: Ledger | None = None,
+    ):
         self.settings = settings
         self.dry_run = dry_run
+        self.ledger = ledger
         self.jmap = JmapClient(http, settings.jmap_session_url, settings.jmap_token)
         self.carddav: CardDavClient | None = None
         if settings.carddav_password is not None:
@@ -174,7 +187,7 @@ class Clients:
         if self.selection != selection or self._triage is None:
             cfg = self.settings
             config = TriageConfig(cfg.categories, cfg.screener_mailbox, cfg.error_label)
-            self._triage = Triage(self.jmap, book, config, dry_run=self.dry_run)
+            self._triage = Triage(self.jmap, book, config, dry_run=self.dry_run, ledger=self.ledger)
             self._provisioner = Provisioner(self.jmap, book, config)
             log.info(
                 "contacts",
@@ -190,8 +203,14 @@ class Clients:
         return selection
 
 
-def make_clients(settings: Settings, http: httpx.AsyncClient, *, dry_run: bool = False) -> Clients:
-    return Clients(settings, http, dry_run=dry_run)
+def make_clients(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    *,
+    dry_run: bool = False,
+    ledger: Ledger | None = None,
+) -> Clients:
+    return Clients(settings, http, dry_run=dry_run, ledger=ledger)
 
 
 async def start(
@@ -278,6 +297,26 @@ class App:
         self.clients: Clients | None = None
 
     async def run(self, stop: asyncio.Event) -> int:
+        if self.dry_run:  # a dry run writes nothing, the ledger included
+            return await self._run(stop, None)
+        try:
+            ledger, opened = Ledger.open(self.settings.ledger_path)
+        except LedgerError as exc:
+            log.error("cannot open the ledger", extra={"fields": {"error": str(exc)}})
+            self.systemd.status(f"stopped: {exc}")
+            return EXIT_CONFIG
+        if opened.moved_aside is not None:
+            log.warning(
+                "the ledger was corrupt: moved aside, a new one started (the account is "
+                "unchanged; only the record of earlier decisions is in the old file)",
+                extra={"fields": {"moved_to": str(opened.moved_aside)}},
+            )
+        try:
+            return await self._run(stop, ledger)
+        finally:
+            ledger.close()
+
+    async def _run(self, stop: asyncio.Event, ledger: Ledger | None) -> int:
         settings = self.settings
         try:
             await self.server.start()
@@ -305,7 +344,9 @@ class App:
                 api_client(settings.poll_interval) as http,
                 stream_client() as stream_http,
             ):
-                self.clients = clients = make_clients(settings, http, dry_run=self.dry_run)
+                self.clients = clients = make_clients(
+                    settings, http, dry_run=self.dry_run, ledger=ledger
+                )
                 try:
                     started = await start(
                         clients,
@@ -337,8 +378,16 @@ class App:
                 await jmap.discover()
             return jmap.session.stream_url(types=STREAM_TYPES, closeafter="no", ping=policy.ping)
 
-        async def run_pass() -> PassSummary:
-            return summarise(await clients.triage.poll())
+        retention = self.settings.ledger_retention_days * 86400.0
+        next_prune = [0.0]
+
+        async def run_pass(trigger: Trigger) -> PassSummary:
+            ledger = clients.ledger
+            if ledger is not None and time.monotonic() >= next_prune[0]:
+                # Email-level detail past its retention, once a day.
+                next_prune[0] = time.monotonic() + 86400.0
+                ledger.prune(time.time() - retention)
+            return summarise(await clients.triage.poll(trigger))
 
         self.supervisor = Supervisor(
             policy=policy,

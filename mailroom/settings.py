@@ -21,6 +21,7 @@ from mailroom.contacts.select import ContactsChoice
 from mailroom.core import redact
 from mailroom.core.secret import Secret
 from mailroom.core.urls import insecure_reason
+from mailroom.ledger.location import FILE_NAME, ledger_path
 from mailroom.triage.categories import (
     DEFAULT_CATEGORIES_JSON,
     Categories,
@@ -64,6 +65,8 @@ class Settings:
     screener_mailbox: str
     error_label: str
     categories: Categories
+    ledger_path: Path  # in MAILROOM_STATE_DIR, else systemd's or XDG's state directory
+    ledger_retention_days: int  # email-level detail kept this long
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +93,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         screener_mailbox=reader.required("MAILROOM_SCREENER_MAILBOX", "Screener"),
         error_label=reader.required("MAILROOM_ERROR_LABEL", "@MailroomError"),
         categories=reader.categories("MAILROOM_TRIAGE_CATEGORIES"),
+        ledger_path=reader.ledger_path(),
+        ledger_retention_days=reader.whole(
+            "MAILROOM_LEDGER_RETENTION_DAYS", 400, minimum=1, maximum=36500, unit="days"
+        ),
     )
     reader.cross_check(settings)
     if reader.problems:
@@ -188,6 +195,25 @@ class _Reader:
             )
             return float(default)
         return number
+
+    def whole(self, name: str, default: int, *, minimum: int, maximum: int, unit: str) -> int:
+        value = self._get(name)
+        if value is None:
+            return default
+        if not value.isdigit() or not minimum <= int(value) <= maximum:
+            self.problems.append(
+                f"{name}: expected a whole number of {unit}, {minimum}-{maximum}, got {value!r}"
+            )
+            return default
+        return int(value)
+
+    def ledger_path(self) -> Path:
+        name = "MAILROOM_STATE_DIR"
+        value = self._get(name)
+        if value is not None and not Path(value).expanduser().is_absolute():
+            self.problems.append(f"{name}: expected an absolute directory, got {value!r}")
+            return Path("/nonexistent") / FILE_NAME
+        return ledger_path(self.env)
 
     def port(self, name: str, default: int) -> int:
         value = self._get(name)

@@ -359,6 +359,7 @@ def test_the_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
         "SystemCallFilter=@system-service",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
         "MemoryMax=200M",
+        "StateDirectory=mailroom\n",  # the ledger, writable under DynamicUser=
     ):
         assert line in unit.read_text()
     assert verify(unit) == ""
@@ -378,6 +379,7 @@ def test_the_template_serves_one_account_per_instance(tmp_path: Path) -> None:
     text = unit.read_text()
     assert "EnvironmentFile=/etc/mailroom/%i.env" in text
     assert "LoadCredential=jmap-token:/etc/mailroom/%i.jmap-token" in text
+    assert "StateDirectory=mailroom/%i\n" in text  # each account its own ledger
     assert verify(unit) == ""
     assert exposure(unit) < 2.0
 
@@ -388,6 +390,7 @@ def test_the_user_unit_runs_without_root(tmp_path: Path) -> None:
     text = render_unit(command, UnitKind.USER)
     assert "DynamicUser" not in text and "WantedBy=default.target" in text
     assert "EnvironmentFile=-%h/.config/mailroom/mailroom.env" in text
+    assert "StateDirectory=mailroom\n" in text  # ~/.local/state/mailroom
     unit = tmp_path / "mailroom.service"
     unit.write_text(text.replace(command, stub_command(tmp_path)))
     assert verify(unit, user=True) == ""

@@ -42,6 +42,9 @@ def test_defaults() -> None:
         "@ToPerson",
     ]
     assert s.jmap_token.reveal() == "fmu1-secret-token"
+    assert s.ledger_retention_days == 400
+    with_state = load_settings({**BASE, "MAILROOM_STATE_DIR": "/srv/mailroom"})
+    assert str(with_state.ledger_path) == "/srv/mailroom/mailroom.db"
 
 
 def test_fractional_debounce_and_overrides() -> None:
@@ -124,6 +127,9 @@ def test_contacts_settings_errors(env: dict[str, str], expected: str) -> None:
         ("MAILROOM_TRIAGE_CATEGORIES", "[]", "expected a non-empty JSON list of categories"),
         ("MAILROOM_ERROR_LABEL", "@ToFeed", "is also used as MAILROOM_TRIAGE_CATEGORIES label"),
         ("MAILROOM_SCREENER_MAILBOX", "@tojail", "is also used as MAILROOM_TRIAGE_CATEGORIES"),
+        ("MAILROOM_STATE_DIR", "state", "expected an absolute directory, got 'state'"),
+        ("MAILROOM_LEDGER_RETENTION_DAYS", "0", "expected a whole number of days, 1-36500"),
+        ("MAILROOM_LEDGER_RETENTION_DAYS", "1e9", "expected a whole number of days, 1-36500"),
     ],
 )
 def test_each_bad_value_is_named(name: str, value: str, expected: str) -> None:

@@ -38,6 +38,7 @@ class FailureKind(StrEnum):
     AUTH = "auth"  # credentials rejected: /health fails naming who
     TIMEOUT = "timeout"  # over the pass deadline: cancelled
     UNEXPECTED = "unexpected"  # a bug or an input nobody foresaw: logged with traceback
+    LEDGER = "ledger"  # the ledger cannot be written: nothing is triaged until it can
 
 
 # The JMAP types whose changes can call for a pass.

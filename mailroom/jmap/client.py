@@ -417,6 +417,23 @@ class JmapClient:
                     break
         raise JmapProtocolError(f"Email/query: more than {MAX_PAGES} pages")
 
+    async def get_emails(
+        self, ids: Sequence[str], properties: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """These emails (those that still exist), ``maxObjectsInGet`` a call and as
+        many calls a request as ``maxCallsInRequest`` allows."""
+        session = self.session
+        calls = [
+            Call("Email/get", {"ids": chunk, "properties": list(properties)}, f"g{n}")
+            for n, chunk in enumerate(chunked(list(ids), session.max_objects_in_get))
+        ]
+        out: list[dict[str, Any]] = []
+        for batch in chunked(calls, session.max_calls_in_request):
+            responses = await self.request(batch)
+            for call in batch:
+                out.extend(_list_of_objects(responses.get(call.call_id, "Email/get"), "Email/get"))
+        return out
+
     async def update_emails(
         self, updates: Mapping[str, Mapping[str, Any]], *, want_mailbox_state: bool = True
     ) -> SetOutcome:

@@ -34,7 +34,6 @@ class Intent:
     kind: DecisionKind
     category: str | None  # None: back to the Screener
     trigger: str  # a pass trigger, or "cli"
-    previous: str | None = None  # the category before, for a re-triage
     label_email: str | None = None  # the labelled email it came from
     undoes: int | None = None  # for an undo: the decision it takes back
 
@@ -43,6 +42,7 @@ class Intent:
 class Effects:
     """What a decision did to the account, written once it is done."""
 
+    previous: str | None = None  # the category the sender was in before (a re-triage)
     contact_id: str | None = None
     contact_uid: str | None = None
     contact_created: bool = False

@@ -61,15 +61,16 @@ class Ledger:
         """Write a pass's intents before the account is touched; returns their ids.
 
         One transaction for the whole pass. A pending intent for the same
-        subject, label and category (a pass killed part-way) is reused, so one
-        label is never recorded twice.
+        subject and category (a pass killed part-way, whichever of the
+        sender's emails carries the label now) is reused, so one decision is
+        never recorded twice.
         """
         with self._write() as conn:
             now = self._clock()
             pending = {
-                (row[1], row[2], row[3], row[4], row[5]): int(row[0])
+                (row[1], row[2], row[3], row[4]): int(row[0])
                 for row in conn.execute(
-                    "SELECT id, subject, kind, label_email, category, undoes FROM decisions "
+                    "SELECT id, subject, kind, category, undoes FROM decisions "
                     "WHERE outcome = 'pending'"
                 )
             }
@@ -77,37 +78,41 @@ class Ledger:
             (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()
             ids, rows = [], []
             for intent in intents:
-                key = (
-                    intent.subject,
-                    intent.kind.value,
-                    intent.label_email,
-                    intent.category,
-                    intent.undoes,
-                )
+                key = (intent.subject, intent.kind.value, intent.category, intent.undoes)
                 if key not in pending:
                     last += 1
                     pending[key] = last
                     rows.append((last, now, *_intent_row(intent)))
                 ids.append(pending[key])
             conn.executemany(
-                "INSERT INTO decisions (id, started, subject, kind, category, previous, "
+                "INSERT INTO decisions (id, started, subject, kind, category, "
                 "trigger, label_email, undoes, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
                 rows,
             )
         return ids
 
-    def finish(self, done: Mapping[int, Effects]) -> None:
-        """These decisions are done: what each did, every email's move included."""
+    def plan(self, planned: Mapping[int, Effects]) -> None:
+        """What each decision is about to do, written before the account is:
+        a pass killed while doing it leaves a record of what it meant to do.
+
+        Planned again (the pass after a crash), a decision keeps what the first
+        plan knew and the account no longer shows: each email's mailboxes
+        before the first attempt, the groups it joined and left, the contact it made.
+        """
         with self._write() as conn:
-            now = self._clock()
+            earlier = {
+                d.id: d.effects
+                for d in self._rows(conn, "WHERE outcome = 'pending' AND id = ?", planned)
+            }
+            merged = {i: _merge(earlier.get(i), e) for i, e in planned.items()}
             conn.executemany(
-                "UPDATE decisions SET outcome = 'done', finished = ?, reason = NULL, "
-                "contact_id = ?, contact_uid = ?, contact_created = ?, filled = ?, "
-                "joined = ?, left_groups = ? WHERE id = ?",
+                "UPDATE decisions SET previous = ?, contact_id = ?, contact_uid = ?, "
+                "contact_created = ?, filled = ?, joined = ?, left_groups = ? "
+                "WHERE id = ? AND outcome = 'pending'",
                 (
                     (
-                        now,
+                        e.previous,
                         e.contact_id,
                         e.contact_uid,
                         int(e.contact_created),
@@ -116,16 +121,27 @@ class Ledger:
                         _list(e.left),
                         decision,
                     )
-                    for decision, e in done.items()
+                    for decision, e in merged.items()
                 ),
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO moves (decision, email, before, after) VALUES (?, ?, ?, ?)",
                 (
                     (decision, m.email, _list(sorted(m.before)), _list(sorted(m.after)))
-                    for decision, e in done.items()
+                    for decision, e in merged.items()
                     for m in e.moves
+                    if decision not in earlier or m not in earlier[decision].moves
                 ),
+            )
+
+    def finish(self, done: Iterable[int], note: str | None = None) -> None:
+        """These decisions did what their plan says (the labels came off last)."""
+        with self._write() as conn:
+            now = self._clock()
+            conn.executemany(
+                "UPDATE decisions SET outcome = 'done', finished = ?, reason = ? "
+                "WHERE id = ? AND outcome = 'pending'",
+                ((now, note, decision) for decision in done),
             )
 
     def fail(self, failed: Mapping[int, str]) -> None:
@@ -188,17 +204,27 @@ class Ledger:
         found = self._select("WHERE id = ?", (decision,))
         return found[0] if found else None
 
-    def _select(self, tail: str, args: Iterable[Any]) -> list[Decision]:
+    def _rows(self, conn: sqlite3.Connection, tail: str, ids: Iterable[int]) -> list[Decision]:
+        """The decisions ``tail`` (with one ``?`` for the id) selects, one id at a time."""
+        out = []
+        for decision in ids:
+            out += self._select(tail, (decision,), conn)
+        return out
+
+    def _select(
+        self, tail: str, args: Iterable[Any], conn: sqlite3.Connection | None = None
+    ) -> list[Decision]:
         # ``tail`` is built from constant SQL only; every value is bound.
+        conn = conn or self._conn
         try:
-            rows = self._conn.execute(
+            rows = conn.execute(
                 f"SELECT * FROM decisions {tail}",  # noqa: S608
                 tuple(args),
             ).fetchall()
             moves: dict[int, list[EmailMove]] = {}
             for chunk in chunked([row["id"] for row in rows], MAX_VARIABLES):
                 marks = ",".join("?" * len(chunk))
-                for m in self._conn.execute(
+                for m in conn.execute(
                     f"SELECT * FROM moves WHERE decision IN ({marks}) ORDER BY email",  # noqa: S608
                     chunk,
                 ):
@@ -219,12 +245,32 @@ class Ledger:
             raise LedgerError(explain(self.path, exc)) from None
 
 
+def _merge(earlier: Effects | None, now: Effects) -> Effects:
+    """A plan made again over one an interrupted pass had begun to carry out."""
+    if earlier is None:
+        return now
+    first = {m.email: m for m in earlier.moves}
+    moves = {m.email: m for m in earlier.moves}
+    for m in now.moves:
+        was = first.get(m.email)
+        moves[m.email] = m if was is None else EmailMove(m.email, was.before, m.after)
+    return Effects(
+        previous=earlier.previous or now.previous,
+        contact_id=earlier.contact_id or now.contact_id,
+        contact_uid=earlier.contact_uid or now.contact_uid,
+        contact_created=earlier.contact_created or now.contact_created,
+        filled=tuple(dict.fromkeys((*earlier.filled, *now.filled))),
+        joined=tuple(dict.fromkeys((*earlier.joined, *now.joined))),
+        left=tuple(dict.fromkeys((*earlier.left, *now.left))),
+        moves=tuple(moves[e] for e in sorted(moves)),
+    )
+
+
 def _intent_row(intent: Intent) -> tuple[object, ...]:
     return (
         intent.subject,
         intent.kind.value,
         intent.category,
-        intent.previous,
         intent.trigger,
         intent.label_email,
         intent.undoes,
@@ -253,11 +299,11 @@ def _decision(row: sqlite3.Row, moves: list[EmailMove]) -> Decision:
         kind=DecisionKind(row["kind"]),
         category=row["category"],
         trigger=row["trigger"],
-        previous=row["previous"],
         label_email=row["label_email"],
         undoes=row["undoes"],
     )
     effects = Effects(
+        previous=row["previous"],
         contact_id=row["contact_id"],
         contact_uid=row["contact_uid"],
         contact_created=bool(row["contact_created"]),

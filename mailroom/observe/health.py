@@ -36,6 +36,7 @@ class HealthRecord:
     dry_run: bool = False
     starting: str | None = None  # why start-up has not finished yet
     stream_auth_rejected: str | None = None  # e.g. "EventSource (HTTP 403)"
+    ledger_error: str | None = None  # why the ledger cannot be written, and the fix
     started_clock: float = 0.0
     success_clock: float | None = None  # when a pass last succeeded
 
@@ -59,6 +60,10 @@ def evaluate(
     for rejected in (record.auth_rejected, record.stream_auth_rejected):
         if rejected:
             reasons.append(f"credentials rejected by {rejected}")
+    if record.ledger_error:
+        reasons.append(
+            f"nothing is triaged while the ledger cannot be written: {record.ledger_error}"
+        )
     if record.missing:
         reasons.append(
             f"missing in the account: {', '.join(record.missing)} "

@@ -189,6 +189,7 @@ class Telemetry:
         missing: tuple[str, ...] | None = None,
         error: str | None = None,
         auth_rejected: str | None = None,
+        ledger_failed: bool = False,
         senders: tuple[tuple[str, str], ...] = (),
     ) -> None:
         now = self._wall()
@@ -208,6 +209,7 @@ class Telemetry:
                 rec.success_clock = self._monotonic()
                 rec.consecutive_failures = 0
                 rec.auth_rejected = None
+                rec.ledger_error = None
                 self.metrics.polls.labels(trigger.value, "success").inc()
                 self.metrics.last_success.set(now)
                 for category, count in (triaged or {}).items():
@@ -218,6 +220,8 @@ class Telemetry:
             else:
                 rec.consecutive_failures += 1
                 rec.auth_rejected = auth_rejected
+                if ledger_failed:
+                    rec.ledger_error = error
                 rec.last_poll_error = error
                 self.metrics.polls.labels(trigger.value, "failure").inc()
 

@@ -4,7 +4,9 @@ Type=notify: READY=1 as soon as the settings are valid and /health is up,
 STATUS= on every change, WATCHDOG=1 from the loop that does the work (only
 while triage is alive), STOPPING=1 on the way out. Exit status 2 (bad
 settings, an account that needs `mailroom setup`) is not restarted: only a
-person can fix it. Nothing is kept on disk, so no StateDirectory=.
+person can fix it. The ledger lives in StateDirectory= (with DynamicUser=,
+systemd keeps it under /var/lib/private and hands it to whichever user the
+service runs as).
 
 Three shapes: the system service (one account, ``mailroom.service``), a
 template with one instance per account (``mailroom@.service``, a family
@@ -95,6 +97,8 @@ LoadCredential=jmap-token:/etc/mailroom/jmap-token
 # Only for contacts over CardDAV (a server without JMAP Contacts): uncomment,
 # and set MAILROOM_CARDDAV_USERNAME in the environment file.
 #LoadCredential=carddav-password:/etc/mailroom/carddav-password
+# The ledger of decisions: /var/lib/mailroom/mailroom.db.
+StateDirectory=mailroom
 
 {hardening}
 [Install]
@@ -114,6 +118,8 @@ EnvironmentFile=/etc/mailroom/%i.env
 LoadCredential=jmap-token:/etc/mailroom/%i.jmap-token
 # Only for contacts over CardDAV: uncomment, and set MAILROOM_CARDDAV_USERNAME.
 #LoadCredential=carddav-password:/etc/mailroom/%i.carddav-password
+# Each account its own ledger: /var/lib/mailroom/%i/mailroom.db.
+StateDirectory=mailroom/%i
 
 {hardening}
 [Install]
@@ -128,6 +134,8 @@ Description=Mailroom: push-driven Screener triage for Fastmail and JMAP servers
 {run}# Runs as you: settings in ~/.config/mailroom/mailroom.env, among them
 # MAILROOM_JMAP_TOKEN_FILE=%h/.config/mailroom/jmap-token (a file only you read).
 EnvironmentFile=-%h/.config/mailroom/mailroom.env
+# The ledger of decisions: ~/.local/state/mailroom/mailroom.db.
+StateDirectory=mailroom
 UMask=0077
 NoNewPrivileges=yes
 LockPersonality=yes

@@ -70,7 +70,7 @@ class PassSummary:
     failure: Failure | None = None
 
 
-PassFn = Callable[[], Coroutine[Any, Any, PassSummary]]
+PassFn = Callable[[Trigger], Coroutine[Any, Any, PassSummary]]
 Classifier = Callable[[BaseException], Failure]
 StreamUrlFn = Callable[[bool], Awaitable[str | None]]
 
@@ -271,7 +271,7 @@ class Supervisor:
         summary: PassSummary | None = None
         failure: Failure | None = None
         unexpected: BaseException | None = None
-        inner = self._pass_inner = asyncio.create_task(self._run_pass())
+        inner = self._pass_inner = asyncio.create_task(self._run_pass(trigger))
         try:
             summary = await inner
             failure = summary.failure
@@ -331,6 +331,7 @@ class Supervisor:
                 duration,
                 error=failure.message,
                 auth_rejected=failure.rejected_by,
+                ledger_failed=failure.kind is FailureKind.LEDGER,
                 failures=summary.failures if summary is not None else 0,
                 missing=summary.missing if summary is not None else None,
             )

@@ -17,6 +17,7 @@ import json
 import socket
 import ssl
 import struct
+import tempfile
 import threading
 import time
 import uuid
@@ -57,6 +58,7 @@ class Sandbox:
         tls: ssl.SSLContext | None = None,
     ) -> None:
         self.flavour = flavour
+        self._state: tempfile.TemporaryDirectory[str] | None = None
         self.host = host
         self.port = port
         self.token = token
@@ -122,6 +124,9 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._state is not None:
+            self._state.cleanup()
+            self._state = None
 
     def prepare(
         self,
@@ -179,9 +184,12 @@ class Sandbox:
 
         ``contacts="jmap"``: the API token alone (no CardDAV settings at all).
         """
+        if self._state is None:  # the ledger lives and dies with the stand-in
+            self._state = tempfile.TemporaryDirectory(prefix="mailroom-sandbox-state-")
         env = {
             "MAILROOM_JMAP_SESSION_URL": self.session_url,
             "MAILROOM_JMAP_TOKEN": self.token,
+            "MAILROOM_STATE_DIR": self._state.name,
         }
         if contacts == "carddav":
             env.update(

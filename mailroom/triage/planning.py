@@ -249,6 +249,18 @@ def patch_for(current: frozenset[str], target: frozenset[str]) -> dict[str, Any]
     return patch
 
 
+def patched(current: frozenset[str], patch: Mapping[str, Any]) -> frozenset[str]:
+    """The mailboxes ``patch_for``'s patch leaves an email in (its inverse)."""
+    out = set(current)
+    for key, value in patch.items():
+        mailbox = key.removeprefix("mailboxIds/")
+        if value:
+            out.add(mailbox)
+        else:
+            out.discard(mailbox)
+    return frozenset(out)
+
+
 def plan_refile(
     emails: Mapping[str, frozenset[str]],
     category: Category,

@@ -33,6 +33,7 @@ class SenderRecord:
     change: Change | None = None
     mail: dict[str, frozenset[str]] = field(default_factory=dict)  # email id -> mailboxes
     refiled: dict[str, dict[str, Any]] = field(default_factory=dict)  # email id -> patch
+    unlabelled: dict[str, dict[str, Any]] = field(default_factory=dict)  # email id -> patch
     reason: str | None = None  # why it failed or was flagged
 
     @property

@@ -32,11 +32,11 @@ from mailroom.triage.categories import Categories
 from mailroom.triage.planning import (
     MailboxMap,
     mailbox_ids_of,
+    patched,
     plan_groups,
     plan_label_removal,
     plan_refile,
     sender_of,
-    target_mailboxes,
 )
 from mailroom.triage.records import PollResult, SenderRecord, Stage
 
@@ -165,8 +165,20 @@ async def find_mail(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
         return []
     for record in records:
         record.mail = mail[record.sender]
+        plan_mail(p, record)
         record.stage = Stage.MAIL_FOUND
     return records
+
+
+def plan_mail(p: Pass, record: SenderRecord) -> None:
+    """Every mail write of the sender, planned before any is made (the ledger
+    records the plan first): its mail re-filed, then the labels off."""
+    category = record.work.category
+    record.refiled = plan_refile(record.mail, category, p.categories, p.boxes)
+    after = {
+        eid: patched(record.mail[eid], record.refiled.get(eid, {})) for eid in record.work.emails
+    }
+    record.unlabelled = plan_label_removal(after, category, p.categories, p.boxes)
 
 
 async def _senders_mail(
@@ -199,7 +211,6 @@ async def refile(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
     """Every email of every sender re-filed, in one Email/set (chunked to the limits)."""
     patches: dict[str, dict[str, Any]] = {}
     for record in records:
-        record.refiled = plan_refile(record.mail, record.work.category, p.categories, p.boxes)
         patches.update(record.refiled)
     return await _write_mail(p, records, patches, Stage.REFILED)
 
@@ -208,15 +219,7 @@ async def unlabel(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
     """The labels come off last: a sender whose labels are off is triaged."""
     patches: dict[str, dict[str, Any]] = {}
     for record in records:
-        category = record.work.category
-        after = {
-            eid: target_mailboxes(record.mail[eid], category, p.categories, p.boxes)
-            if eid in record.refiled
-            else record.mail[eid]
-            for eid in record.work.emails
-        }
-        for eid, patch in plan_label_removal(after, category, p.categories, p.boxes).items():
-            patches[eid] = patch
+        patches.update(record.unlabelled)
     return await _write_mail(p, records, patches, Stage.UNLABELLED)
 
 

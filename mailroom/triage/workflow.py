@@ -16,15 +16,17 @@ import logging
 from typing import Any
 
 from mailroom.contacts.book import ContactBook
+from mailroom.core.vocabulary import Trigger
 from mailroom.jmap.client import Call, JmapClient
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError, JmapSetError
+from mailroom.ledger.store import Ledger
 from mailroom.triage.account import SETUP_HINT, missing_message
+from mailroom.triage.bookkeeping import Bookkeeper, settle_stale
 from mailroom.triage.categories import Category
 from mailroom.triage.mailbox_map import SetupError, map_mailboxes, still_valid
 from mailroom.triage.planning import (
     MailboxMap,
     ScanPlan,
-    plan_refile,
     plan_scan,
 )
 from mailroom.triage.provisioning import Provisioner, TriageConfig
@@ -60,9 +62,18 @@ def missing_message_parts(parts: list[str]) -> str:
 
 class Triage:
     def __init__(
-        self, jmap: JmapClient, book: ContactBook, config: TriageConfig, *, dry_run: bool = False
+        self,
+        jmap: JmapClient,
+        book: ContactBook,
+        config: TriageConfig,
+        *,
+        dry_run: bool = False,
+        ledger: Ledger | None = None,
     ) -> None:
+        if dry_run and ledger is not None:
+            raise ValueError("a dry run writes nothing, the ledger included")
         self._jmap = jmap
+        self._ledger = ledger
         self._book = book
         self._config = config
         self._boxes: MailboxMap | None = None
@@ -125,10 +136,13 @@ class Triage:
 
     # -- poll -------------------------------------------------------------------
 
-    async def poll(self) -> PollResult:
+    async def poll(self, trigger: Trigger = Trigger.FALLBACK) -> PollResult:
         result = PollResult()
         emails = await self._scan(result)
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
+        # Before anything is written: a ledger that cannot take the intents stops here.
+        bookkeeper = Bookkeeper(self._ledger, trigger.value, self._config.categories)
+        bookkeeper.intents(plan.senders.values())
         if plan.skipped:
             log.debug(
                 "skipped emails with the error label", extra={"fields": {"count": plan.skipped}}
@@ -146,7 +160,7 @@ class Triage:
         p = Pass(
             self._jmap, self._book, self._config.categories, self.mailboxes, result, self._flag
         )
-        records = []
+        records: list[SenderRecord] = []
         for work in plan.senders.values():
             record = SenderRecord(work)
             broken = self._broken(work.category)
@@ -154,8 +168,10 @@ class Triage:
                 p.fail(record, None, f"{work.category.name}: {missing_message_parts(broken)}")
             else:
                 records.append(record)
+        everyone = list(records)
         for step in (look_up, one_category_per_contact, find_mail):
             records = await step(p, records) if records else records
+        bookkeeper.planned(records)
         if self.dry_run:
             for record in records:
                 self._rehearse(record)
@@ -163,6 +179,8 @@ class Triage:
         for step in (write_contacts, refile, unlabel):
             records = await step(p, records) if records else records
         self._groups_stale = p.groups_stale
+        bookkeeper.outcomes(everyone)
+        await settle_stale(self._jmap, bookkeeper, {*plan.senders, *plan.conflicts})
         for record in records:
             category = record.work.category.name
             result.triaged[category] += 1
@@ -283,14 +301,13 @@ class Triage:
         """A dry run's account of one sender: what a real pass would write."""
         work, change = record.work, record.change
         assert change is not None
-        refile = plan_refile(record.mail, work.category, self._config.categories, self.mailboxes)
         fields = {
             "sender": work.sender,
             "category": work.category.name,
             "contact": change.known.action.value,
             "join": ",".join(change.join) or "-",
             "leave": ",".join(change.leave) or "-",
-            "emails_refiled": len(refile),
+            "emails_refiled": len(record.refiled),
             "labels_removed": len(work.emails),
         }
         key = (work.sender, work.category.name, *sorted(record.mail))

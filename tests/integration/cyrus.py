@@ -131,6 +131,7 @@ class Cyrus:
         env = {
             "MAILROOM_JMAP_SESSION_URL": self.env["CYRUS_JMAP_SESSION_URL"],
             "MAILROOM_JMAP_TOKEN": self.token,
+            "MAILROOM_STATE_DIR": str(self.dir / "mailroom-state"),  # purged with the server
         }
         if self.build.jmap_contacts:
             env["MAILROOM_CONTACTS"] = "jmap"

@@ -38,6 +38,7 @@ def intent(subject: str = "bob@acme.example", category: str = "Feed", **kw: obje
 
 MOVE = EmailMove("M1", frozenset({"screener"}), frozenset({"feed"}))
 EFFECTS = Effects(
+    previous="Imbox",
     contact_id="c1",
     contact_uid="0b1e…",
     contact_created=True,
@@ -48,6 +49,12 @@ EFFECTS = Effects(
 )
 
 
+def done(ledger: Ledger, planned: dict[int, Effects]) -> None:
+    """A pass's plan written, then carried out."""
+    ledger.plan(planned)
+    ledger.finish(planned)
+
+
 @pytest.fixture
 def ledger(tmp_path: Path) -> Ledger:
     opened, how = Ledger.open(tmp_path / "state" / "mailroom.db", clock=Clock())
@@ -56,13 +63,13 @@ def ledger(tmp_path: Path) -> Ledger:
 
 
 def test_an_intent_then_its_effects_read_back_exactly(ledger: Ledger) -> None:
-    first = ledger.begin([intent(previous="Imbox")])[0]
+    first = ledger.begin([intent()])[0]
     assert [d.id for d in ledger.pending()] == [first]
-    ledger.finish({first: EFFECTS})
+    done(ledger, {first: EFFECTS})
     assert ledger.pending() == []
     (got,) = ledger.history()
     assert got.outcome is Outcome.DONE and got.finished is not None
-    assert got.intent == intent(previous="Imbox")
+    assert got.intent == intent()
     assert got.effects == EFFECTS
 
 
@@ -71,7 +78,7 @@ def test_one_label_is_never_recorded_twice(ledger: Ledger) -> None:
     first = ledger.begin([intent()])[0]
     again = ledger.begin([intent(trigger="startup")])[0]
     assert again == first
-    ledger.finish({first: EFFECTS})
+    done(ledger, {first: EFFECTS})
     # The same email labelled again later is a new decision.
     later = ledger.begin([intent()])[0]
     assert later != first
@@ -99,7 +106,7 @@ def test_history_filters_newest_first(tmp_path: Path) -> None:
         ("d@acme_example.com", "Feed"),  # "_" is not a LIKE wildcard here
     ]:
         clock.now += 10
-        ledger.finish({ledger.begin([intent(subject, category)])[0]: Effects()})
+        done(ledger, {ledger.begin([intent(subject, category)])[0]: Effects()})
     subjects = [d.intent.subject for d in ledger.history(Filter(subject="@ACME.example"))]
     assert subjects == ["@acme.example", "b@mail.acme.example", "a@acme.example"]
     feed = [d.intent.subject for d in ledger.history(Filter(category="Feed"))]
@@ -116,10 +123,10 @@ def test_pruning_drops_email_detail_only(tmp_path: Path) -> None:
     clock = Clock()
     ledger, _ = Ledger.open(tmp_path / "l.db", clock=clock)
     old = ledger.begin([intent("old@x.example")])[0]
-    ledger.finish({old: EFFECTS})
+    done(ledger, {old: EFFECTS})
     clock.now += 400 * 86400
     new = ledger.begin([intent("new@x.example")])[0]
-    ledger.finish({new: EFFECTS})
+    done(ledger, {new: EFFECTS})
     assert ledger.prune(clock.now - 399 * 86400) == 2
     pruned, kept = ledger.decision(old), ledger.decision(new)
     assert pruned is not None and kept is not None
@@ -136,7 +143,7 @@ def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path: Path) -> None:
     assert how.moved_aside is not None
     assert how.moved_aside.read_bytes() == garbage  # never overwritten
     assert how.moved_aside.name.startswith("mailroom.db.corrupt-")
-    ledger.finish({ledger.begin([intent()])[0]: Effects()})
+    done(ledger, {ledger.begin([intent()])[0]: Effects()})
     assert len(ledger.history()) == 1
 
 
@@ -144,7 +151,7 @@ def test_a_damaged_database_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "mailroom.db"
     ledger, _ = Ledger.open(path, clock=Clock())
     for n in range(200):
-        ledger.finish({ledger.begin([intent(f"s{n}@x.example")])[0]: EFFECTS})
+        done(ledger, {ledger.begin([intent(f"s{n}@x.example")])[0]: EFFECTS})
     ledger.close()
     data = bytearray(path.read_bytes())
     data[4096 * 2 : 4096 * 3] = b"\xff" * 4096  # a page in the middle
@@ -162,7 +169,7 @@ def test_a_full_disk_fails_naming_the_file_and_the_fix(tmp_path: Path) -> None:
     )
     first = ledger.begin([intent()])[0]
     with pytest.raises(LedgerError, match=rf"ledger {path}: .*full.*free space"):
-        ledger.finish({first: big})
+        done(ledger, {first: big})
     (still,) = ledger.pending()  # the failed write left the intent as it was
     assert still.id == first and still.effects.moves == ()
 
@@ -240,7 +247,7 @@ ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=20)
     subject=text,
     category=st.none() | text,
     previous=st.none() | text,
-    joined=st.lists(text, max_size=4),
+    joined=st.lists(text, max_size=4, unique=True),
     moves=st.dictionaries(
         ids, st.tuples(st.frozensets(ids, max_size=3), st.frozensets(ids, max_size=3)), max_size=5
     ),
@@ -254,15 +261,17 @@ def test_any_decision_round_trips(
     moves: dict[str, tuple[frozenset[str], frozenset[str]]],
 ) -> None:
     ledger, _ = Ledger.open(tmp_path_factory.mktemp("l") / "l.db", clock=Clock())
-    wanted = Intent(subject, DecisionKind.TRIAGE, category, "cli", previous=previous)
+    wanted = Intent(subject, DecisionKind.TRIAGE, category, "cli")
     effects = Effects(
+        previous=previous,
         joined=tuple(joined),
         moves=tuple(EmailMove(e, b, a) for e, (b, a) in sorted(moves.items())),
     )
-    ledger.finish({ledger.begin([wanted])[0]: effects})
+    done(ledger, {ledger.begin([wanted])[0]: effects})
     (got,) = ledger.history(Filter(limit=5))
     assert got.intent == wanted
     assert got.effects.joined == effects.joined
+    assert got.effects.previous == previous
     assert sorted(got.effects.moves, key=lambda m: m.email) == sorted(
         effects.moves, key=lambda m: m.email
     )
@@ -273,10 +282,42 @@ def test_a_pass_writes_all_its_intents_at_once(ledger: Ledger) -> None:
     killed = ledger.begin([intent("a@x.example")])[0]  # a pass killed after this
     ids = ledger.begin([intent("a@x.example"), intent("b@x.example"), intent("c@x.example")])
     assert ids[0] == killed and len(set(ids)) == 3
-    ledger.finish({ids[0]: EFFECTS, ids[2]: Effects(joined=("Imbox",))})
+    done(ledger, {ids[0]: EFFECTS, ids[2]: Effects(joined=("Imbox",))})
     ledger.fail({ids[1]: "contact refused"})
     got = {d.intent.subject: d for d in ledger.history()}
     assert got["a@x.example"].effects == EFFECTS
     assert got["b@x.example"].outcome is Outcome.FAILED
     assert got["c@x.example"].effects.joined == ("Imbox",)
     assert ledger.pending() == []
+
+
+def test_a_plan_stays_pending_until_finished(ledger: Ledger) -> None:
+    """A pass killed while carrying out its plan leaves what it meant to do."""
+    (first,) = ledger.begin([intent()])
+    ledger.plan({first: EFFECTS})
+    (pending,) = ledger.pending()
+    assert pending.id == first and pending.effects == EFFECTS
+    assert pending.outcome is Outcome.PENDING and pending.finished is None
+    # The sender labelled through another of its emails since: the same decision.
+    (again,) = ledger.begin([intent(label_email="M-other")])
+    assert again == first
+    # The pass after a crash plans again over an account part-way done: the
+    # record keeps where each email was first and what was joined and made.
+    again_plan = Effects(
+        contact_uid="made-by-the-crashed-pass",
+        moves=(
+            EmailMove("M1", frozenset({"feed", "label"}), frozenset({"feed"})),
+            EmailMove("M3", frozenset({"screener"}), frozenset({"feed"})),
+        ),
+    )
+    ledger.plan({first: again_plan})
+    ledger.finish([first], note="completed after a restart")
+    (got,) = ledger.history()
+    assert got.reason == "completed after a restart"
+    assert got.effects.moves == (
+        EmailMove("M1", frozenset({"screener"}), frozenset({"feed"})),
+        EFFECTS.moves[1],
+        EmailMove("M3", frozenset({"screener"}), frozenset({"feed"})),
+    )
+    assert got.effects.joined == ("Feed",) and got.effects.left == ("Imbox",)
+    assert got.effects.contact_created and got.effects.contact_uid == EFFECTS.contact_uid

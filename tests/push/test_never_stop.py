@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mailroom.core.vocabulary import Trigger
 from mailroom.observe.systemd import SystemdNotifier
 from mailroom.push.sse import SseDecoder
 from mailroom.sandbox.server import Sandbox
@@ -33,11 +34,11 @@ async def test_a_pass_raising_anything_is_a_failed_pass_and_the_next_runs(
     real = Triage.poll
     calls = {"n": 0}
 
-    async def flaky(self: Triage):  # type: ignore[no-untyped-def]
+    async def flaky(self: Triage, trigger: Trigger):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] <= 2:
             raise RuntimeError("maxCallsInRequest below 3, or any bug")
-        return await real(self)
+        return await real(self, trigger)
 
     monkeypatch.setattr(Triage, "poll", flaky)
     caplog.set_level(logging.ERROR, "mailroom.push")

@@ -43,7 +43,7 @@ def apply(kind: str) -> None:
 
     async def labelled_only(p: steps.Pass, records: list[SenderRecord]) -> list[SenderRecord]:
         for record in records:
-            record.mail = {k: v for k, v in record.mail.items() if k in record.work.emails}
+            record.refiled = {k: v for k, v in record.refiled.items() if k in record.work.emails}
         return await steps.refile(p, records)
 
     async def unlabel_first(p: steps.Pass, records: list[SenderRecord]) -> list[SenderRecord]:

@@ -1,0 +1,73 @@
+"""The running service and its ledger: /health names a ledger it cannot write,
+a dry run writes none, a ledger it cannot open stops start-up."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from mailroom.ledger.store import Ledger
+from mailroom.sandbox.server import Sandbox
+from mailroom.service import EXIT_CONFIG, App
+from mailroom.settings import load_settings
+from tests.push.harness import running
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_health_names_a_ledger_it_cannot_write_and_recovers(tmp_path: Path) -> None:
+    with Sandbox() as sb:
+        async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
+            clients = run.app.clients
+            assert clients is not None and clients.ledger is not None
+            clients.ledger._conn.execute("PRAGMA query_only = ON")  # as a read-only file is
+            ids = run.label("kept@x.example", emails=2)
+            await run.until(lambda: run.polls("push", "failure") >= 1)
+            status, body = await run.health()
+            assert (status, body["status"]) == (503, "fail")
+            assert "ledger cannot be written" in body["output"]
+            assert str(tmp_path / "mailroom.db") in body["output"] and "writable" in body["output"]
+            assert sb.mail.mailbox_names(ids[0]) == {"Screener", "@ToFeed"}  # kept
+            clients.ledger._conn.execute("PRAGMA query_only = OFF")
+            more = run.label("next@x.example")  # the next push: both are triaged
+            await run.until(lambda: run.triaged(ids) and run.triaged(more))
+            assert (await run.health())[1]["status"] == "pass"
+        ledger, _ = Ledger.open(tmp_path / "mailroom.db")
+        done = {d.intent.subject for d in ledger.history()}
+        assert done == {"kept@x.example", "next@x.example"}
+
+
+async def test_a_dry_run_writes_no_ledger(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Sandbox() as sb:
+        env = {"MAILROOM_STATE_DIR": str(state)}
+        async with running(sb, env=env, dry_run=True) as run:
+            ids = run.label("dry@x.example")
+            await run.until(lambda: run.polls("push") >= 1)
+            assert sb.mail.mailbox_names(ids[0]) == {"Screener", "@ToFeed"}
+    assert not state.exists()
+
+
+async def test_a_ledger_that_cannot_be_opened_stops_start_up(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with Sandbox() as sb:
+        env = {**sb.env(), "MAILROOM_STATE_DIR": str(blocker), "MAILROOM_HTTP_PORT": "0"}
+        code = await App(load_settings(env)).run(asyncio.Event())
+    assert code == EXIT_CONFIG
+
+
+async def test_a_corrupt_ledger_is_moved_aside_at_start(tmp_path: Path) -> None:
+    (tmp_path / "mailroom.db").write_bytes(b"not a database at all" * 100)
+    with Sandbox() as sb:
+        async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
+            ids = run.label("fresh@x.example")
+            await run.until(lambda: run.triaged(ids))
+    (aside,) = moved_aside(tmp_path)
+    assert aside.read_bytes() == b"not a database at all" * 100
+
+
+def moved_aside(directory: Path) -> list[Path]:
+    return [p for p in directory.iterdir() if ".corrupt-" in p.name]

@@ -101,9 +101,19 @@ class Ledger:
         before the first attempt, the groups it joined and left, the contact it made.
         """
         with self._write() as conn:
+            # Only a decision planned before (a pass killed part-way) has anything to keep.
+            replanned = [
+                row[0]
+                for chunk in chunked(list(planned), MAX_VARIABLES)
+                for row in conn.execute(
+                    "SELECT DISTINCT decision FROM moves "  # noqa: S608 (placeholders only)
+                    f"WHERE decision IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            ]
             earlier = {
                 d.id: d.effects
-                for d in self._rows(conn, "WHERE outcome = 'pending' AND id = ?", planned)
+                for d in self._rows(conn, "WHERE outcome = 'pending' AND id = ?", replanned)
             }
             merged = {i: _merge(earlier.get(i), e) for i, e in planned.items()}
             conn.executemany(

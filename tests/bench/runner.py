@@ -48,10 +48,11 @@ class Sizes:
     storm_seconds: float
     debounce: float
     dead_stream: bool  # the 70-90 s dead-stream runs
+    ledger_decisions: int  # decisions of 10 emails written to measure the ledger
 
 
-FULL = Sizes(30, 600, 100, 10, 10_000, 10, 3.0, True)
-SMOKE = Sizes(3, 5, 5, 2, 300, 1, 0.3, False)
+FULL = Sizes(30, 600, 100, 10, 10_000, 10, 3.0, True, 10_000)
+SMOKE = Sizes(3, 5, 5, 2, 300, 1, 0.3, False, 300)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -639,7 +640,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_all(sizes: Sizes, *, with_cyrus: bool) -> dict[str, Any]:
+def run_all(sizes: Sizes, *, with_cyrus: bool, only: set[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "mailroom": __version__,
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -652,6 +653,7 @@ def run_all(sizes: Sizes, *, with_cyrus: bool) -> dict[str, Any]:
         ("idle", lambda: bench_idle(sizes)),
         ("bulk_standin", lambda: bench_bulk_standin(sizes)),
         ("storm", lambda: bench_storm(sizes)),
+        ("ledger", lambda: _run_ledger(sizes)),
         ("flood", lambda: bench_stream_shape(sizes, "flood")),
         ("close_after_event", lambda: bench_stream_shape(sizes, "close-after-event")),
         ("sigterm", lambda: bench_sigterm(sizes)),
@@ -667,6 +669,8 @@ def run_all(sizes: Sizes, *, with_cyrus: bool) -> dict[str, Any]:
         steps.append(("cyrus", lambda: bench_cyrus(sizes)))
         steps.append(("cyrus_next", lambda: bench_cyrus(sizes, next_build=True)))
     for name, step in steps:
+        if only is not None and name not in only:
+            continue
         started = time.monotonic()
         print(f"bench: {name} ...", flush=True)
         try:
@@ -677,6 +681,12 @@ def run_all(sizes: Sizes, *, with_cyrus: bool) -> dict[str, Any]:
             f"bench: {name} done in {time.monotonic() - started:.0f} s: {results[name]}", flush=True
         )
     return results
+
+
+def _run_ledger(sizes: Sizes) -> dict[str, Any]:
+    from tests.bench.ledger import bench_ledger
+
+    return bench_ledger(sizes.ledger_decisions)
 
 
 def _run_link(sizes: Sizes) -> dict[str, Any]:
@@ -824,6 +834,16 @@ def markdown(r: dict[str, Any]) -> str:
             "",
         ),
         (
+            "Ledger: a pass of 100 senders x 10 emails adds (ms, median / p95)",
+            cells(get("ledger", "pass_ms", "median"), get("ledger", "pass_ms", "p95")),
+            "≤ 5",
+        ),
+        (
+            "Ledger: file size after decisions of 10 emails (MB)",
+            f"{get('ledger', 'file_mb')} after {get('ledger', 'decisions')}",
+            "≤ 20 per 10,000",
+        ),
+        (
             "Flood of comments: label latency p99 (s) / peak RSS MB",
             cells(
                 get("flood", "latency_s", "p99"),
@@ -861,12 +881,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--no-cyrus", action="store_true")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--only",
+        help="comma-separated sections to run again, merged into the existing results "
+        "(each keeps the date it was measured on)",
+    )
     args = parser.parse_args(argv)
     sizes = SMOKE if args.smoke else FULL
     with_cyrus = not args.no_cyrus and os.geteuid() == 0
-    results = run_all(sizes, with_cyrus=with_cyrus)
+    only = set(args.only.split(",")) if args.only else None
+    results = run_all(sizes, with_cyrus=with_cyrus, only=only)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "smoke" if args.smoke else "results"
+    if only is not None and (args.out / f"{stem}.json").exists():
+        earlier = json.loads((args.out / f"{stem}.json").read_text())
+        dates = earlier.setdefault("section_dates", {})
+        for name in only & results.keys():
+            earlier[name] = results[name]
+            dates[name] = results["date"]
+        results = earlier
     (args.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(markdown(results))
     print(markdown(results))

@@ -1,4 +1,4 @@
-"""Command line: run, check, setup, status, systemd-unit, monitoring, sandbox, demo."""
+"""Command line: run, check, setup, status, history, systemd-unit, monitoring, sandbox, demo."""
 
 from __future__ import annotations
 
@@ -47,6 +47,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="mailroom@.service: one instance per account, /etc/mailroom/NAME.env",
     )
+    history = commands.add_parser(
+        "history", help="the decisions Mailroom made, newest first (from the ledger)"
+    )
+    history.add_argument(
+        "subject", nargs="?", help="a sender (its whole trail) or @domain (it and its subdomains)"
+    )
+    history.add_argument("--category", help="only decisions into this category")
+    history.add_argument("--since", help="only decisions from this date (2026-11-30) on")
+    history.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
+    history.add_argument("--json", action="store_true", help="as JSON")
     monitoring = commands.add_parser(
         "monitoring", help="print the Prometheus alert rules or the Grafana dashboard"
     )
@@ -80,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"mailroom systemd-unit: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "history":
+        return _history(args)
     if args.command == "monitoring":
         if args.what == "rules":
             from mailroom.monitoring.rules import render_rules
@@ -126,6 +138,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         pause=args.pause,
         keep_running=args.keep_running,
     )
+
+
+def _history(args: argparse.Namespace) -> int:
+    from mailroom.ledger.store import Filter
+    from mailroom.operate.history import parse_since, run_history
+    from mailroom.settings import load_ledger_path
+
+    try:
+        path = load_ledger_path()
+    except SettingsError as exc:
+        print("mailroom: invalid settings:", *exc.problems, sep="\n  ", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"mailroom history: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not 1 <= args.limit <= 1_000_000:
+        print("mailroom history: --limit: expected 1 to 1000000", file=sys.stderr)
+        return EXIT_CONFIG
+    which = Filter(args.subject, args.category, since, args.limit)
+    return run_history(path, which, as_json=args.json, out=sys.stdout, err=sys.stderr)
 
 
 def _settings() -> Settings | None:

@@ -107,6 +107,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
+def load_ledger_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the ledger is, for the commands that only read it (no credentials needed)."""
+    reader = _Reader(os.environ if env is None else env)
+    path = reader.ledger_path()
+    if reader.problems:
+        raise SettingsError(reader.problems)
+    return path
+
+
 def _valid_host(value: str) -> bool:
     try:
         ipaddress.ip_address(value.strip("[]"))

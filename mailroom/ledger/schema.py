@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: decisions and the emails they re-filed.
+    # 1: decisions, the emails they re-filed, the mailboxes' names (for display).
     """
     CREATE TABLE decisions (
         id INTEGER PRIMARY KEY,
@@ -42,6 +42,10 @@ MIGRATIONS: tuple[str, ...] = (
         before TEXT NOT NULL,
         after TEXT NOT NULL,
         PRIMARY KEY (decision, email)
+    ) WITHOUT ROWID;
+    CREATE TABLE mailboxes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
 )

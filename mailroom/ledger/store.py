@@ -92,7 +92,7 @@ class Ledger:
             )
         return ids
 
-    def plan(self, planned: Mapping[int, Effects]) -> None:
+    def plan(self, planned: Mapping[int, Effects], names: Mapping[str, str] | None = None) -> None:
         """What each decision is about to do, written before the account is:
         a pass killed while doing it leaves a record of what it meant to do.
 
@@ -101,6 +101,11 @@ class Ledger:
         before the first attempt, the groups it joined and left, the contact it made.
         """
         with self._write() as conn:
+            used = {b for e in planned.values() for m in e.moves for b in (*m.before, *m.after)}
+            conn.executemany(
+                "INSERT OR REPLACE INTO mailboxes (id, name) VALUES (?, ?)",
+                ((i, n) for i, n in (names or {}).items() if i in used),
+            )
             # Only a decision planned before (a pass killed part-way) has anything to keep.
             replanned = [
                 row[0]
@@ -209,6 +214,13 @@ class Ledger:
             args.append(which.since)
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
         return self._select(f"{where}ORDER BY id DESC LIMIT ?", (*args, which.limit))
+
+    def mailbox_names(self) -> dict[str, str]:
+        """Mailbox id -> name, as it was when a decision last moved mail there."""
+        try:
+            return {row[0]: row[1] for row in self._conn.execute("SELECT id, name FROM mailboxes")}
+        except sqlite3.Error as exc:
+            raise LedgerError(explain(self.path, exc)) from None
 
     def decision(self, decision: int) -> Decision | None:
         found = self._select("WHERE id = ?", (decision,))

@@ -48,8 +48,15 @@ class Stale:
 
 
 class Bookkeeper:
-    def __init__(self, ledger: Ledger | None, trigger: str, categories: Categories) -> None:
+    def __init__(
+        self,
+        ledger: Ledger | None,
+        trigger: str,
+        categories: Categories,
+        names: Mapping[str, str] | None = None,
+    ) -> None:
         self._ledger = ledger
+        self._names = names or {}  # mailbox id -> name, kept for display
         self._trigger = trigger
         self._categories = categories
         self._ids: dict[str, int] = {}  # sender -> its decision in this pass
@@ -81,7 +88,7 @@ class Bookkeeper:
             if r.alive and r.sender in self._ids
         }
         if plans:
-            self._ledger.plan(plans)
+            self._ledger.plan(plans, self._names)
 
     def outcomes(self, records: Iterable[SenderRecord]) -> None:
         if self._ledger is None or not self._ids:

@@ -41,6 +41,7 @@ def map_mailboxes(config: TriageConfig, mailboxes: Sequence[Mapping[str, Any]]) 
         destinations={d: found[d] for d in config.categories.destinations if d in found},
         excluded=res.excluded,
         missing=frozenset(res.missing),
+        names=res.names,
     )
 
 

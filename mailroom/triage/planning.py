@@ -14,6 +14,7 @@ from mailroom.triage.categories import Categories, Category
 
 # Never re-filed: what the user threw away, and the user's own mail.
 EXCLUDED_ROLES = frozenset({"trash", "junk", "sent", "drafts"})
+MAX_NAME = 255  # characters of a mailbox name kept for display
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class MailboxMap:
     # Names the settings need that the account lost while running (the user
     # deleted or renamed them): their categories fail until setup makes them.
     missing: frozenset[str] = frozenset()
+    names: Mapping[str, str] = field(default_factory=dict)  # every mailbox: id -> name
 
     def label_category(self, categories: Categories) -> dict[str, Category]:
         """label mailbox id -> category"""
@@ -41,6 +43,7 @@ class MailboxResolution:
     missing: tuple[str, ...]  # names with no mailbox
     inbox: str | None
     excluded: frozenset[str]
+    names: Mapping[str, str] = field(default_factory=dict)  # every mailbox: id -> name
 
 
 def resolve_mailboxes(
@@ -48,12 +51,14 @@ def resolve_mailboxes(
 ) -> MailboxResolution:
     """Find mailboxes by name (a top-level one wins over a nested one) and by role."""
     by_name: dict[str, tuple[bool, str]] = {}
+    by_id: dict[str, str] = {}
     inbox = None
     excluded = set()
     for box in mailboxes:
         mid, name, role = box.get("id"), box.get("name"), box.get("role")
         if not isinstance(mid, str) or not isinstance(name, str):
             continue
+        by_id[mid] = name[:MAX_NAME]
         nested = box.get("parentId") is not None
         if name not in by_name or (by_name[name][0] and not nested):
             by_name[name] = (nested, mid)
@@ -70,6 +75,7 @@ def resolve_mailboxes(
         missing=tuple(n for n in wanted if n not in found),
         inbox=inbox,
         excluded=frozenset(excluded),
+        names=by_id,
     )
 
 

@@ -141,7 +141,9 @@ class Triage:
         emails = await self._scan(result)
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
         # Before anything is written: a ledger that cannot take the intents stops here.
-        bookkeeper = Bookkeeper(self._ledger, trigger.value, self._config.categories)
+        bookkeeper = Bookkeeper(
+            self._ledger, trigger.value, self._config.categories, self.mailboxes.names
+        )
         bookkeeper.intents(plan.senders.values())
         if plan.skipped:
             log.debug(

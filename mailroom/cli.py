@@ -1,4 +1,5 @@
-"""Command line: run, check, setup, status, history, systemd-unit, monitoring, sandbox, demo."""
+"""Command line: run, check, setup, status, history, screener, systemd-unit, monitoring,
+sandbox, demo."""
 
 from __future__ import annotations
 
@@ -57,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     history.add_argument("--since", help="only decisions from this date (2026-11-30) on")
     history.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
     history.add_argument("--json", action="store_true", help="as JSON")
+    screener = commands.add_parser(
+        "screener", help="who is waiting in the Screener (read from the account)"
+    )
+    screener.add_argument("--json", action="store_true", help="as JSON")
     monitoring = commands.add_parser(
         "monitoring", help="print the Prometheus alert rules or the Grafana dashboard"
     )
@@ -102,10 +107,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(render_dashboard(), end="")
         return 0
-    if args.command in ("run", "check", "setup"):
+    if args.command in ("run", "check", "setup", "screener"):
         settings = _settings()
         if settings is None:
             return EXIT_CONFIG
+        if args.command == "screener":
+            from mailroom.operate.screener import run_screener
+
+            return asyncio.run(run_screener(settings, sys.stdout, sys.stderr, as_json=args.json))
         if args.command == "check":
             from mailroom.operate.check import run_check
             from mailroom.operate.report import Report

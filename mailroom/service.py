@@ -25,9 +25,11 @@ from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind, Trigger
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.errors import JmapAuthError, JmapError
+from mailroom.ledger.model import Outcome
 from mailroom.ledger.sqlite_file import LedgerError
-from mailroom.ledger.store import Ledger
+from mailroom.ledger.store import Filter, Ledger
 from mailroom.net import api_client
+from mailroom.observe.history import SENDERS_KEPT, TriagedEntry
 from mailroom.observe.http_server import ObservabilityServer
 from mailroom.observe.metrics import Metrics
 from mailroom.observe.systemd import SystemdNotifier
@@ -312,9 +314,23 @@ class App:
                 extra={"fields": {"moved_to": str(opened.moved_aside)}},
             )
         try:
+            self._remember(ledger)
             return await self._run(stop, ledger)
         finally:
             ledger.close()
+
+    def _remember(self, ledger: Ledger) -> None:
+        """The status page's last triaged senders survive a restart: seed them from the ledger."""
+        try:
+            recent = ledger.history(Filter(limit=SENDERS_KEPT * 2))
+        except LedgerError as exc:
+            log.warning("cannot read the ledger's history", extra={"fields": {"error": str(exc)}})
+            return
+        done = [d for d in reversed(recent) if d.outcome is Outcome.DONE and d.intent.category]
+        self.telemetry.history.add_triaged(
+            TriagedEntry(d.finished or d.started, d.intent.subject, d.intent.category or "")
+            for d in done[-SENDERS_KEPT:]
+        )
 
     async def _run(self, stop: asyncio.Event, ledger: Ledger | None) -> int:
         settings = self.settings

@@ -1,4 +1,5 @@
-"""The recent past, in memory, for the status page: last passes and last triaged senders.
+"""The recent past, in memory, for the status page: last passes and last triaged senders
+(the senders seeded from the ledger at start).
 
 Bounded rings: a year of uptime costs the same memory as a minute.
 """
@@ -6,6 +7,7 @@ Bounded rings: a year of uptime costs the same memory as a minute.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 PASSES_KEPT = 20
@@ -39,6 +41,10 @@ class History:
     def add_senders(self, at: float, senders: tuple[tuple[str, str], ...]) -> None:
         for sender, category in senders:
             self.senders.append(TriagedEntry(at, sender, category))
+
+    def add_triaged(self, entries: Iterable[TriagedEntry]) -> None:
+        """Earlier decisions (from the ledger, oldest first), so a restart forgets none."""
+        self.senders.extend(entries)
 
     def snapshot(self) -> tuple[tuple[PassEntry, ...], tuple[TriagedEntry, ...]]:
         """Newest first."""

@@ -71,3 +71,19 @@ async def test_a_corrupt_ledger_is_moved_aside_at_start(tmp_path: Path) -> None:
 
 def moved_aside(directory: Path) -> list[Path]:
     return [p for p in directory.iterdir() if ".corrupt-" in p.name]
+
+
+async def test_the_status_page_remembers_triaged_senders_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    env = {"MAILROOM_STATE_DIR": str(tmp_path)}
+    with Sandbox() as sb:
+        async with running(sb, env=env) as run:
+            ids = run.label("before@x.example")
+            await run.until(lambda: run.triaged(ids))
+        async with running(sb, env=env) as run:
+            _, senders = run.app.telemetry.history.snapshot()
+            assert [(s.sender, s.category) for s in senders] == [("before@x.example", "Feed")]
+            host, port = run.app.server.address
+            page = await run.http.get(f"http://{host}:{port}/")
+            assert "before@x.example" in page.text

@@ -1,8 +1,8 @@
 """Decisions in and out of the ledger file (opened by :mod:`sqlite_file`).
 
 A pass writes all its intents in one transaction before the account is
-touched, and all its outcomes in one after; any failure to write is a
-:class:`LedgerError` naming the file and the fix.
+touched, its plan in one more before carrying it out, and its outcomes in one
+after; any failure to write is a :class:`LedgerError` naming the file and the fix.
 """
 
 from __future__ import annotations

@@ -162,15 +162,15 @@ class Triage:
         p = Pass(
             self._jmap, self._book, self._config.categories, self.mailboxes, result, self._flag
         )
+        everyone = [SenderRecord(work) for work in plan.senders.values()]
         records: list[SenderRecord] = []
-        for work in plan.senders.values():
-            record = SenderRecord(work)
-            broken = self._broken(work.category)
+        for record in everyone:
+            category = record.work.category
+            broken = self._broken(category)
             if broken:
-                p.fail(record, None, f"{work.category.name}: {missing_message_parts(broken)}")
+                p.fail(record, None, f"{category.name}: {missing_message_parts(broken)}")
             else:
                 records.append(record)
-        everyone = list(records)
         for step in (look_up, one_category_per_contact, find_mail):
             records = await step(p, records) if records else records
         bookkeeper.planned(records)

@@ -195,3 +195,21 @@ async def test_interrupted_decisions_whose_labels_went_are_closed_honestly(
     assert got["moved@acme.example", "Paper Trail"].outcome is Outcome.DONE
     assert {d.outcome for k, d in got.items() if k[1] != "Paper Trail"} == {Outcome.FAILED}
     assert ledger.pending() == []
+
+
+async def test_a_sender_whose_category_is_broken_is_recorded_failed(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    triage, ledger = with_ledger(h, tmp_path / "l.db")
+    email = h.mail.deliver("jailbird@acme.example")
+    h.mail.set_mailboxes(email, {"Screener", "@ToJail"})
+    with h.mail.lock:  # the user deletes the destination mailbox
+        jail = h.mail.mailbox_id("Jail")
+        del h.mail.mailboxes[jail]
+        h.mail._bump(mailboxes=True)
+    await triage.poll()
+    (decision,) = ledger.history()
+    assert decision.outcome is Outcome.FAILED
+    assert decision.reason is not None and "mailbox 'Jail'" in decision.reason
+    assert ledger.pending() == []

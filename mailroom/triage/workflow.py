@@ -165,10 +165,10 @@ class Triage:
         everyone = [SenderRecord(work) for work in plan.senders.values()]
         records: list[SenderRecord] = []
         for record in everyone:
-            category = record.work.category
-            broken = self._broken(category)
+            broken = self._broken(record.work.category)
             if broken:
-                p.fail(record, None, f"{category.name}: {missing_message_parts(broken)}")
+                name = record.work.category.name
+                p.fail(record, None, f"{name}: {missing_message_parts(broken)}")
             else:
                 records.append(record)
         for step in (look_up, one_category_per_contact, find_mail):

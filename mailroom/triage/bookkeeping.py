@@ -118,10 +118,12 @@ class Bookkeeper:
         change = record.change
         if change is None:
             return Effects(moves=tuple(moves))
-        by_group = {c.contact_group: c.name for c in self._categories}
         left = sorted(change.leave)
+        # A Person left both Person and Imbox: the category left is the deepest one.
+        was = [c for c in self._categories if c.contact_group in left]
+        previous = max(was, key=lambda c: len(self._categories.chain(c)), default=None)
         return Effects(
-            previous=next((by_group[g] for g in left if g in by_group), None),
+            previous=previous.name if previous is not None else None,
             contact_uid=change.known.uid,
             contact_created=change.known.uid is None,
             joined=tuple(sorted(change.join)),

@@ -213,3 +213,16 @@ async def test_a_sender_whose_category_is_broken_is_recorded_failed(
     assert decision.outcome is Outcome.FAILED
     assert decision.reason is not None and "mailbox 'Jail'" in decision.reason
     assert ledger.pending() == []
+
+
+async def test_leaving_a_child_category_records_the_child(harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    triage, ledger = with_ledger(h, tmp_path / "l.db")
+    email = h.mail.deliver("friend@acme.example")
+    h.mail.set_mailboxes(email, {"Screener", "@ToPerson"})
+    await triage.poll()
+    h.mail.set_mailboxes(email, {"Person", "Inbox", "@ToFeed"})
+    await triage.poll()
+    latest = ledger.history()[0]
+    assert latest.effects.previous == "Person"  # not Imbox, its parent
+    assert latest.effects.left == ("Imbox", "Person")

@@ -1,5 +1,5 @@
-"""Command line: run, check, setup, status, history, screener, systemd-unit, monitoring,
-sandbox, demo."""
+"""Command line: run, check, setup, status, history, undo, screener, systemd-unit,
+monitoring, sandbox, demo."""
 
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     history.add_argument("--since", help="only decisions from this date (2026-11-30) on")
     history.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
     history.add_argument("--json", action="store_true", help="as JSON")
+    undo = commands.add_parser("undo", help="take back a sender's latest decision (dry by default)")
+    undo.add_argument("sender", help="the sender's address")
+    undo.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
     screener = commands.add_parser(
         "screener", help="who is waiting in the Screener (read from the account)"
     )
@@ -107,10 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(render_dashboard(), end="")
         return 0
-    if args.command in ("run", "check", "setup", "screener"):
+    if args.command in ("run", "check", "setup", "screener", "undo"):
         settings = _settings()
         if settings is None:
             return EXIT_CONFIG
+        if args.command == "undo":
+            from mailroom.undo.runner import run_undo
+
+            return asyncio.run(
+                run_undo(settings, args.sender, apply=args.apply, out=sys.stdout, err=sys.stderr)
+            )
         if args.command == "screener":
             from mailroom.operate.screener import run_screener
 

@@ -1,0 +1,1 @@
+"""Taking a decision back: what an undo would do (pure), and doing it."""

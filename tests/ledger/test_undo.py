@@ -1,0 +1,101 @@
+"""``mailroom undo``: a decision taken back exactly, on the stand-in, both backends."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from mailroom.ledger.model import DecisionKind, Outcome
+from mailroom.settings import load_settings
+from mailroom.undo.runner import run_undo
+from tests.conftest import Harness
+from tests.ledger.test_pass_ledger import boxes, with_ledger
+
+pytestmark = pytest.mark.anyio
+
+
+async def undo(h: Harness, state: Path, sender: str, *, apply: bool) -> str:
+    env = {
+        **h.sandbox.env(h.backend.value),
+        "MAILROOM_CONTACTS": h.backend.value,
+        "MAILROOM_STATE_DIR": str(state),
+    }
+    out, err = io.StringIO(), io.StringIO()
+    code = await run_undo(load_settings(env), sender, apply=apply, out=out, err=err)
+    assert code == 0, err.getvalue()
+    return out.getvalue()
+
+
+async def test_undo_puts_a_first_triage_back_in_the_screener(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
+    ids = [h.mail.deliver("news@acme.example", name="News") for _ in range(3)]
+    h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
+    before = boxes(h, ids)
+    await triage.poll()
+    assert h.contacts.groups_of_address("news@acme.example") == {"Feed"}
+    triaged = boxes(h, ids)
+
+    plan = await undo(h, tmp_path, "News@acme.example", apply=False)
+    assert "undo: news@acme.example back from Feed to the Screener" in plan
+    assert "  leave groups: Feed" in plan and "dry run: nothing changed" in plan
+    assert boxes(h, ids) == triaged  # the dry run changed nothing
+
+    done = await undo(h, tmp_path, "news@acme.example", apply=True)
+    assert "done: news@acme.example is back in the Screener" in done
+    label = h.mail.mailbox_id("@ToFeed")
+    assert boxes(h, ids) == {i: b - {label} for i, b in before.items()}  # exactly as before
+    assert h.contacts.groups_of_address("news@acme.example") == set()
+    latest = ledger.history()[0]
+    assert latest.intent.kind is DecisionKind.UNDO and latest.outcome is Outcome.DONE
+    assert latest.intent.undoes == ledger.history()[1].id
+    assert "nothing to undo for news@acme.example" in await undo(
+        h, tmp_path, "news@acme.example", apply=False
+    )
+
+
+async def test_undo_of_a_re_triage_restores_the_category_before(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    ids = [h.mail.deliver("pat@acme.example") for _ in range(2)]
+    h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
+    await triage.poll()
+    in_feed = boxes(h, ids)
+    h.mail.set_mailboxes(ids[0], {"Feed", "@ToImbox"})
+    await triage.poll()
+    assert h.contacts.groups_of_address("pat@acme.example") == {"Imbox"}
+    out = await undo(h, tmp_path, "pat@acme.example", apply=True)
+    assert "back from Imbox to Feed" in out
+    assert h.contacts.groups_of_address("pat@acme.example") == {"Feed"}
+    assert boxes(h, ids) == in_feed
+    # Again: the first triage is taken back too, all the way to the Screener.
+    await undo(h, tmp_path, "pat@acme.example", apply=True)
+    assert h.contacts.groups_of_address("pat@acme.example") == set()
+    assert all(h.mail.mailbox_names(i) == {"Screener"} for i in ids)
+
+
+async def test_an_email_the_user_moved_since_is_left_alone(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    ids = [h.mail.deliver("mixed@acme.example") for _ in range(2)]
+    h.mail.set_mailboxes(ids[0], {"Screener", "@ToPaperTrail"})
+    await triage.poll()
+    h.mail.set_mailboxes(ids[1], {"Archive"})  # the user filed it away
+    out = await undo(h, tmp_path, "mixed@acme.example", apply=True)
+    assert f"  email {ids[1]}: left alone (moved since)" in out
+    assert h.mail.mailbox_names(ids[1]) == {"Archive"}
+    assert h.mail.mailbox_names(ids[0]) == {"Screener"}
+
+
+async def test_nothing_to_undo_without_a_ledger(harness: Harness, tmp_path: Path) -> None:
+    out = await undo(harness, tmp_path / "none", "x@acme.example", apply=True)
+    assert out.startswith("nothing to undo: no ledger at")
+    assert not (tmp_path / "none").exists()

@@ -241,7 +241,7 @@ class CardDavBook:
         """Create the contact, or fill its empty fields (never overwriting); its UID."""
         want = change.known.want
         if change.known.action is ContactAction.CREATE:
-            contact_uid = uids.new_uid()
+            contact_uid = change.new_uid
             await self._client.create(
                 vcard.new_contact(contact_uid, want.address, want.name, want.kind), contact_uid
             )

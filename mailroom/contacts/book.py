@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal, Protocol
 
+from mailroom.contacts import uids
+
 ContactKind = Literal["person", "company"]
 
 
@@ -98,6 +100,14 @@ class Change:
     known: Known
     join: tuple[str, ...]
     leave: tuple[str, ...]
+    # The uid a contact made by this change gets, chosen when it is planned so
+    # the ledger can record it before the contact exists.
+    new_uid: str = field(default_factory=uids.new_uid)
+
+    @property
+    def uid(self) -> str:
+        """The sender's contact uid, once written: the known one, or the new one."""
+        return self.known.uid if self.known.uid is not None else self.new_uid
 
     @property
     def address(self) -> str:

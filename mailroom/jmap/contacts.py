@@ -260,7 +260,7 @@ class JmapContactBook:
         want = change.known.want
         writes = Writes()
         if change.known.action is ContactAction.CREATE:
-            writes.uid = uids.new_uid()
+            writes.uid = change.new_uid
             writes.card = jscontact.new_card(
                 writes.uid, want.address, want.name, want.kind, self.book_id
             )

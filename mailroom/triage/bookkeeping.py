@@ -124,7 +124,7 @@ class Bookkeeper:
         previous = max(was, key=lambda c: len(self._categories.chain(c)), default=None)
         return Effects(
             previous=previous.name if previous is not None else None,
-            contact_uid=change.known.uid,
+            contact_uid=change.uid,
             contact_created=change.known.uid is None,
             joined=tuple(sorted(change.join)),
             left=tuple(left),

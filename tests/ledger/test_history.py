@@ -57,7 +57,8 @@ async def test_history_shows_each_decision_and_a_senders_whole_trail(
     older = trail.index(
         next(line for line in trail if line.endswith("Feed  fallback  done  2 emails moved"))
     )
-    assert trail[older + 1] == "    contact: created by Mailroom"
+    uid = h.contacts.contact_uid("pat@acme.example")
+    assert trail[older + 1] == f"    contact: created by Mailroom (uid {uid})"
     assert f"    email {first}: @ToFeed, Screener -> Feed" in trail[older:]
 
     domain = history(path, Filter("@acme.example")).splitlines()

@@ -46,6 +46,8 @@ async def test_each_decision_is_recorded_exactly(harness: Harness, tmp_path: Pat
     assert decision.intent.trigger == "push" and decision.intent.label_email == min(ids)
     effects = decision.effects
     assert effects.contact_created and effects.previous is None
+    # The uid chosen when planned is the one the contact got.
+    assert effects.contact_uid == h.contacts.contact_uid("news@acme.example")
     assert effects.joined == ("Feed",) and effects.left == ()
     # Every email, from exactly where it was to exactly where it is now.
     assert set(effects.moves) == {EmailMove(i, before[i], after[i]) for i in ids}

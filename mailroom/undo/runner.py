@@ -100,9 +100,12 @@ async def _apply(
         known = lookup.known[sender]
         if known.uid is not None:  # never filled or rewritten by an undo
             known = dataclasses.replace(known, action=ContactAction.KEEP)
-        failed = await book.apply([Change(known, plan.join, plan.leave)])
-        if sender in failed:
-            return _failed(ledger, undo_id, f"its groups: {failed[sender]}", err)
+        # No contact any more (the user deleted it) and no group to go back to:
+        # nothing to leave, and an undo never makes a contact just to leave a group.
+        if known.uid is not None or plan.join:
+            failed = await book.apply([Change(known, plan.join, plan.leave)])
+            if sender in failed:
+                return _failed(ledger, undo_id, f"its groups: {failed[sender]}", err)
     patches = {e: patch_for(m.before, m.after) for e, m in plan.restore.items()}
     outcome = await clients.jmap.update_emails(patches)
     refused = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mailroom.carddav import vcard
 from mailroom.ledger.model import DecisionKind, Outcome
 from mailroom.settings import load_settings
 from mailroom.undo.runner import run_undo
@@ -99,3 +100,28 @@ async def test_nothing_to_undo_without_a_ledger(harness: Harness, tmp_path: Path
     out = await undo(harness, tmp_path / "none", "x@acme.example", apply=True)
     assert out.startswith("nothing to undo: no ledger at")
     assert not (tmp_path / "none").exists()
+
+
+async def test_an_undo_never_makes_a_contact_the_user_deleted(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    email = h.mail.deliver("gone@acme.example")
+    h.mail.set_mailboxes(email, {"Screener", "@ToJail"})
+    await triage.poll()
+    uid = h.contacts.contact_uid("gone@acme.example")
+    assert uid is not None
+    delete_contact(h, "gone@acme.example")  # the user deletes the contact
+    assert h.contacts.contact_uid("gone@acme.example") is None
+    await undo(h, tmp_path, "gone@acme.example", apply=True)
+    assert h.contacts.contact_uid("gone@acme.example") is None
+    assert h.mail.mailbox_names(email) == {"Screener"}
+
+
+def delete_contact(h: Harness, address: str) -> None:
+    store = h.contacts
+    for name, card in store.parsed():
+        if not vcard.is_group(card) and address in vcard.emails(card):
+            with store.lock:
+                del store.cards[name]

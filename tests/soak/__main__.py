@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 
+from mailroom.ledger.store import Filter, Ledger
 from mailroom.operate.setup import provision_account
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
@@ -148,6 +149,7 @@ def run(
                     world.violations.append("the service did not stop on SIGTERM")
         if proc.returncode != 0:
             world.violations.append(f"the service exited {proc.returncode}")
+        figures.update(_check_ledger(world, Path(env["MAILROOM_STATE_DIR"]) / "mailroom.db"))
         text = log_path.read_text(errors="replace")
         for bad in ("Task exception was never retrieved", "Exception in callback", "Traceback"):
             # Tracebacks are only logged for passes that hit the unforeseen;
@@ -160,6 +162,17 @@ def run(
         figures["contacts"] = contacts
         figures["violations"] = sorted(set(world.violations))[:50]
         return figures
+
+
+def _check_ledger(world: World, path: Path) -> dict[str, int]:
+    if not path.exists():
+        world.violations.append(f"ledger: no file at {path}")
+        return {}
+    ledger, _ = Ledger.open(path)
+    try:
+        return world.check_decisions(ledger.history(Filter(limit=10**7)))
+    finally:
+        ledger.close()
 
 
 def _drive(

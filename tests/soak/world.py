@@ -13,10 +13,12 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.carddav import vcard
+from mailroom.ledger.model import Decision, DecisionKind, Outcome
 from mailroom.sandbox import vcard_versions
 from mailroom.sandbox.server import Sandbox
 from mailroom.triage.categories import Categories, Category
@@ -398,6 +400,36 @@ class World:
                     self.violations.append(f"{eid} left {sorted(boxes)}: now {sorted(names)}")
         if mail.would_empty:
             self.violations.append(f"{mail.would_empty} updates tried to leave mail nowhere")
+
+    def check_decisions(self, decisions: list[Decision]) -> dict[str, int]:
+        """The service's own ledger against the labels: each label triaged has its
+        decision, done once, and nothing is left pending once all is quiet."""
+        pending = [d for d in decisions if d.outcome is Outcome.PENDING]
+        if pending:
+            self.violations.append(f"ledger: {len(pending)} decisions still pending at the end")
+        done: Counter[tuple[str, str]] = Counter(
+            (d.intent.subject, d.intent.category or "")
+            for d in decisions
+            if d.intent.kind is DecisionKind.TRIAGE and d.outcome is Outcome.DONE
+        )
+        with self.lock:
+            want: Counter[tuple[str, str]] = Counter(
+                (x.sender, self._labels[label].name)
+                for x in self.ledger
+                if x.how == "triaged"
+                for label in x.labels
+            )
+        missing = want - done
+        if missing:
+            example = next(iter(missing))
+            self.violations.append(
+                f"ledger: {sum(missing.values())} triaged labels without a done decision "
+                f"(e.g. {example[0]} -> {example[1]})"
+            )
+        extra = sum((done - want).values())
+        if extra > self.deleted_mid_pass:  # a label deleted mid-pass may still be a decision
+            self.violations.append(f"ledger: {extra} done decisions beyond the labels triaged")
+        return {"ledger_decisions": len(decisions), "ledger_done": sum(done.values())}
 
     def pending(self) -> list[Label]:
         with self.lock:

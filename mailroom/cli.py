@@ -1,5 +1,5 @@
-"""Command line: run, check, setup, status, history, undo, screener, systemd-unit,
-monitoring, sandbox, demo."""
+"""Command line: run, check, setup, status, history, triage, undo, screener,
+systemd-unit, monitoring, sandbox, demo."""
 
 from __future__ import annotations
 
@@ -58,6 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     history.add_argument("--since", help="only decisions from this date (2026-11-30) on")
     history.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
     history.add_argument("--json", action="store_true", help="as JSON")
+    decide = commands.add_parser(
+        "triage", help="put a sender in a category without an email (dry by default)"
+    )
+    decide.add_argument("sender", help="the sender's address")
+    decide.add_argument("category", help="a category's name or label (Feed, @ToFeed)")
+    decide.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
     undo = commands.add_parser("undo", help="take back a sender's latest decision (dry by default)")
     undo.add_argument("sender", help="the sender's address")
     undo.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
@@ -110,10 +116,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(render_dashboard(), end="")
         return 0
-    if args.command in ("run", "check", "setup", "screener", "undo"):
+    if args.command in ("run", "check", "setup", "screener", "undo", "triage"):
         settings = _settings()
         if settings is None:
             return EXIT_CONFIG
+        if args.command == "triage":
+            from mailroom.operate.decide import run_triage
+
+            return asyncio.run(
+                run_triage(
+                    settings,
+                    args.sender,
+                    args.category,
+                    apply=args.apply,
+                    out=sys.stdout,
+                    err=sys.stderr,
+                )
+            )
         if args.command == "undo":
             from mailroom.undo.runner import run_undo
 

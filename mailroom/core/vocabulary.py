@@ -16,6 +16,11 @@ class Trigger(StrEnum):
     PUSH = "push"  # the debounce fired after state events
     FALLBACK = "fallback"  # the safety-net interval ran out
     CATCHUP = "catchup"  # push came back after an outage
+    CLI = "cli"  # `mailroom triage` or `undo` from the command line, not a pass of the service
+
+
+# What starts a pass of the running service (its metrics' trigger label).
+SERVICE_TRIGGERS = (Trigger.STARTUP, Trigger.PUSH, Trigger.FALLBACK, Trigger.CATCHUP)
 
 
 class ItemKind(StrEnum):

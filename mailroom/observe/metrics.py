@@ -18,7 +18,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from mailroom.core.vocabulary import ItemKind, Trigger
+from mailroom.core.vocabulary import SERVICE_TRIGGERS, ItemKind
 
 OUTCOMES = ("success", "failure")
 HEALTH_STATUSES = ("pass", "warn", "fail")
@@ -137,7 +137,7 @@ class Metrics:
             self.credentials_rejected.labels(service)
         for kind in ItemKind:
             self.events.labels(kind.value)
-        for trigger in Trigger:
+        for trigger in SERVICE_TRIGGERS:
             for outcome in OUTCOMES:
                 self.polls.labels(trigger.value, outcome)
         for category in categories:

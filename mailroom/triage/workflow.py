@@ -27,6 +27,7 @@ from mailroom.triage.mailbox_map import SetupError, map_mailboxes, still_valid
 from mailroom.triage.planning import (
     MailboxMap,
     ScanPlan,
+    SenderWork,
     plan_scan,
 )
 from mailroom.triage.provisioning import Provisioner, TriageConfig
@@ -141,15 +142,44 @@ class Triage:
         emails = await self._scan(result)
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
         # Before anything is written: a ledger that cannot take the intents stops here.
-        bookkeeper = Bookkeeper(
-            self._ledger, trigger.value, self._config.categories, self.mailboxes.names
-        )
+        bookkeeper = self._bookkeeper(trigger)
         bookkeeper.intents(plan.senders.values())
         if plan.skipped:
             log.debug(
                 "skipped emails with the error label", extra={"fields": {"count": plan.skipped}}
             )
         await self._flag_untriageable(plan, result)
+        await self._decide(list(plan.senders.values()), bookkeeper, result)
+        if not self.dry_run:
+            await settle_stale(self._jmap, bookkeeper, {*plan.senders, *plan.conflicts})
+        return result
+
+    async def decide(
+        self, sender: str, category: Category
+    ) -> tuple[PollResult, list[SenderRecord]]:
+        """``mailroom triage``: one sender into ``category`` without a labelled email,
+        by the pass's own steps (its writes are the same conditional ones, so it is
+        safe beside the running service). Never the account's own address."""
+        sender = sender.strip().lower()
+        if sender in self._own:
+            raise AccountConflict(
+                f"{sender} is this account's own address: your own mail is never triaged"
+            )
+        result = PollResult()
+        work = SenderWork(sender, category, "")
+        bookkeeper = self._bookkeeper(Trigger.CLI)
+        bookkeeper.intents([work])
+        return result, await self._decide([work], bookkeeper, result)
+
+    def _bookkeeper(self, trigger: Trigger) -> Bookkeeper:
+        return Bookkeeper(
+            self._ledger, trigger.value, self._config.categories, self.mailboxes.names
+        )
+
+    async def _decide(
+        self, works: list[SenderWork], bookkeeper: Bookkeeper, result: PollResult
+    ) -> list[SenderRecord]:
+        """The senders through the pass's steps; every sender's record, however it ended."""
         groups = self._config.categories.contact_groups
         if self._groups_stale or any(g not in self._book.groups for g in groups):
             # A managed group vanished: look again every pass until it is back
@@ -162,7 +192,7 @@ class Triage:
         p = Pass(
             self._jmap, self._book, self._config.categories, self.mailboxes, result, self._flag
         )
-        everyone = [SenderRecord(work) for work in plan.senders.values()]
+        everyone = [SenderRecord(work) for work in works]
         records: list[SenderRecord] = []
         for record in everyone:
             broken = self._broken(record.work.category)
@@ -177,12 +207,11 @@ class Triage:
         if self.dry_run:
             for record in records:
                 self._rehearse(record)
-            return result
+            return everyone
         for step in (write_contacts, refile, unlabel):
             records = await step(p, records) if records else records
         self._groups_stale = p.groups_stale
         bookkeeper.outcomes(everyone)
-        await settle_stale(self._jmap, bookkeeper, {*plan.senders, *plan.conflicts})
         for record in records:
             category = record.work.category.name
             result.triaged[category] += 1
@@ -198,7 +227,7 @@ class Triage:
                     }
                 },
             )
-        return result
+        return everyone
 
     async def _flag_untriageable(self, plan: ScanPlan, result: PollResult) -> None:
         """The error label on what cannot be triaged, each with a log line saying why."""

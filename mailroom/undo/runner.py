@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mailroom.contacts.book import Change, ContactAction, ContactsError, Want
+from mailroom.core.vocabulary import Trigger
 from mailroom.jmap.errors import JmapError
 from mailroom.ledger.model import DecisionKind, Effects, Intent
 from mailroom.ledger.sqlite_file import LedgerError
@@ -78,7 +79,7 @@ async def _apply(
                 subject=sender,
                 kind=DecisionKind.UNDO,
                 category=d.effects.previous,
-                trigger="cli",
+                trigger=Trigger.CLI.value,
                 undoes=d.id,
             )
         ]

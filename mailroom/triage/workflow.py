@@ -23,15 +23,16 @@ from mailroom.ledger.store import Ledger
 from mailroom.triage.account import SETUP_HINT, missing_message
 from mailroom.triage.bookkeeping import Bookkeeper, settle_stale
 from mailroom.triage.categories import Category
+from mailroom.triage.flagging import flag_untriageable
 from mailroom.triage.mailbox_map import SetupError, map_mailboxes, still_valid
 from mailroom.triage.planning import (
     MailboxMap,
-    ScanPlan,
     SenderWork,
     plan_scan,
 )
 from mailroom.triage.provisioning import Provisioner, TriageConfig
 from mailroom.triage.records import PollResult, SenderRecord
+from mailroom.triage.rehearsal import Rehearsal
 from mailroom.triage.steps import (
     EMAIL_PROPERTIES,
     PAGES_AT_ONCE,
@@ -49,7 +50,6 @@ __all__ = ["AccountConflict", "PollResult", "SetupError", "Triage", "TriageConfi
 log = logging.getLogger(__name__)
 
 MAILBOX_PROPERTIES = ["id", "name", "parentId", "role"]
-REHEARSALS_KEPT = 10_000  # plans already logged in a dry run (then DEBUG)
 
 
 class AccountConflict(SetupError):
@@ -81,7 +81,7 @@ class Triage:
         self._groups_stale = False
         self._own: frozenset[str] = frozenset()  # the account's own addresses
         self.dry_run = dry_run
-        self._rehearsed: set[tuple[str, ...]] = set()
+        self._rehearsal = Rehearsal()
 
     @property
     def config(self) -> TriageConfig:
@@ -148,7 +148,7 @@ class Triage:
             log.debug(
                 "skipped emails with the error label", extra={"fields": {"count": plan.skipped}}
             )
-        await self._flag_untriageable(plan, result)
+        await flag_untriageable(plan, result, self.mailboxes, self._config.error_label, self._flag)
         await self._decide(list(plan.senders.values()), bookkeeper, result)
         if not self.dry_run:
             await settle_stale(self._jmap, bookkeeper, {*plan.senders, *plan.conflicts})
@@ -206,7 +206,7 @@ class Triage:
         bookkeeper.planned(records)
         if self.dry_run:
             for record in records:
-                self._rehearse(record)
+                self._rehearsal.rehearse(record)
             return everyone
         for step in (write_contacts, refile, unlabel):
             records = await step(p, records) if records else records
@@ -228,45 +228,6 @@ class Triage:
                 },
             )
         return everyone
-
-    async def _flag_untriageable(self, plan: ScanPlan, result: PollResult) -> None:
-        """The error label on what cannot be triaged, each with a log line saying why."""
-        own = [eid for ids in plan.own.values() for eid in ids]
-        conflicting = [eid for ids in plan.conflicts.values() for eid in ids]
-        flagged = [*conflicting, *plan.unreadable, *plan.several_from, *own]
-        if not flagged:
-            return
-        if not self.mailboxes.error_label:
-            result.unflagged += len(flagged)
-            log.error(
-                "cannot add the error label: it is missing",
-                extra={"fields": {"emails": len(flagged), "label": self._config.error_label}},
-            )
-            return
-        await self._flag(flagged, result)
-        result.conflicts = len(plan.conflicts)
-        for sender, ids in plan.conflicts.items():
-            log.warning(
-                "conflicting triage labels; added the error label",
-                extra={"fields": {"sender": sender, "emails": len(ids)}},
-            )
-        if plan.unreadable:
-            log.warning(
-                "labelled emails without a sender address; added the error label",
-                extra={"fields": {"emails": len(plan.unreadable)}},
-            )
-        if plan.several_from:
-            log.warning(
-                "labelled emails with several From addresses: which sender is meant "
-                "cannot be told; added the error label",
-                extra={"fields": {"emails": len(plan.several_from)}},
-            )
-        for sender, ids in plan.own.items():
-            log.warning(
-                "the sender is this account's own address: your own mail is never "
-                "triaged; added the error label",
-                extra={"fields": {"sender": sender, "emails": len(ids)}},
-            )
 
     async def _scan(self, result: PollResult) -> list[dict[str, Any]]:
         """Every email in a triage-label mailbox; one request when there are few."""
@@ -314,7 +275,9 @@ class Triage:
 
     async def _flag(self, ids: list[str], result: PollResult) -> None:
         if self.dry_run:
-            self._said("would add the error label", ("flag", *sorted(ids)), {"emails": len(ids)})
+            self._rehearsal.said(
+                "would add the error label", ("flag", *sorted(ids)), {"emails": len(ids)}
+            )
             return
         patch = {eid: {f"mailboxIds/{self.mailboxes.error_label}": True} for eid in ids}
         outcome = await self._jmap.update_emails(patch)
@@ -327,30 +290,6 @@ class Triage:
                 "emails refused the error label",
                 extra={"fields": {"emails": len(refused), "error": str(_set_error(refused))}},
             )
-
-    def _rehearse(self, record: SenderRecord) -> None:
-        """A dry run's account of one sender: what a real pass would write."""
-        work, change = record.work, record.change
-        assert change is not None
-        fields = {
-            "sender": work.sender,
-            "category": work.category.name,
-            "contact": change.known.action.value,
-            "join": ",".join(change.join) or "-",
-            "leave": ",".join(change.leave) or "-",
-            "emails_refiled": len(record.refiled),
-            "labels_removed": len(work.emails),
-        }
-        key = (work.sender, work.category.name, *sorted(record.mail))
-        self._said("dry run: would triage sender", key, fields)
-
-    def _said(self, message: str, key: tuple[str, ...], fields: dict[str, Any]) -> None:
-        # Nothing changes in a dry run, so every pass plans the same again:
-        # say each distinct plan once at INFO.
-        new = key not in self._rehearsed
-        if new and len(self._rehearsed) < REHEARSALS_KEPT:
-            self._rehearsed.add(key)
-        log.log(logging.INFO if new else logging.DEBUG, message, extra={"fields": fields})
 
 
 def _set_error(failures: dict[str, dict[str, Any]]) -> JmapSetError:

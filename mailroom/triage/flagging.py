@@ -1,0 +1,55 @@
+"""The error label on what a pass cannot triage, each with a log line saying why:
+conflicting labels, no sender address, several From addresses, the account's
+own address."""
+
+from __future__ import annotations
+
+import logging
+
+from mailroom.triage.planning import MailboxMap, ScanPlan
+from mailroom.triage.records import PollResult
+from mailroom.triage.steps import Flag
+
+log = logging.getLogger("mailroom.triage.workflow")
+
+
+async def flag_untriageable(
+    plan: ScanPlan, result: PollResult, boxes: MailboxMap, error_label: str, flag: Flag
+) -> None:
+    """The error label on what cannot be triaged, each with a log line saying why."""
+    own = [eid for ids in plan.own.values() for eid in ids]
+    conflicting = [eid for ids in plan.conflicts.values() for eid in ids]
+    flagged = [*conflicting, *plan.unreadable, *plan.several_from, *own]
+    if not flagged:
+        return
+    if not boxes.error_label:
+        result.unflagged += len(flagged)
+        log.error(
+            "cannot add the error label: it is missing",
+            extra={"fields": {"emails": len(flagged), "label": error_label}},
+        )
+        return
+    await flag(flagged, result)
+    result.conflicts = len(plan.conflicts)
+    for sender, ids in plan.conflicts.items():
+        log.warning(
+            "conflicting triage labels; added the error label",
+            extra={"fields": {"sender": sender, "emails": len(ids)}},
+        )
+    if plan.unreadable:
+        log.warning(
+            "labelled emails without a sender address; added the error label",
+            extra={"fields": {"emails": len(plan.unreadable)}},
+        )
+    if plan.several_from:
+        log.warning(
+            "labelled emails with several From addresses: which sender is meant "
+            "cannot be told; added the error label",
+            extra={"fields": {"emails": len(plan.several_from)}},
+        )
+    for sender, ids in plan.own.items():
+        log.warning(
+            "the sender is this account's own address: your own mail is never "
+            "triaged; added the error label",
+            extra={"fields": {"sender": sender, "emails": len(ids)}},
+        )

@@ -867,6 +867,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"Mailroom {r['mailroom']}, {r['date']}, {m['cpu']}, {m['cores']} cores, "
         f"{m['memory_gb']} GB, Python {m['python']}.",
         "Command: `make bench` (full) or `make bench-smoke`. Raw numbers: `results.json`.",
+        *_older_sections(r),
         "",
         "| Measure | Result | Target |",
         "|---|---|---|",
@@ -874,6 +875,18 @@ def markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _older_sections(r: dict[str, Any]) -> list[str]:
+    """Sections kept from an earlier run (``--only`` re-measures the others)."""
+    dates = r.get("section_dates") or {}
+    older: dict[str, list[str]] = {}
+    for name, date in sorted(dates.items()):
+        if date[:10] != r["date"][:10] and name in r:
+            older.setdefault(date[:10], []).append(name)
+    return [
+        f"Kept from the run of {day}: {', '.join(names)}." for day, names in sorted(older.items())
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

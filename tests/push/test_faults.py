@@ -91,7 +91,7 @@ async def test_accept_then_close_never_loops_fast_and_degrades() -> None:
         async with running(sb) as run:
             sb.faults.stream = "close"
             sb.reset_connections()
-            await run.until(lambda: run.state == "degraded")
+            await run.until(lambda: "degraded" in run.path)  # (it may be brief)
             attempts = stream_requests(sb)
             # Growing delays: a handful of attempts in over a second, not hundreds.
             assert len(attempts) < 15

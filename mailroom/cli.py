@@ -1,4 +1,4 @@
-"""Command line: run, check, setup, status, history, triage, undo, screener,
+"""Command line: run, check, setup, status, history, triage, undo, reset, screener,
 systemd-unit, monitoring, sandbox, demo."""
 
 from __future__ import annotations
@@ -67,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     undo = commands.add_parser("undo", help="take back a sender's latest decision (dry by default)")
     undo.add_argument("sender", help="the sender's address")
     undo.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
+    reset = commands.add_parser(
+        "reset", help="take back every decision, for starting over (dry by default)"
+    )
+    reset.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
     screener = commands.add_parser(
         "screener", help="who is waiting in the Screener (read from the account)"
     )
@@ -116,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(render_dashboard(), end="")
         return 0
-    if args.command in ("run", "check", "setup", "screener", "undo", "triage"):
+    if args.command in ("run", "check", "setup", "screener", "undo", "reset", "triage"):
         settings = _settings()
         if settings is None:
             return EXIT_CONFIG
@@ -134,10 +138,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         if args.command == "undo":
-            from mailroom.undo.runner import run_undo
+            from mailroom.operate.undo import run_undo
 
             return asyncio.run(
                 run_undo(settings, args.sender, apply=args.apply, out=sys.stdout, err=sys.stderr)
+            )
+        if args.command == "reset":
+            from mailroom.operate.undo import run_reset
+
+            return asyncio.run(
+                run_reset(settings, apply=args.apply, out=sys.stdout, err=sys.stderr)
             )
         if args.command == "screener":
             from mailroom.operate.screener import run_screener

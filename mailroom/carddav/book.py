@@ -28,6 +28,7 @@ from mailroom.contacts import uids
 from mailroom.contacts.book import (
     Change,
     ContactAction,
+    ContactKept,
     ContactsBackend,
     ContactsError,
     GroupMissingError,
@@ -133,7 +134,16 @@ class CardDavBook:
                 Twin(c.uid, _groups_of(members, c.uid)) for c in found[1:] if c.uid != contact.uid
             )
             groups = _groups_of(members, contact.uid)
-            out.known[want.address] = Known(want, contact.uid, action, groups, twins)
+            out.known[want.address] = Known(
+                want,
+                contact.uid,
+                action,
+                groups,
+                twins,
+                pristine=vcard.pristine(
+                    vcard.parse(contact.card.text), want.address, want.name, want.kind
+                ),
+            )
         return out
 
     async def _find_contacts(
@@ -235,7 +245,24 @@ class CardDavBook:
                     error = ContactsError(str(exc)) if isinstance(exc, VCardError) else exc
                     for address in moved.values():
                         failed.setdefault(address, error)
+        await self._destroy([c for c in changes if c.destroy and c.address not in failed], failed)
         return failed
+
+    async def _destroy(self, changes: Sequence[Change], failed: dict[str, Exception]) -> None:
+        """Delete the contacts of ``changes`` (out of their groups by now), each only
+        if its card is still as the lookup read it: a conditional DELETE."""
+        for change in changes:
+            contact = self._contacts.get(change.address)
+            if contact is None or not change.known.pristine:
+                continue
+            try:
+                await self._client.delete(contact.card)
+            except CardDavAuthError:
+                raise
+            except PreconditionFailed:
+                failed[change.address] = ContactKept("contact not deleted: it changed since")
+            except Exception as exc:  # this sender's only
+                failed[change.address] = ContactKept(f"contact not deleted: {exc}")
 
     async def _write_contact(self, change: Change) -> str:
         """Create the contact, or fill its empty fields (never overwriting); its UID."""

@@ -200,6 +200,24 @@ class CardDavClient:
         self._check(response, "CardDAV update", 200, 201, 204)
         return Card(card.href, response.headers.get("ETag"), text)
 
+    async def delete(self, card: Card) -> bool:
+        """DELETE ``card`` only if it is unchanged (If-Match its ETag); False if gone.
+
+        Raises PreconditionFailed when it changed since it was read, and never
+        deletes blind: a card read without an ETag is not deleted.
+        """
+        if not card.etag:
+            raise PreconditionFailed("CardDAV delete: the server gave no ETag; not deleting blind")
+        response = await self._send(
+            "DELETE", card.href, what="CardDAV delete", headers={"If-Match": str(card.etag)}
+        )
+        if response.status_code == 412:
+            raise PreconditionFailed("CardDAV delete: card changed since it was read")
+        if response.status_code == 404:
+            return False
+        self._check(response, "CardDAV delete", 200, 204)
+        return True
+
     # -- plumbing ---------------------------------------------------------------
 
     async def _report(self, body: str, what: str) -> list[Card]:

@@ -157,6 +157,38 @@ def new_contact(contact_uid: str, address: str, name: str, kind: ContactKind) ->
     return str(card.serialize())
 
 
+# What ``new_contact`` writes, and what a server adds on its own (REV, PRODID):
+# a card with any other property was edited by someone.
+_MAILROOM_PROPERTIES = frozenset(
+    {"version", "uid", "fn", "n", "email", "org", "x-abshowas", "rev", "prodid"}
+)
+
+
+def pristine(card: Any, address: str, name: str, kind: ContactKind) -> bool:
+    """True when the parsed ``card`` holds what ``new_contact`` writes and nothing else."""
+    if set(card.contents) - _MAILROOM_PROPERTIES:
+        return False
+    if len(_values(card, "email")) != 1 or emails(card) != {address.lower()}:
+        return False
+    if display_name(card) != (name or address):
+        return False
+    n = _values(card, "n")
+    parts = (
+        (_joined(getattr(n[0], "given", "")), _joined(getattr(n[0], "family", "")))
+        if n
+        else ("", "")
+    )
+    orgs = [_joined(v) for v in _values(card, "org")]
+    if kind == "person":
+        return parts == split_name(name) and not orgs and not _values(card, "x-abshowas")
+    return parts == ("", "") and orgs == [company_name(address, name)]
+
+
+def _joined(value: Any) -> str:
+    """A structured value's parts (vobject gives a list or a string) as one string."""
+    return " ".join(map(str, value)).strip() if isinstance(value, list) else str(value).strip()
+
+
 def fill_contact(text: str, address: str, name: str, kind: ContactKind) -> str | None:
     """Fill the contact's empty fields; never overwrite what the user wrote.
 

@@ -40,6 +40,10 @@ class ContactsAuthError(ContactsError):
     """The contacts server rejected the credentials: every sender fails, the pass too."""
 
 
+class ContactKept(ContactsError):
+    """A contact Mailroom was to delete stayed: it changed since it was read."""
+
+
 class GroupMissingError(ContactsError):
     """A contact group Mailroom manages disappeared (deleted by the user?)."""
 
@@ -78,6 +82,9 @@ class Known:
     action: ContactAction
     groups: frozenset[str]  # the managed groups the contact is in
     twins: tuple[Twin, ...] = ()
+    # The contact holds exactly what Mailroom writes for ``want`` and nothing
+    # more: nobody changed the contact Mailroom made (an undo may delete it).
+    pristine: bool = False
 
     @property
     def all_groups(self) -> frozenset[str]:
@@ -103,6 +110,10 @@ class Change:
     # The uid a contact made by this change gets, chosen when it is planned so
     # the ledger can record it before the contact exists.
     new_uid: str = field(default_factory=uids.new_uid)
+    # Delete the contact once it has left the groups (an undo of the triage
+    # that made it; only a pristine contact). If it changed meanwhile it stays
+    # and ``apply`` names it with a ContactKept.
+    destroy: bool = False
 
     @property
     def uid(self) -> str:
@@ -115,8 +126,10 @@ class Change:
 
     @property
     def writes(self) -> bool:
-        return self.known.action is not ContactAction.KEEP or any(
-            join or leave for _, join, leave in self.moves()
+        return (
+            self.destroy
+            or self.known.action is not ContactAction.KEEP
+            or any(join or leave for _, join, leave in self.moves())
         )
 
     def moves(self) -> list[tuple[str | None, tuple[str, ...], tuple[str, ...]]]:

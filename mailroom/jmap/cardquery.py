@@ -14,7 +14,7 @@ MAX_QUERY_PAGES = 100  # 100 pages of contacts for one pass: past that the serve
 async def query_cards(
     jmap: JmapClient,
     filter_: Mapping[str, Any],
-    properties: Sequence[str],
+    properties: Sequence[str] | None,
     extra: Call | None = None,
 ) -> tuple[list[dict[str, Any]], Responses | None]:
     """Every card matching ``filter_``; ``extra`` rides in the first request if it fits.
@@ -36,7 +36,7 @@ async def query_cards(
         if room >= 2:
             get = Call(
                 "ContactCard/get",
-                {"#ids": ref("q", "ContactCard/query", "/ids"), "properties": list(properties)},
+                {"#ids": ref("q", "ContactCard/query", "/ids"), "properties": _listed(properties)},
                 "g",
             )
             calls = [query, get] + ([extra] if with_extra and extra is not None else [])
@@ -49,7 +49,7 @@ async def query_cards(
             cards = []
             if ids:
                 got = await jmap.request(
-                    [Call("ContactCard/get", {"ids": ids, "properties": list(properties)}, "g")]
+                    [Call("ContactCard/get", {"ids": ids, "properties": _listed(properties)}, "g")]
                 )
                 cards = objects(got.get("g", "ContactCard/get"), "ContactCard/get")
         if position == 0 and with_extra:
@@ -81,3 +81,8 @@ def _applied_limit(query: Mapping[str, Any], asked: int) -> int:
     if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < asked:
         return limit
     return asked
+
+
+def _listed(properties: Sequence[str] | None) -> list[str] | None:
+    """The ``properties`` argument: None asks for every property."""
+    return None if properties is None else list(properties)

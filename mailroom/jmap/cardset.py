@@ -9,7 +9,7 @@ call and ``maxCallsInRequest`` calls a request: a compliant server answers
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,12 +27,14 @@ class Writes:
     uid: str = ""
     card: dict[str, Any] | None = None  # a new contact
     patches: dict[str, dict[str, Any]] = field(default_factory=dict)  # card id -> patch
+    destroy: str | None = None  # the card id of a contact to delete
 
 
 @dataclass
 class CardSetPlan:
     create: dict[str, dict[str, Any]] = field(default_factory=dict)
     update: dict[str, dict[str, Any]] = field(default_factory=dict)
+    destroy: dict[str, str] = field(default_factory=dict)  # card id -> address
     creation: dict[str, str] = field(default_factory=dict)  # creation id -> address
     updating: dict[str, set[str]] = field(default_factory=dict)  # card id -> addresses
     uids: dict[str, str] = field(default_factory=dict)  # address -> uid
@@ -55,10 +57,12 @@ class CardSetPlan:
                 else:
                     merged[path] = value
             self.updating.setdefault(card_id, set()).add(address)
+        if writes.destroy is not None:
+            self.destroy[writes.destroy] = address
 
     @property
     def empty(self) -> bool:
-        return not self.create and not self.update
+        return not self.create and not self.update and not self.destroy
 
 
 @dataclass
@@ -67,6 +71,8 @@ class CardSetResult:
     not_created: dict[str, dict[str, Any]] = field(default_factory=dict)
     updated: set[str] = field(default_factory=set)
     not_updated: dict[str, dict[str, Any]] = field(default_factory=dict)
+    destroyed: set[str] = field(default_factory=set)
+    not_destroyed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def merge(self, sent: Mapping[str, Any], answer: Mapping[str, Any]) -> None:
         """One call's answer; whatever its shape, each object sent ends done or refused."""
@@ -86,6 +92,17 @@ class CardSetResult:
                 self.not_updated.pop(key, None)
             else:
                 self.not_updated[key] = not_updated.get(key, unsaid)
+        destroyed = answer.get("destroyed")
+        done = (
+            {d for d in destroyed if isinstance(d, str)} if isinstance(destroyed, list) else set()
+        )
+        not_destroyed = set_errors(answer.get("notDestroyed"))
+        for key in sent.get("destroy") or ():
+            if key in done and key not in not_destroyed:
+                self.destroyed.add(key)
+                self.not_destroyed.pop(key, None)
+            else:
+                self.not_destroyed[key] = not_destroyed.get(key, unsaid)
 
     def refuse(self, args: Mapping[str, Any], error: dict[str, Any]) -> None:
         """A whole call failed: each of its objects gets that call's error."""
@@ -93,29 +110,33 @@ class CardSetResult:
             self.not_created[key] = error
         for key in _dict(args.get("update")):
             self.not_updated[key] = error
+        for key in args.get("destroy") or ():
+            self.not_destroyed[key] = error
 
 
 async def send(
     jmap: JmapClient,
     create: Mapping[str, dict[str, Any]],
     update: Mapping[str, dict[str, Any]],
+    destroy: Sequence[str] = (),
 ) -> CardSetResult:
-    """Send the creates, then the updates, chunked to the session's limits.
+    """Send the creates, the updates, then the deletions, chunked to the session's limits.
 
     A method error on one call fails that call's objects only; a request
     that fails as a whole (the credentials, the network) raises. Records the
     server throttled (``rateLimit``) are sent again after a pause.
     """
     result = CardSetResult()
-    pending_create, pending_update = dict(create), dict(update)
+    pending_create, pending_update, pending_destroy = dict(create), dict(update), list(destroy)
     for wait in (0.0, *RATE_LIMIT_WAITS):
-        if not pending_create and not pending_update:
+        if not pending_create and not pending_update and not pending_destroy:
             break
         if wait:
             await jmap.sleep(wait)
-        await _round(jmap, pending_create, pending_update, result)
+        await _round(jmap, pending_create, pending_update, pending_destroy, result)
         pending_create = {k: create[k] for k in _throttled(result.not_created) if k in create}
         pending_update = {k: update[k] for k in _throttled(result.not_updated) if k in update}
+        pending_destroy = [k for k in _throttled(result.not_destroyed) if k in destroy]
     return result
 
 
@@ -123,18 +144,23 @@ async def _round(
     jmap: JmapClient,
     create: Mapping[str, dict[str, Any]],
     update: Mapping[str, dict[str, Any]],
+    destroy: Sequence[str],
     result: CardSetResult,
 ) -> None:
     session = jmap.session
-    items: list[tuple[str, str, dict[str, Any]]] = [
+    items: list[tuple[str, str, dict[str, Any] | None]] = [
         *(("create", key, value) for key, value in create.items()),
         *(("update", key, value) for key, value in update.items()),
+        *(("destroy", key, None) for key in destroy),
     ]
     calls: list[dict[str, Any]] = []
     for chunk in chunked(items, session.max_objects_in_set):
         args: dict[str, Any] = {}
         for kind, key, value in chunk:
-            args.setdefault(kind, {})[key] = value
+            if kind == "destroy":
+                args.setdefault(kind, []).append(key)
+            else:
+                args.setdefault(kind, {})[key] = value
         calls.append(args)
     for batch in chunked(calls, session.max_calls_in_request):
         resp = await jmap.request([Call(METHOD, args, f"s{i}") for i, args in enumerate(batch)])

@@ -24,6 +24,7 @@ from mailroom.contacts import uids
 from mailroom.contacts.book import (
     Change,
     ContactAction,
+    ContactKept,
     ContactsBackend,
     ContactsError,
     GroupMissingError,
@@ -153,12 +154,14 @@ class JmapContactBook:
             {"ids": sorted(self._groups.values()), "properties": list(jscontact.GROUP_PROPERTIES)},
             "groups",
         )
-        # The groups' members ride along with the first query.
+        # Whole cards: a contact Mailroom made is deleted by an undo only if it
+        # holds nothing else (``Known.pristine``). The groups' members ride
+        # along with the first query.
         cards, resp = await query_cards(
-            self._jmap, filters[0], jscontact.CARD_PROPERTIES, group_get if self._groups else None
+            self._jmap, filters[0], None, group_get if self._groups else None
         )
         for filter_ in filters[1:]:
-            cards += (await query_cards(self._jmap, filter_, jscontact.CARD_PROPERTIES))[0]
+            cards += (await query_cards(self._jmap, filter_, None))[0]
         if resp is None and self._groups:
             resp = await self._jmap.request([group_get])
         members = self._group_members(resp)
@@ -196,7 +199,14 @@ class JmapContactBook:
                 if not uids.same(jscontact.uid(c), jscontact.uid(match))
             )
             uid = jscontact.uid(match)
-            out.known[want.address] = Known(want, uid, action, _groups_of(members, uid), twins)
+            out.known[want.address] = Known(
+                want,
+                uid,
+                action,
+                _groups_of(members, uid),
+                twins,
+                pristine=jscontact.pristine(match, want.address, want.name, want.kind),
+            )
         return out
 
     def _group_members(self, resp: Responses | None) -> dict[str, list[str]]:
@@ -228,7 +238,7 @@ class JmapContactBook:
                 failed[change.address] = exc
         if plan.empty:
             return failed
-        result = await cardset.send(self._jmap, plan.create, plan.update)
+        result = await cardset.send(self._jmap, plan.create, plan.update, list(plan.destroy))
 
         for key, address in plan.creation.items():
             if key in result.not_created or key not in result.created:
@@ -253,6 +263,10 @@ class JmapContactBook:
             for address in addresses:
                 failed.setdefault(address, error)
         await self._repair(failed, plan, result)
+        for card_id, address in plan.destroy.items():
+            if card_id not in result.destroyed:
+                why = cardset.error_text(result.not_destroyed.get(card_id))
+                failed.setdefault(address, ContactKept(f"contact not deleted: {why}"))
         return failed
 
     def _writes(self, change: Change) -> Writes:
@@ -272,6 +286,8 @@ class JmapContactBook:
                 writes.patches[str(card["id"])] = patch
         for uid, join, leave in change.moves():
             self._membership(writes, uid or writes.uid, join, leave)
+        if change.destroy and change.known.pristine:
+            writes.destroy = str(self._cards[want.address]["id"])
         return writes
 
     def _membership(

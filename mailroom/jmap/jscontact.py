@@ -14,7 +14,6 @@ from typing import Any
 from mailroom.contacts.book import ContactKind
 from mailroom.contacts.names import company_name, split_name
 
-CARD_PROPERTIES = ("id", "uid", "kind", "name", "organizations", "emails", "addressBookIds")
 GROUP_PROPERTIES = ("id", "uid", "kind", "name", "addressBookIds", "members")
 MAILROOM_EMAIL_KEY = "mailroom"  # the key of an address Mailroom adds to a card
 
@@ -140,6 +139,34 @@ def new_group(group_uid: str, name: str, book_id: str) -> dict[str, Any]:
         # Present from the start, so every later join is a patch of one key.
         "members": {},
     }
+
+
+# What ``new_card`` writes, and what a server keeps beside it on its own:
+# a card with any other property was edited by someone.
+_MAILROOM_PROPERTIES = frozenset(
+    {"@type", "version", "uid", "id", "kind", "addressBookIds", "name", "emails"}
+    | {"organizations", "created", "updated", "prodId"}
+)
+
+
+def pristine(card: Mapping[str, Any], address: str, name: str, kind: ContactKind) -> bool:
+    """True when ``card`` holds what ``new_card`` writes and nothing else."""
+    if set(card) - _MAILROOM_PROPERTIES:
+        return False
+    mails = _dict(card.get("emails"))
+    if len(mails) != 1 or emails(card) != {address.lower()}:
+        return False
+    if _text(_dict(card.get("name")).get("full")) != (name or address):
+        return False
+    card_kind = _text(card.get("kind")).lower() or "individual"
+    components = [
+        value for part, value in _components(_dict(card.get("name"))) if part != "separator"
+    ]
+    orgs = [_text(_dict(o).get("name")) for o in _dict(card.get("organizations")).values()]
+    if kind == "person":
+        wanted = [p["value"] for p in _person_components(name) if p["value"]] if name else []
+        return card_kind == "individual" and components == wanted and not orgs
+    return card_kind == "org" and not components and orgs == [company_name(address, name)]
 
 
 def fill_patch(

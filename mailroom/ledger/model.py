@@ -46,6 +46,9 @@ class Effects:
     contact_id: str | None = None
     contact_uid: str | None = None
     contact_created: bool = False
+    # On a contact Mailroom made: the name and kind ("person", "company") it wrote.
+    contact_name: str | None = None
+    contact_kind: str | None = None
     filled: tuple[str, ...] = ()  # the contact's fields Mailroom filled
     joined: tuple[str, ...] = ()  # contact groups
     left: tuple[str, ...] = ()

@@ -48,6 +48,13 @@ MIGRATIONS: tuple[str, ...] = (
         name TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2: what Mailroom wrote on a contact it made (an undo deletes it only if
+    # it still holds exactly that).
+    """
+    ALTER TABLE decisions ADD COLUMN contact_name TEXT;
+    ALTER TABLE decisions ADD COLUMN contact_kind TEXT;
+    CREATE INDEX decisions_by_undoes ON decisions(undoes) WHERE undoes IS NOT NULL
+    """,
 )
 
 VERSION = len(MIGRATIONS)

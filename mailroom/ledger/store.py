@@ -123,7 +123,8 @@ class Ledger:
             merged = {i: _merge(earlier.get(i), e) for i, e in planned.items()}
             conn.executemany(
                 "UPDATE decisions SET previous = ?, contact_id = ?, contact_uid = ?, "
-                "contact_created = ?, filled = ?, joined = ?, left_groups = ? "
+                "contact_created = ?, contact_name = ?, contact_kind = ?, "
+                "filled = ?, joined = ?, left_groups = ? "
                 "WHERE id = ? AND outcome = 'pending'",
                 (
                     (
@@ -131,6 +132,8 @@ class Ledger:
                         e.contact_id,
                         e.contact_uid,
                         int(e.contact_created),
+                        e.contact_name,
+                        e.contact_kind,
                         _list(e.filled),
                         _list(e.joined),
                         _list(e.left),
@@ -215,6 +218,20 @@ class Ledger:
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
         return self._select(f"{where}ORDER BY id DESC LIMIT ?", (*args, which.limit))
 
+    def standing(self, limit: int, skip: Iterable[str] = ()) -> list[Decision]:
+        """Each subject's latest triage still standing (done, not undone), newest
+        first, at most ``limit``, none of the subjects in ``skip``: what ``reset``
+        takes back, round after round, until nothing stands."""
+        skipped = sorted(set(skip))
+        marks = ",".join("?" * len(skipped))
+        return self._select(
+            "WHERE id IN (SELECT MAX(id) FROM decisions AS d WHERE kind = 'triage' "  # noqa: S608
+            "AND outcome = 'done' AND NOT EXISTS (SELECT 1 FROM decisions AS u WHERE "
+            "u.undoes = d.id AND u.kind = 'undo' AND u.outcome = 'done') "
+            f"AND subject NOT IN ({marks}) GROUP BY subject) ORDER BY id DESC LIMIT ?",
+            (*skipped, limit),
+        )
+
     def mailbox_names(self) -> dict[str, str]:
         """Mailbox id -> name, as it was when a decision last moved mail there."""
         try:
@@ -281,6 +298,8 @@ def _merge(earlier: Effects | None, now: Effects) -> Effects:
         contact_id=earlier.contact_id or now.contact_id,
         contact_uid=earlier.contact_uid or now.contact_uid,
         contact_created=earlier.contact_created or now.contact_created,
+        contact_name=earlier.contact_name if earlier.contact_created else now.contact_name,
+        contact_kind=earlier.contact_kind if earlier.contact_created else now.contact_kind,
         filled=tuple(dict.fromkeys((*earlier.filled, *now.filled))),
         joined=tuple(dict.fromkeys((*earlier.joined, *now.joined))),
         left=tuple(dict.fromkeys((*earlier.left, *now.left))),
@@ -329,6 +348,8 @@ def _decision(row: sqlite3.Row, moves: list[EmailMove]) -> Decision:
         contact_id=row["contact_id"],
         contact_uid=row["contact_uid"],
         contact_created=bool(row["contact_created"]),
+        contact_name=row["contact_name"],
+        contact_kind=row["contact_kind"],
         filled=tuple(json.loads(row["filled"])),
         joined=tuple(json.loads(row["joined"])),
         left=tuple(json.loads(row["left_groups"])),

@@ -133,6 +133,7 @@ class ContactCardApi:
                 emails[f"e{number}"] = {"@type": "EmailAddress", "address": str(line.value).strip()}
         if emails:
             view["emails"] = emails
+        view.update(_the_rest(card))
         return view
 
     def _views(self) -> dict[str, dict[str, Any]]:
@@ -354,6 +355,33 @@ class ContactCardApi:
     def _refuse_if_asked(self, card: Any) -> None:
         if self.store.refuses(vcard.parse(vcard_versions.to_v3_text(str(card.serialize())))):
             raise MethodError("forbidden", "the stand-in was told to refuse this contact")
+
+
+# vCard properties the view above maps; the rest are carried as RFC 9555 does.
+_MAPPED = frozenset(
+    {"version", "uid", "fn", "n", "org", "email", "kind", "rev", "prodid"}
+    | {vcard.KIND, vcard.MEMBER, vcard_versions.KIND4, vcard_versions.MEMBER4}
+)
+
+
+def _the_rest(card: Any) -> dict[str, Any]:
+    """Every other property, as a server converting vCard to JSContact shows it
+    (phones, notes, nicknames, and ``vCardProps`` for the rest): a card the
+    user edited never reads as the bare one Mailroom wrote."""
+    out: dict[str, Any] = {}
+    for prop, lines in sorted(card.contents.items()):
+        for number, line in enumerate(lines, 1):
+            value = " ".join(map(str, line.value)) if isinstance(line.value, list) else line.value
+            text = str(value)
+            if prop == "tel":
+                out.setdefault("phones", {})[f"p{number}"] = {"@type": "Phone", "number": text}
+            elif prop == "note":
+                out.setdefault("notes", {})[f"n{number}"] = {"@type": "Note", "note": text}
+            elif prop == "nickname":
+                out.setdefault("nicknames", {})[f"k{number}"] = {"@type": "Nickname", "name": text}
+            elif prop not in _MAPPED:
+                out.setdefault("vCardProps", []).append([prop, {}, "unknown", text])
+    return out
 
 
 def _raw(card: Any, prop: str) -> str:

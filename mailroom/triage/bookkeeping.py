@@ -126,6 +126,8 @@ class Bookkeeper:
             previous=previous.name if previous is not None else None,
             contact_uid=change.uid,
             contact_created=change.known.uid is None,
+            contact_name=change.known.want.name if change.known.uid is None else None,
+            contact_kind=change.known.want.kind if change.known.uid is None else None,
             joined=tuple(sorted(change.join)),
             left=tuple(left),
             moves=tuple(moves),

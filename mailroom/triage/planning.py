@@ -31,6 +31,12 @@ class MailboxMap:
     # deleted or renamed them): their categories fail until setup makes them.
     missing: frozenset[str] = frozenset()
     names: Mapping[str, str] = field(default_factory=dict)  # every mailbox: id -> name
+    back_label: str = ""  # @ToScreener: the sender goes back to the Screener ("" if none)
+    domain_label: str = ""  # @WholeDomain: the triage label decides for the domain
+
+    @property
+    def extra_labels(self) -> tuple[str, ...]:
+        return tuple(m for m in (self.back_label, self.domain_label) if m)
 
     def label_category(self, categories: Categories) -> dict[str, Category]:
         """label mailbox id -> category"""

@@ -9,9 +9,12 @@ labels are never put back: they would ask for the decision again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from mailroom.contacts import uids
+from mailroom.contacts.book import Known
 from mailroom.ledger.model import Decision, DecisionKind, EmailMove, Outcome
 
 MOVED = "moved since"
@@ -25,10 +28,20 @@ class UndoPlan:
     leave: tuple[str, ...]  # groups to leave (it joined them)
     restore: Mapping[str, EmailMove] = field(default_factory=dict)  # email -> now -> then
     left_alone: Mapping[str, str] = field(default_factory=dict)  # email -> why
+    delete_contact: bool = False  # the contact Mailroom made, nobody changed since
+    contact_kept: str | None = None  # why the contact Mailroom made stays
+
+    @property
+    def sender(self) -> str:
+        return self.decision.intent.subject
 
     @property
     def back_to(self) -> str:
         return self.decision.effects.previous or "the Screener"
+
+    @property
+    def touches_contact(self) -> bool:
+        return bool(self.join or self.leave or self.delete_contact)
 
 
 def undoable(decisions: Sequence[Decision]) -> Decision | None:
@@ -55,19 +68,23 @@ def plan_undo(
     decision: Decision, now: Mapping[str, frozenset[str]], labels: frozenset[str]
 ) -> UndoPlan:
     """``now``: the mailboxes of the decision's emails that still exist; ``labels``:
-    the triage and error label mailbox ids, never restored."""
+    the label mailbox ids (triage, error, back-to-Screener), never restored and
+    not counted as a move by the user. An email already back where it was (an
+    undo interrupted and run again) is simply done."""
     restore: dict[str, EmailMove] = {}
     left_alone: dict[str, str] = {}
     for move in decision.effects.moves:
         current = now.get(move.email)
+        target = move.before - labels
         if current is None:
             left_alone[move.email] = DELETED
-        elif current != move.after:
-            left_alone[move.email] = MOVED
-        else:
-            target = move.before - labels
-            if target and target != current:
+        elif current - labels == target:
+            if current != target and target:
                 restore[move.email] = EmailMove(move.email, current, target)
+        elif current - labels != move.after - labels:
+            left_alone[move.email] = MOVED
+        elif target and target != current:
+            restore[move.email] = EmailMove(move.email, current, target)
     e = decision.effects
     return UndoPlan(
         decision=decision,
@@ -78,10 +95,30 @@ def plan_undo(
     )
 
 
-def describe(plan: UndoPlan, sender: str, names: Mapping[str, str]) -> list[str]:
+def with_contact(plan: UndoPlan, known: Known | None) -> UndoPlan:
+    """Whether the undo deletes the contact the decision made: only when it is
+    still exactly what Mailroom wrote and in no group once the undo is done."""
+    e = plan.decision.effects
+    if not e.contact_created or plan.join:
+        return plan
+    why = None
+    if known is None or known.uid is None:
+        why = "it is gone already"
+    elif e.contact_uid is not None and not uids.same(known.uid, e.contact_uid):
+        why = "the sender's contact is another one now"
+    elif known.groups - set(plan.leave):
+        why = f"it is in groups {', '.join(sorted(known.groups - set(plan.leave)))}"
+    elif not known.pristine:
+        why = "it was changed since Mailroom made it"
+    if why is None:
+        return dataclasses.replace(plan, delete_contact=True)
+    return dataclasses.replace(plan, contact_kept=why)
+
+
+def describe(plan: UndoPlan, names: Mapping[str, str]) -> list[str]:
     """The plan for a person, one line each."""
     d = plan.decision
-    lines = [f"undo: {sender} back from {d.intent.category} to {plan.back_to}"]
+    lines = [f"undo: {plan.sender} back from {d.intent.category} to {plan.back_to}"]
     if plan.leave:
         lines.append(f"  leave groups: {', '.join(plan.leave)}")
     if plan.join:
@@ -94,9 +131,16 @@ def describe(plan: UndoPlan, sender: str, names: Mapping[str, str]) -> list[str]
         lines.append(f"  email {email}: {boxes(move.before)} -> {boxes(move.after)}")
     for email, why in sorted(plan.left_alone.items()):
         lines.append(f"  email {email}: left alone ({why})")
-    if d.effects.contact_created:
-        lines.append(
-            "  the contact Mailroom made stays (in no Mailroom group); a contact in no "
-            "group still skips the Screener under Fastmail's usual rules: delete it if so"
-        )
+    if plan.delete_contact:
+        lines.append("  delete the contact Mailroom made (nobody changed it since)")
+    elif plan.contact_kept and plan.contact_kept != "it is gone already":
+        lines.append(f"  {KEPT}: {plan.contact_kept}")
+        lines.append(f"    {NO_GROUP}")
     return lines
+
+
+KEPT = "the contact Mailroom made stays"
+NO_GROUP = (
+    "a contact in no group still skips the Screener under Fastmail's usual rules: "
+    "delete it by hand to have the sender screened again"
+)

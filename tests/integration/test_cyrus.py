@@ -400,3 +400,46 @@ def test_a_stream_closed_after_each_change_costs_no_push(cyrus: Cyrus) -> None:
                     == 0
                 )
             assert mr.health()[1]["eventsource"]["reconnect_count"] >= len(senders)
+
+
+async def contact_uid(cyrus: Cyrus, address: str) -> str | None:
+    """The sender's contact as a CardDAV client reads it (None: no contact)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        client = carddav_client(cyrus, http)
+        await client.discover()
+        return (await CardDavBook(client).lookup([Want(address, "", "company")])).known[address].uid
+
+
+def test_triage_history_and_undo_from_the_command_line(any_cyrus: Cyrus) -> None:
+    """Decide, see it, take it back: the account exactly as before, on each build."""
+    cyrus = any_cyrus
+    sender = unique("undo")
+    cyrus.ensure_mailbox("Screener")
+    for i in range(3):
+        cyrus.deliver(sender, "Una Do", f"Undo {i}")
+    cyrus.wait_for_mail(sender, 3)
+    assert _mailroom(cyrus, "setup", "--apply").returncode == 0
+    before = cyrus.emails_from(sender)
+
+    for category in ("Feed", "Jail"):
+        done = _mailroom(cyrus, "triage", sender, category, "--apply")
+        assert done.returncode == 0, done.stdout + done.stderr
+    in_feed = {i: {"Feed"} for i in before}
+    assert cyrus.emails_from(sender) == {i: {"Jail"} for i in before}
+    assert asyncio.run(groups_of(cyrus, sender.lower())) == {"Jail"}
+    history = _mailroom(cyrus, "history", sender)
+    assert history.returncode == 0, history.stderr
+    assert "Jail" in history.stdout and "Feed" in history.stdout
+
+    back = _mailroom(cyrus, "undo", sender, "--apply")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "back from Jail to Feed" in back.stdout
+    assert cyrus.emails_from(sender) == in_feed
+    assert asyncio.run(groups_of(cyrus, sender.lower())) == {"Feed"}
+
+    back = _mailroom(cyrus, "undo", sender, "--apply")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "contact deleted" in back.stdout, back.stdout
+    assert cyrus.emails_from(sender) == before  # every email's mailboxes as before
+    assert asyncio.run(contact_uid(cyrus, sender.lower())) is None
+    assert "nothing to undo" in _mailroom(cyrus, "undo", sender).stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import pytest
 
 from mailroom.carddav import vcard
 from mailroom.ledger.model import DecisionKind, Outcome
+from mailroom.operate.undo import run_undo
 from mailroom.settings import load_settings
-from mailroom.undo.runner import run_undo
-from tests.conftest import Harness
+from tests.conftest import Harness, put_contact
 from tests.ledger.test_pass_ledger import boxes, with_ledger
 
 pytestmark = pytest.mark.anyio
@@ -125,3 +126,75 @@ def delete_contact(h: Harness, address: str) -> None:
         if not vcard.is_group(card) and address in vcard.emails(card):
             with store.lock:
                 del store.cards[name]
+
+
+def edit_contact(h: Harness, address: str, line: str) -> None:
+    """The user adds ``line`` (a vCard property) to the sender's contact."""
+    store = h.contacts
+    for name, card in store.parsed():
+        if not vcard.is_group(card) and address in vcard.emails(card):
+            with store.lock:
+                old = store.cards[name]
+                text = old.text.replace("END:VCARD", f"{line}\r\nEND:VCARD")
+                store.cards[name] = dataclasses.replace(old, etag=old.etag + "x", text=text)
+
+
+async def test_the_contact_mailroom_made_is_deleted_by_the_undo(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
+    email = h.mail.deliver("Ann.Lee@acme.example", name="Ann Lee")
+    h.mail.set_mailboxes(email, {"Screener", "@ToPerson"})
+    await triage.poll()
+    (made,) = ledger.history()
+    assert made.effects.contact_created
+    assert (made.effects.contact_name, made.effects.contact_kind) == ("Ann Lee", "person")
+    plan = await undo(h, tmp_path, "ann.lee@acme.example", apply=False)
+    assert "  delete the contact Mailroom made (nobody changed it since)" in plan
+    assert h.contacts.contact_uid("ann.lee@acme.example") is not None  # dry
+    done = await undo(h, tmp_path, "ann.lee@acme.example", apply=True)
+    assert "  contact deleted" in done
+    assert h.contacts.contact_uid("ann.lee@acme.example") is None
+    assert h.mail.mailbox_names(email) == {"Screener"}
+    assert ledger.history()[0].reason == "contact deleted"
+
+
+async def test_a_contact_the_user_changed_since_stays(harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    email = h.mail.deliver("bo@acme.example", name="Bo")
+    h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
+    await triage.poll()
+    edit_contact(h, "bo@acme.example", "TEL:+1 555 0100")  # the user adds a phone
+    out = await undo(h, tmp_path, "bo@acme.example", apply=True)
+    assert "the contact Mailroom made stays: it was changed since Mailroom made it" in out
+    assert "still skips the Screener" in out
+    assert h.contacts.contact_uid("bo@acme.example") is not None
+    assert h.contacts.groups_of_address("bo@acme.example") == set()
+
+
+async def test_a_contact_the_user_had_before_stays(harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    await put_contact(h.book, "cy@acme.example", "Cy", "person")
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    email = h.mail.deliver("cy@acme.example", name="Cy")
+    h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
+    await triage.poll()
+    out = await undo(h, tmp_path, "cy@acme.example", apply=True)
+    assert "delete the contact" not in out and "contact deleted" not in out
+    assert h.contacts.contact_uid("cy@acme.example") is not None
+    assert h.contacts.groups_of_address("cy@acme.example") == set()
+
+
+async def test_a_company_contact_mailroom_made_is_deleted_too(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    email = h.mail.deliver("billing@shop.example", name="Shop Billing")
+    h.mail.set_mailboxes(email, {"Screener", "@ToPaperTrail"})
+    await triage.poll()
+    done = await undo(h, tmp_path, "billing@shop.example", apply=True)
+    assert "  contact deleted" in done
+    assert h.contacts.contact_uid("billing@shop.example") is None

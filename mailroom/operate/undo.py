@@ -1,0 +1,181 @@
+"""``mailroom undo SENDER`` and ``mailroom reset``: decisions taken back.
+
+Dry by default: each prints what it would do. With ``--apply`` they do it
+with the pass's own batched means (``triage/takeback.py``) and record every
+undo in the ledger, intent first. ``reset`` undoes everything, a batch of
+senders at a time (its request count is constant per batch), walking each
+sender back to before its first decision; interrupted, it is simply run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from mailroom.contacts.book import ContactsError
+from mailroom.core.vocabulary import Trigger
+from mailroom.jmap.errors import JmapError
+from mailroom.ledger.sqlite_file import LedgerError
+from mailroom.ledger.store import MAX_VARIABLES, Filter, Ledger
+from mailroom.net import api_client
+from mailroom.service import make_clients
+from mailroom.settings import Settings
+from mailroom.triage.mailbox_map import SetupError, map_mailboxes
+from mailroom.triage.takeback import TakeBack, Undone
+from mailroom.undo.planning import UndoPlan, describe, undoable
+
+EXIT_ERROR = 1
+TRAIL = 10_000  # a sender's decisions read to find the one to take back
+BATCH = 100  # senders a reset takes back per round of requests
+
+
+@dataclass
+class Session:
+    ledger: Ledger
+    takeback: TakeBack
+    names: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def _session(settings: Settings, ledger: Ledger) -> AsyncIterator[Session]:
+    """The servers, for taking back: the mailboxes and the managed groups."""
+    async with api_client(settings.poll_interval) as http:
+        clients = make_clients(settings, http)
+        await clients.connect()
+        book = clients.book
+        assert book is not None
+        config = clients.triage.config
+        boxes = map_mailboxes(config, (await clients.jmap.get_mailboxes())[0])
+        await book.find_groups(config.categories.contact_groups)
+        labels = frozenset({*boxes.labels.values(), boxes.error_label, *boxes.extra_labels} - {""})
+        takeback = TakeBack(clients.jmap, book, boxes, labels)
+        yield Session(ledger, takeback, {**ledger.mailbox_names(), **boxes.names})
+
+
+async def run_undo(
+    settings: Settings, sender: str, *, apply: bool, out: TextIO, err: TextIO
+) -> int:
+    sender = sender.strip().lower()
+    ledger = _open("undo", settings, out, err)
+    if not isinstance(ledger, Ledger):
+        return ledger
+    try:
+        decision = undoable(ledger.history(Filter(sender, limit=TRAIL)))
+        if decision is None:
+            print(f"nothing to undo for {sender}", file=out)
+            return 0
+        async with _session(settings, ledger) as s:
+            plans = await s.takeback.plan([decision])
+            _print_plans(plans, s.names, out)
+            if not apply:
+                print("dry run: nothing changed; run again with --apply to do it", file=out)
+                return 0
+            (undone,) = await s.takeback.apply(plans, ledger, Trigger.CLI)
+            return _report([undone], out, err)
+    except (JmapError, ContactsError, LedgerError, SetupError) as exc:
+        print(f"mailroom undo: {exc}", file=err)
+        return EXIT_ERROR
+    finally:
+        ledger.close()
+
+
+async def run_reset(settings: Settings, *, apply: bool, out: TextIO, err: TextIO) -> int:
+    """Every decision taken back, newest first, a batch of senders at a time."""
+    ledger = _open("reset", settings, out, err)
+    if not isinstance(ledger, Ledger):
+        return ledger
+    try:
+        async with _session(settings, ledger) as s:
+            if not apply:
+                return await _rehearse_reset(s, out)
+            return await _reset(s, out, err)
+    except (JmapError, ContactsError, LedgerError, SetupError) as exc:
+        print(f"mailroom reset: {exc}", file=err)
+        return EXIT_ERROR
+    finally:
+        ledger.close()
+
+
+async def _rehearse_reset(s: Session, out: TextIO) -> int:
+    standing = s.ledger.standing(limit=TRAIL)
+    if not standing:
+        print("nothing to reset: no decision stands", file=out)
+        return 0
+    for start in range(0, len(standing), BATCH):
+        _print_plans(await s.takeback.plan(standing[start : start + BATCH]), s.names, out)
+    print(
+        f"dry run: {len(standing)} senders would go back to where they were before "
+        "Mailroom decided (a re-triaged sender through each category it had); "
+        "run again with --apply to do it",
+        file=out,
+    )
+    return 0
+
+
+async def _reset(s: Session, out: TextIO, err: TextIO) -> int:
+    undone = 0
+    failed: dict[str, str] = {}
+    while True:
+        batch = s.ledger.standing(limit=BATCH, skip=failed)
+        if not batch:
+            break
+        plans = await s.takeback.plan(batch)
+        for result in await s.takeback.apply(plans, s.ledger, Trigger.CLI):
+            if result.error is None:
+                undone += 1
+            else:
+                failed[result.plan.sender] = result.error
+        left = len(s.ledger.standing(limit=TRAIL, skip=failed))
+        if err.isatty():
+            print(f"reset: {undone} decisions taken back, {left} to go", file=err)
+        if len(failed) >= MAX_VARIABLES:
+            break  # something is badly wrong: stop and say so
+    for sender, why in sorted(failed.items()):
+        print(f"failed: {sender}: {why}", file=err)
+    if failed:
+        print(
+            f"reset: {undone} decisions taken back, {len(failed)} senders failed; "
+            "run it again to retry them",
+            file=err,
+        )
+        return EXIT_ERROR
+    if undone == 0:
+        print("nothing to reset: no decision stands", file=out)
+        return 0
+    print(f"done: {undone} decisions taken back; no decision stands", file=out)
+    return 0
+
+
+def _print_plans(plans: list[UndoPlan], names: dict[str, str], out: TextIO) -> None:
+    for plan in plans:
+        for line in describe(plan, names):
+            print(line, file=out)
+
+
+def _report(results: list[Undone], out: TextIO, err: TextIO) -> int:
+    code = 0
+    for r in results:
+        if r.error is not None:
+            print(f"mailroom undo: {r.plan.sender} failed, {r.error}; run it again", file=err)
+            code = EXIT_ERROR
+            continue
+        print(f"done: {r.plan.sender} is back in {r.plan.back_to}", file=out)
+        if r.contact:
+            print(f"  {r.contact}", file=out)
+    return code
+
+
+def _open(command: str, settings: Settings, out: TextIO, err: TextIO) -> Ledger | int:
+    """The ledger if there is one (these commands never create it), else the exit code."""
+    path: Path = settings.ledger_path
+    if not path.exists():
+        print(f"nothing to {command}: no ledger at {path}", file=out)
+        return 0
+    try:
+        return Ledger.open(path)[0]
+    except LedgerError as exc:
+        print(f"mailroom {command}: {exc}", file=err)
+        return EXIT_ERROR

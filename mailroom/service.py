@@ -188,7 +188,13 @@ class Clients:
         self.book_description = await book.open()
         if self.selection != selection or self._triage is None:
             cfg = self.settings
-            config = TriageConfig(cfg.categories, cfg.screener_mailbox, cfg.error_label)
+            config = TriageConfig(
+                cfg.categories,
+                cfg.screener_mailbox,
+                cfg.error_label,
+                cfg.back_label,
+                cfg.domain_label,
+            )
             self._triage = Triage(self.jmap, book, config, dry_run=self.dry_run, ledger=self.ledger)
             self._provisioner = Provisioner(self.jmap, book, config)
             log.info(

@@ -64,6 +64,8 @@ class Settings:
     log_format: str
     screener_mailbox: str
     error_label: str
+    back_label: str  # @ToScreener: a sender back to the Screener
+    domain_label: str  # @WholeDomain: the triage label decides for the domain
     categories: Categories
     ledger_path: Path  # in MAILROOM_STATE_DIR, else systemd's or XDG's state directory
     ledger_retention_days: int  # email-level detail kept this long
@@ -92,6 +94,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=reader.choice("MAILROOM_LOG_FORMAT", "console", LOG_FORMATS),
         screener_mailbox=reader.required("MAILROOM_SCREENER_MAILBOX", "Screener"),
         error_label=reader.required("MAILROOM_ERROR_LABEL", "@MailroomError"),
+        back_label=reader.required("MAILROOM_TO_SCREENER_LABEL", "@ToScreener"),
+        domain_label=reader.required("MAILROOM_WHOLE_DOMAIN_LABEL", "@WholeDomain"),
         categories=reader.categories("MAILROOM_TRIAGE_CATEGORIES"),
         ledger_path=reader.ledger_path(),
         ledger_retention_days=reader.whole(
@@ -353,6 +357,8 @@ class _Reader:
             *(("MAILROOM_TRIAGE_CATEGORIES destination", d) for d in cats.destinations),
             ("MAILROOM_SCREENER_MAILBOX", settings.screener_mailbox),
             ("MAILROOM_ERROR_LABEL", settings.error_label),
+            ("MAILROOM_TO_SCREENER_LABEL", settings.back_label),
+            ("MAILROOM_WHOLE_DOMAIN_LABEL", settings.domain_label),
         ]
         seen: dict[str, tuple[str, str]] = {"inbox": ("the Inbox", "Inbox")}
         for what, name in roles:

@@ -34,6 +34,7 @@ def test_defaults() -> None:
     assert (s.http_host, s.http_port) == ("127.0.0.1", 8080)
     assert (s.log_level, s.log_format) == ("INFO", "console")
     assert (s.screener_mailbox, s.error_label) == ("Screener", "@MailroomError")
+    assert (s.back_label, s.domain_label) == ("@ToScreener", "@WholeDomain")
     assert [c.label for c in s.categories] == [
         "@ToImbox",
         "@ToFeed",
@@ -127,6 +128,8 @@ def test_contacts_settings_errors(env: dict[str, str], expected: str) -> None:
         ("MAILROOM_TRIAGE_CATEGORIES", "[]", "expected a non-empty JSON list of categories"),
         ("MAILROOM_ERROR_LABEL", "@ToFeed", "is also used as MAILROOM_TRIAGE_CATEGORIES label"),
         ("MAILROOM_SCREENER_MAILBOX", "@tojail", "is also used as MAILROOM_TRIAGE_CATEGORIES"),
+        ("MAILROOM_TO_SCREENER_LABEL", "Screener", "is also used as MAILROOM_SCREENER_MAILBOX"),
+        ("MAILROOM_WHOLE_DOMAIN_LABEL", "@ToScreener", "is also used as MAILROOM_TO_SCREENER"),
         ("MAILROOM_STATE_DIR", "state", "expected an absolute directory, got 'state'"),
         ("MAILROOM_LEDGER_RETENTION_DAYS", "0", "expected a whole number of days, 1-36500"),
         ("MAILROOM_LEDGER_RETENTION_DAYS", "1e9", "expected a whole number of days, 1-36500"),

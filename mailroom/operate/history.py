@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from mailroom.ledger.model import Decision, Outcome
+from mailroom.ledger.model import Decision, DecisionKind, Outcome
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Filter, Ledger
 
@@ -80,7 +80,9 @@ def _when(timestamp: float) -> str:
 def _line(d: Decision, *, with_subject: bool) -> str:
     i, e = d.intent, d.effects
     category = i.category or "Screener"
-    if e.previous:
+    if i.kind is DecisionKind.UNDO:
+        category = f"undo: back to {category} (from {e.previous})"
+    elif e.previous:
         category += f" (was {e.previous})"
     state = {
         Outcome.DONE: "done",
@@ -104,7 +106,9 @@ def _detail(d: Decision, names: Mapping[str, str]) -> list[str]:
     out = []
     if d.reason and d.outcome is Outcome.DONE:
         out.append(d.reason)
-    if e.contact_created or e.contact_uid:
+    if d.intent.kind is DecisionKind.UNDO:
+        pass  # an undo makes no contact; what became of one is its reason
+    elif e.contact_created or e.contact_uid:
         made = "created by Mailroom" if e.contact_created else "existing"
         out.append(f"contact: {made}" + (f" (uid {e.contact_uid})" if e.contact_uid else ""))
     if e.joined or e.left:

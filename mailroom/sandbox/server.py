@@ -137,7 +137,8 @@ class Sandbox:
     ) -> None:
         """Leave the account as ``mailroom setup --apply --create-screener`` would."""
         cats = categories or parse_categories(DEFAULT_CATEGORIES_JSON)
-        for name in (screener, error_label, *cats.labels, *cats.destinations):
+        extra = ("@ToScreener", "@WholeDomain")
+        for name in (screener, error_label, *extra, *cats.labels, *cats.destinations):
             self.mail.ensure_mailbox(name)
         for group in cats.contact_groups:
             if not self.contacts.groups_named(group):

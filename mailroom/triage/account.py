@@ -35,6 +35,9 @@ class Need:
     name: str
     purpose: str  # "the Screener", "label for Feed", …
     present: bool
+    # Triage runs without it (its feature is off until setup makes it): an
+    # account set up by an older Mailroom keeps working after an upgrade.
+    optional: bool = False
 
     def __str__(self) -> str:
         return f"{self.kind.value} {self.name!r} ({self.purpose})"
@@ -51,6 +54,11 @@ class AccountReview:
         return tuple(n for n in self.needs if not n.present)
 
     @property
+    def blocking(self) -> tuple[Need, ...]:
+        """What triage cannot run without."""
+        return tuple(n for n in self.missing if not n.optional)
+
+    @property
     def ok(self) -> bool:
         return self.has_inbox and not self.conflicts and not self.missing
 
@@ -61,6 +69,7 @@ def review_account(
     screener: str,
     error_label: str,
     mailboxes: Sequence[Mapping[str, Any]],
+    extra_labels: Sequence[tuple[str, str]] = (),  # (name, purpose)
     groups: Iterable[str],
 ) -> AccountReview:
     top = {
@@ -72,11 +81,13 @@ def review_account(
     names = top.keys() | nested
     have_groups = set(groups)
     wanted: list[tuple[NeedKind, str, str]] = [(NeedKind.MAILBOX, screener, "the Screener")]
+    optional = {name for name, _ in extra_labels}
     for c in categories:
         wanted.append((NeedKind.MAILBOX, c.label, f"label for {c.name}"))
     for c in categories:
         wanted.append((NeedKind.MAILBOX, c.destination, f"destination of {c.name}"))
     wanted.append((NeedKind.MAILBOX, error_label, "the error label"))
+    wanted += [(NeedKind.MAILBOX, name, purpose) for name, purpose in extra_labels]
     for c in categories:
         wanted.append((NeedKind.GROUP, c.contact_group, f"contact group of {c.name}"))
     needs: list[Need] = []
@@ -86,9 +97,9 @@ def review_account(
             continue  # a destination or group shared by categories
         seen.add((kind, name))
         present = name in (names if kind is NeedKind.MAILBOX else have_groups)
-        needs.append(Need(kind, name, purpose, present))
+        needs.append(Need(kind, name, purpose, present, optional=name in optional))
     conflicts = []
-    for name in (*categories.labels, error_label):
+    for name in (*categories.labels, error_label, *(n for n, _ in extra_labels)):
         box = top.get(name)
         role = box.get("role") if box is not None else None
         if isinstance(role, str) and role in ROLE_MAILBOXES:

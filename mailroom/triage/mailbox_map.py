@@ -19,7 +19,14 @@ class SetupError(Exception):
 
 def names(config: TriageConfig) -> list[str]:
     cats = config.categories
-    return [config.screener_mailbox, config.error_label, *cats.labels, *cats.destinations]
+    return [
+        config.screener_mailbox,
+        config.error_label,
+        config.back_label,
+        config.domain_label,
+        *cats.labels,
+        *cats.destinations,
+    ]
 
 
 def map_mailboxes(config: TriageConfig, mailboxes: Sequence[Mapping[str, Any]]) -> MailboxMap:
@@ -42,6 +49,8 @@ def map_mailboxes(config: TriageConfig, mailboxes: Sequence[Mapping[str, Any]]) 
         excluded=res.excluded,
         missing=frozenset(res.missing),
         names=res.names,
+        back_label=found.get(config.back_label, ""),
+        domain_label=found.get(config.domain_label, ""),
     )
 
 
@@ -53,6 +62,8 @@ def still_valid(
     expected = {
         config.screener_mailbox: boxes.screener,
         config.error_label: boxes.error_label,
+        config.back_label: boxes.back_label,
+        config.domain_label: boxes.domain_label,
         **{c.label: boxes.labels.get(c.name, "") for c in config.categories},
         **{d: boxes.destinations.get(d, "") for d in config.categories.destinations},
     }

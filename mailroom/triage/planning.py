@@ -110,6 +110,8 @@ class ScanPlan:
     # the account's own address -> its labelled emails: flagged, never triaged
     own: dict[str, list[str]] = field(default_factory=dict)
     skipped: int = 0  # labelled emails already carrying the error label
+    # sender -> its emails labelled back-to-Screener (id -> mailbox ids): undone
+    back: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
 
 
 def from_addresses(email: Mapping[str, Any]) -> set[str]:
@@ -144,6 +146,9 @@ def mailbox_ids_of(email: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(k for k, v in boxes.items() if v)
 
 
+BACK = "\0back to the Screener"  # the back-to-Screener label, among category names
+
+
 def plan_scan(
     emails: Iterable[Mapping[str, Any]],
     boxes: MailboxMap,
@@ -170,6 +175,8 @@ def plan_scan(
             plan.skipped += 1
             continue
         labels = {by_label[m].name for m in mailbox_ids if m in by_label}
+        if boxes.back_label and boxes.back_label in mailbox_ids:
+            labels.add(BACK)  # conflicts with any triage label like another category
         if not labels:
             continue  # label removed since the query ran
         who = sender_of(email)
@@ -192,6 +199,9 @@ def plan_scan(
             plan.conflicts[address] = sorted(found)
             continue
         (category_name,) = cats[address]
+        if category_name == BACK:
+            plan.back[address] = found
+            continue
         plan.senders[address] = SenderWork(
             sender=address,
             category=categories.by_name(category_name),

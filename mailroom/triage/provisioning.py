@@ -23,6 +23,8 @@ class TriageConfig:
     categories: Categories
     screener_mailbox: str
     error_label: str
+    back_label: str = "@ToScreener"  # a sender back to the Screener
+    domain_label: str = "@WholeDomain"  # the triage label decides for the domain
 
 
 class Provisioner:
@@ -40,6 +42,10 @@ class Provisioner:
             categories=cfg.categories,
             screener=cfg.screener_mailbox,
             error_label=cfg.error_label,
+            extra_labels=(
+                (cfg.back_label, "the back-to-Screener label"),
+                (cfg.domain_label, "the whole-domain label"),
+            ),
             mailboxes=mailboxes,
             groups=groups,
         )

@@ -52,6 +52,7 @@ class PollResult:
     triaged: Counter[str] = field(default_factory=Counter)  # category -> senders
     senders: list[tuple[str, str]] = field(default_factory=list)  # (address, category)
     emails_refiled: int = 0
+    sent_back: int = 0  # senders put back in the Screener (the back-to-Screener label)
     conflicts: int = 0  # senders whose emails got the error label
     failures: int = 0  # senders left for the next poll
     unflagged: int = 0  # emails that refused the error label

@@ -33,6 +33,7 @@ from mailroom.triage.planning import (
 from mailroom.triage.provisioning import Provisioner, TriageConfig
 from mailroom.triage.records import PollResult, SenderRecord
 from mailroom.triage.rehearsal import Rehearsal
+from mailroom.triage.sendback import SendBack
 from mailroom.triage.steps import (
     EMAIL_PROPERTIES,
     PAGES_AT_ONCE,
@@ -104,8 +105,13 @@ class Triage:
         review = await Provisioner(self._jmap, self._book, self._config).review()
         if review.conflicts:
             raise AccountConflict("; ".join(review.conflicts))
-        if review.missing:
-            raise AccountConflict(missing_message(review.missing))
+        if review.blocking:
+            raise AccountConflict(missing_message(review.blocking))
+        for need in review.missing:
+            log.warning(
+                "label missing: its feature is off until setup makes it",
+                extra={"fields": {"label": need.name, "purpose": need.purpose, "fix": SETUP_HINT}},
+            )
         mailboxes, _ = await self._jmap.get_mailboxes()
         self._boxes = map_mailboxes(self._config, mailboxes)
         self._own = await self.own_addresses()
@@ -150,6 +156,10 @@ class Triage:
             )
         await flag_untriageable(plan, result, self.mailboxes, self._config.error_label, self._flag)
         await self._decide(list(plan.senders.values()), bookkeeper, result)
+        rehearsal = self._rehearsal if self.dry_run else None
+        await SendBack(
+            self._jmap, self._book, self.mailboxes, self._ledger, self._flag, rehearsal
+        ).run(plan.back, trigger, result)
         if not self.dry_run:
             await settle_stale(self._jmap, bookkeeper, {*plan.senders, *plan.conflicts})
         return result
@@ -235,7 +245,9 @@ class Triage:
             boxes = self.mailboxes
             label_filter = {
                 "operator": "OR",
-                "conditions": [{"inMailbox": m} for m in boxes.labels.values()],
+                "conditions": [
+                    {"inMailbox": m} for m in (*boxes.labels.values(), boxes.back_label) if m
+                ],
             }
             mailbox_call = Call("Mailbox/get", {"ids": None, "properties": MAILBOX_PROPERTIES}, "m")
             page, resp = await self._jmap.query_page(

@@ -443,3 +443,27 @@ def test_triage_history_and_undo_from_the_command_line(any_cyrus: Cyrus) -> None
     assert cyrus.emails_from(sender) == before  # every email's mailboxes as before
     assert asyncio.run(contact_uid(cyrus, sender.lower())) is None
     assert "nothing to undo" in _mailroom(cyrus, "undo", sender).stdout
+
+
+def test_to_screener_label_from_the_phone_by_push(any_cyrus: Cyrus) -> None:
+    """Triaged by a label, then put back by ``@ToScreener``: the account as before."""
+    cyrus = any_cyrus
+    sender = unique("back")
+    cyrus.ensure_mailbox("Screener")
+    for i in range(2):
+        cyrus.deliver(sender, "Bea Back", f"Back {i}")
+    before = cyrus.wait_for_mail(sender, 2)
+    with start_mailroom(cyrus, MAILROOM_POLL_INTERVAL="300", MAILROOM_DEBOUNCE_SECONDS="1") as mr:
+        assert wait_until(lambda: mr.push_state() == "connected", 60), mr.log
+        first = sorted(before)[0]
+        cyrus.label(first, "@ToFeed")
+        assert wait_until(
+            lambda: all(b == {"Feed"} for b in cyrus.emails_from(sender).values()), 30, step=0.2
+        ), mr.log
+        assert asyncio.run(groups_of(cyrus, sender.lower())) == {"Feed"}
+        cyrus.label(first, "@ToScreener")
+        assert wait_until(lambda: cyrus.emails_from(sender) == before, 30, step=0.2), mr.log
+        assert wait_until(lambda: "sender back in the Screener" in mr.log, 10), mr.log
+    assert asyncio.run(contact_uid(cyrus, sender.lower())) is None
+    history = _mailroom(cyrus, "history", sender)
+    assert "undo: back to Screener (from Feed)  push  done" in history.stdout, history.stdout

@@ -1,0 +1,133 @@
+"""``@ToScreener`` from the phone: a sender put back in the Screener by a pass.
+
+What ``mailroom undo`` all the way back would do, carried out by the pass
+that finds the label: each of the sender's decisions still standing is taken
+back, newest first, a batched round per level (a sender re-triaged twice
+needs three rounds; most need one). The label comes off last, and only for a
+sender now all the way back, so anything that fails is seen again by the
+next pass. A sender Mailroom never decided (nothing in the ledger) gets the
+error label: there is nothing to take back, and the user should know.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mailroom.contacts.book import ContactBook
+from mailroom.core.vocabulary import Trigger
+from mailroom.jmap.client import JmapClient
+from mailroom.ledger.store import Filter, Ledger
+from mailroom.triage.planning import MailboxMap, patch_for
+from mailroom.triage.records import PollResult
+from mailroom.triage.rehearsal import Rehearsal
+from mailroom.triage.steps import Flag
+from mailroom.triage.takeback import TakeBack
+from mailroom.undo.planning import undoable
+
+log = logging.getLogger("mailroom.triage.workflow")
+
+MAX_ROUNDS = 20  # levels taken back in one pass; a deeper trail goes on next pass
+TRAIL = 10_000  # a sender's decisions read to find the one to take back
+
+Labelled = Mapping[str, Mapping[str, frozenset[str]]]  # sender -> email id -> mailbox ids
+
+
+@dataclass
+class SendBack:
+    jmap: JmapClient
+    book: ContactBook
+    boxes: MailboxMap
+    ledger: Ledger | None
+    flag: Flag
+    rehearsal: Rehearsal | None = None  # a dry run: say, never write
+
+    async def run(self, labelled: Labelled, trigger: Trigger, result: PollResult) -> None:
+        if not labelled:
+            return
+        if self.ledger is None:
+            if self.rehearsal is not None:
+                self._rehearse(labelled)
+            else:  # no ledger, no record of what to take back
+                await self.flag(sorted(e for emails in labelled.values() for e in emails), result)
+            return
+        ledger = self.ledger
+        takeback = TakeBack(self.jmap, self.book, self.boxes, self._labels())
+        never = [s for s in labelled if undoable(self._trail(s)) is None]
+        failed: dict[str, str] = {}
+        restored: set[str] = set()  # emails whose restore took the label off
+        for _ in range(MAX_ROUNDS):
+            decisions = [
+                d
+                for s in labelled
+                if s not in failed and s not in never
+                if (d := undoable(self._trail(s))) is not None
+            ]
+            if not decisions:
+                break
+            for r in await takeback.apply(await takeback.plan(decisions), ledger, trigger):
+                if r.error is not None:
+                    failed[r.plan.sender] = r.error
+                else:
+                    restored.update(r.plan.restore)
+        back = [
+            s
+            for s in labelled
+            if s not in failed and s not in never and undoable(self._trail(s)) is None
+        ]
+        await self._unlabel({s: labelled[s] for s in back}, restored, result)
+        if never:
+            log.warning(
+                "back-to-Screener label on a sender Mailroom never decided: error label",
+                extra={"fields": {"senders": len(never)}},
+            )
+            await self.flag(sorted(e for s in never for e in labelled[s]), result)
+        for sender, why in failed.items():
+            result.failures += 1
+            result.last_error = why
+            log.warning(
+                "could not put sender back in the Screener; the label stays",
+                extra={"fields": {"sender": sender, "error": why}},
+            )
+        for sender in back:
+            result.sent_back += 1
+            log.info("sender back in the Screener", extra={"fields": {"sender": sender}})
+
+    def _trail(self, sender: str) -> list[Any]:
+        assert self.ledger is not None
+        return self.ledger.history(Filter(sender, limit=TRAIL))
+
+    def _labels(self) -> frozenset[str]:
+        b = self.boxes
+        return frozenset({*b.labels.values(), b.error_label, *b.extra_labels} - {""})
+
+    async def _unlabel(self, labelled: Labelled, restored: set[str], result: PollResult) -> None:
+        """The label off the emails a restore did not already take it off, last;
+        an email holding nothing else goes to the Screener, never to no mailbox."""
+        label = self.boxes.back_label
+        patches: dict[str, dict[str, Any]] = {}
+        for emails in labelled.values():
+            for eid, boxes in emails.items():
+                if eid in restored or label not in boxes:
+                    continue
+                remaining = (boxes - {label}) or frozenset({self.boxes.screener})
+                patches[eid] = patch_for(boxes, remaining)
+        if not patches:
+            return
+        outcome = await self.jmap.update_emails(patches)
+        result.record(outcome)
+        refused = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}
+        if refused:
+            result.failures += 1
+            result.last_error = f"{len(refused)} emails kept the back-to-Screener label"
+
+    def _rehearse(self, labelled: Labelled) -> None:
+        assert self.rehearsal is not None
+        for sender, emails in labelled.items():
+            self.rehearsal.said(
+                "dry run: would put sender back in the Screener",
+                ("back", sender, *sorted(emails)),
+                {"sender": sender},
+            )

@@ -1,0 +1,81 @@
+"""``@ToScreener`` from the phone: the sender all the way back, by the pass."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from mailroom.core.vocabulary import Trigger
+from mailroom.ledger.model import DecisionKind, Outcome
+from mailroom.triage.workflow import Triage
+from tests.conftest import Harness
+from tests.ledger.test_pass_ledger import boxes, with_ledger
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_label_takes_every_decision_back(harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
+    ids = [h.mail.deliver("vic@acme.example", name="Vic") for _ in range(3)]
+    before = boxes(h, ids)
+    h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
+    await triage.poll()
+    h.mail.set_mailboxes(ids[1], {"Feed", "@ToJail"})  # a change of mind
+    await triage.poll()
+    assert h.contacts.groups_of_address("vic@acme.example") == {"Jail"}
+
+    h.mail.set_mailboxes(ids[2], {"Jail", "@ToScreener"})  # from the phone
+    result = await triage.poll(Trigger.PUSH)
+
+    assert (result.sent_back, result.failures) == (1, 0)
+    assert boxes(h, ids) == before  # every email where it was, no label left
+    assert h.contacts.contact_uid("vic@acme.example") is None  # Mailroom made it
+    undos = [d for d in ledger.history() if d.intent.kind is DecisionKind.UNDO]
+    assert [(d.intent.trigger, d.outcome) for d in undos] == [("push", Outcome.DONE)] * 2
+    assert (await triage.poll()).sent_back == 0  # done once
+
+
+async def test_a_sender_mailroom_never_decided_gets_the_error_label(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
+    email = h.mail.deliver("new@acme.example")
+    h.mail.set_mailboxes(email, {"Screener", "@ToScreener"})
+    result = await triage.poll()
+    assert result.sent_back == 0
+    assert h.mail.mailbox_names(email) == {"Screener", "@ToScreener", "@MailroomError"}
+    assert ledger.history() == []
+
+
+async def test_with_a_triage_label_too_it_is_a_conflict(harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    ids = [h.mail.deliver("two@acme.example") for _ in range(2)]
+    h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
+    h.mail.set_mailboxes(ids[1], {"Screener", "@ToScreener"})
+    result = await triage.poll()
+    assert (result.conflicts, result.senders_triaged, result.sent_back) == (1, 0, 0)
+    assert all("@MailroomError" in h.mail.mailbox_names(i) for i in ids)
+
+
+async def test_a_dry_run_only_says_it(
+    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    email = h.mail.deliver("dry@acme.example")
+    h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
+    await triage.poll()
+    h.mail.set_mailboxes(email, {"Feed", "@ToScreener"})
+    dry = Triage(h.jmap, h.book, triage.config, dry_run=True)
+    await dry.setup()
+    with caplog.at_level(logging.INFO):
+        result = await dry.poll()
+    assert result.sent_back == 0
+    assert "dry run: would put sender back in the Screener" in caplog.text
+    assert h.mail.mailbox_names(email) == {"Feed", "@ToScreener"}
+    assert h.contacts.groups_of_address("dry@acme.example") == {"Feed"}

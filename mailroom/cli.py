@@ -61,11 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     decide = commands.add_parser(
         "triage", help="put a sender in a category without an email (dry by default)"
     )
-    decide.add_argument("sender", help="the sender's address")
+    decide.add_argument(
+        "sender", help="the sender's address, or @domain for the domain and its subdomains"
+    )
     decide.add_argument("category", help="a category's name or label (Feed, @ToFeed)")
     decide.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
+    decide.add_argument(
+        "--force", action="store_true", help="decide for a shared mail provider's domain anyway"
+    )
     undo = commands.add_parser("undo", help="take back a sender's latest decision (dry by default)")
-    undo.add_argument("sender", help="the sender's address")
+    undo.add_argument("sender", help="the sender's address, or @domain for a domain's rule")
     undo.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
     reset = commands.add_parser(
         "reset", help="take back every decision, for starting over (dry by default)"
@@ -135,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     apply=args.apply,
                     out=sys.stdout,
                     err=sys.stderr,
+                    force=args.force,
                 )
             )
         if args.command == "undo":

@@ -36,6 +36,9 @@ class Intent:
     trigger: str  # a pass trigger, or "cli"
     label_email: str | None = None  # the labelled email it came from
     undoes: int | None = None  # for an undo: the decision it takes back
+    # The domain decision ("@acme.example") this sender's decision follows from:
+    # triaged by a whole-domain rule, or taken back with it.
+    rule: int | None = None
 
 
 @dataclass(frozen=True)

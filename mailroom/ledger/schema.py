@@ -49,11 +49,14 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     """,
     # 2: what Mailroom wrote on a contact it made (an undo deletes it only if
-    # it still holds exactly that).
+    # it still holds exactly that); the domain decision a sender's decision
+    # follows from (whole-domain rules).
     """
     ALTER TABLE decisions ADD COLUMN contact_name TEXT;
     ALTER TABLE decisions ADD COLUMN contact_kind TEXT;
-    CREATE INDEX decisions_by_undoes ON decisions(undoes) WHERE undoes IS NOT NULL
+    ALTER TABLE decisions ADD COLUMN rule INTEGER REFERENCES decisions(id);
+    CREATE INDEX decisions_by_undoes ON decisions(undoes) WHERE undoes IS NOT NULL;
+    CREATE INDEX decisions_by_rule ON decisions(rule) WHERE rule IS NOT NULL
     """,
 )
 

@@ -31,6 +31,7 @@ class Filter:
     category: str | None = None
     since: float | None = None  # Unix seconds
     limit: int = 1000
+    exact: bool = False  # "@domain": the domain's own decisions only, not its senders'
 
 
 class Ledger:
@@ -86,8 +87,8 @@ class Ledger:
                 ids.append(pending[key])
             conn.executemany(
                 "INSERT INTO decisions (id, started, subject, kind, category, "
-                "trigger, label_email, undoes, outcome) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                "trigger, label_email, undoes, rule, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
                 rows,
             )
         return ids
@@ -200,7 +201,7 @@ class Ledger:
         args: list[object] = []
         if which.subject is not None:
             subject = which.subject.lower()
-            if subject.startswith("@"):
+            if subject.startswith("@") and not which.exact:
                 domain = subject[1:]
                 clauses.append(
                     "(subject = ? OR subject LIKE ? ESCAPE '\\' OR subject LIKE ? ESCAPE '\\')"
@@ -230,6 +231,54 @@ class Ledger:
             "u.undoes = d.id AND u.kind = 'undo' AND u.outcome = 'done') "
             f"AND subject NOT IN ({marks}) GROUP BY subject) ORDER BY id DESC LIMIT ?",
             (*skipped, limit),
+        )
+
+    # -- whole-domain rules -------------------------------------------------------
+
+    def domain_rules(self) -> dict[str, Decision]:
+        """The domain decisions in force: each domain's latest that is done and not
+        being (or been) taken back; domain (without the "@") -> its decision."""
+        rules = self._select(
+            "WHERE id IN (SELECT MAX(id) FROM decisions AS d WHERE kind = 'triage' "
+            "AND outcome = 'done' AND subject LIKE '@%' AND NOT EXISTS (SELECT 1 FROM "
+            "decisions AS u WHERE u.undoes = d.id AND u.kind = 'undo' "
+            "AND u.outcome != 'failed') GROUP BY subject)",
+            (),
+        )
+        return {d.intent.subject[1:]: d for d in rules}
+
+    def decided(self, addresses: Iterable[str]) -> set[str]:
+        """Those of ``addresses`` a decision of their own governs: their latest done
+        decision is a triage, or an undo of them alone (not one a domain's undo
+        made). A domain rule never triages them: a single address wins."""
+        out: set[str] = set()
+        for chunk in chunked(sorted(set(addresses)), MAX_VARIABLES):
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = self._conn.execute(
+                    "SELECT subject, kind, rule FROM decisions WHERE id IN "  # noqa: S608
+                    "(SELECT MAX(id) FROM decisions WHERE outcome = 'done' "
+                    f"AND subject IN ({marks}) GROUP BY subject)",
+                    chunk,
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise LedgerError(explain(self.path, exc)) from None
+            out.update(r[0] for r in rows if not (r[1] == "undo" and r[2] is not None))
+        return out
+
+    def ruled_by(self, rules: Iterable[int]) -> list[Decision]:
+        """The senders' decisions that still stand because of these domain rules:
+        each sender's latest done decision, when it is a triage one of them made."""
+        wanted = sorted(set(rules))
+        if not wanted:
+            return []
+        marks = ",".join("?" * len(wanted))
+        return self._select(
+            "WHERE id IN (SELECT MAX(id) FROM decisions WHERE outcome = 'done' "  # noqa: S608
+            "AND subject IN (SELECT subject FROM decisions WHERE rule IN "
+            f"({marks})) GROUP BY subject) AND kind = 'triage' AND rule IN ({marks}) "
+            "ORDER BY id",
+            (*wanted, *wanted),
         )
 
     def mailbox_names(self) -> dict[str, str]:
@@ -315,6 +364,7 @@ def _intent_row(intent: Intent) -> tuple[object, ...]:
         intent.trigger,
         intent.label_email,
         intent.undoes,
+        intent.rule,
     )
 
 
@@ -342,6 +392,7 @@ def _decision(row: sqlite3.Row, moves: list[EmailMove]) -> Decision:
         trigger=row["trigger"],
         label_email=row["label_email"],
         undoes=row["undoes"],
+        rule=row["rule"],
     )
     effects = Effects(
         previous=row["previous"],

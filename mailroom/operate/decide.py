@@ -1,16 +1,22 @@
-"""``mailroom triage SENDER CATEGORY [--apply]``: decide without finding an email.
+"""``mailroom triage SENDER|@DOMAIN CATEGORY [--apply] [--force]``: decide without an email.
 
 The same steps as a labelled email (recorded with trigger ``cli``): the
-sender's contact and groups, then all its mail re-filed. Dry by default: it
-prints what it would do. Safe while the service runs: the writes are the
-same conditional ones a pass makes.
+sender's contact and groups, then all its mail re-filed. For ``@DOMAIN`` the
+rule is recorded and every sender of the domain waiting in the Screener is
+triaged now (later ones by the service's passes); public suffixes and the
+shared mail providers are refused (the latter unless ``--force``). Dry by
+default: it prints what it would do. Safe while the service runs: the writes
+are the same conditional ones a pass makes.
 """
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import TextIO
 
 from mailroom.contacts.book import ContactsError
+from mailroom.domains.names import normal, refusal
 from mailroom.jmap.errors import JmapError
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
@@ -34,13 +40,27 @@ def find_category(settings: Settings, wanted: str) -> Category | None:
 
 
 async def run_triage(
-    settings: Settings, sender: str, wanted: str, *, apply: bool, out: TextIO, err: TextIO
+    settings: Settings,
+    sender: str,
+    wanted: str,
+    *,
+    apply: bool,
+    out: TextIO,
+    err: TextIO,
+    force: bool = False,
 ) -> int:
     category = find_category(settings, wanted)
     if category is None:
         names = ", ".join(c.name for c in settings.categories)
         print(f"mailroom triage: no category {wanted!r} (one of {names})", file=err)
         return EXIT_CONFIG
+    if sender.strip().startswith("@"):
+        domain = normal(sender)
+        why = refusal(domain, force=force)
+        if why is not None:
+            print(f"mailroom triage: {why}", file=err)
+            return EXIT_CONFIG
+        return await _domain(settings, domain, category, apply=apply, out=out, err=err)
     if "@" not in sender.strip(" @"):
         print(f"mailroom triage: {sender!r} is not an email address", file=err)
         return EXIT_CONFIG
@@ -65,7 +85,51 @@ async def run_triage(
     return 0 if record.alive or record.stage is Stage.UNLABELLED else EXIT_ERROR
 
 
-def describe(record: SenderRecord, category: Category, *, apply: bool) -> list[str]:
+async def _domain(
+    settings: Settings, domain: str, category: Category, *, apply: bool, out: TextIO, err: TextIO
+) -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            # A dry run only reads the ledger (an empty one if there is none yet).
+            path = settings.ledger_path if apply or settings.ledger_path.exists() else None
+            ledger, _ = Ledger.open(path or Path(scratch) / "mailroom.db")
+        except LedgerError as exc:
+            print(f"mailroom triage: {exc}", file=err)
+            return EXIT_ERROR
+        try:
+            async with api_client(settings.poll_interval) as http:
+                clients = make_clients(
+                    settings, http, dry_run=not apply, ledger=ledger if apply else None
+                )
+                await clients.connect()
+                await clients.triage.setup()
+                _, records = await clients.triage.decide_domain(domain, category, ledger)
+        except (JmapError, ContactsError, LedgerError, AccountConflict) as exc:
+            print(f"mailroom triage: {exc}", file=err)
+            return EXIT_ERROR
+        finally:
+            ledger.close()
+    verb = "decided" if apply else "would decide"
+    print(f"{verb} @{domain} (and its subdomains) into {category.name}", file=out)
+    print(
+        f"  {len(records)} senders of it waiting in the Screener"
+        + (": triaged now" if apply else "")
+        + "; new ones are triaged by the service as their mail arrives",
+        file=out,
+    )
+    failed = 0
+    for record in records:
+        for line in describe(record, category, apply=apply, dry_note=False):
+            print(f"  {line}", file=out)
+        failed += not (record.alive or record.stage is Stage.UNLABELLED)
+    if not apply:
+        print("dry run: nothing changed; run again with --apply to do it", file=out)
+    return EXIT_ERROR if failed else 0
+
+
+def describe(
+    record: SenderRecord, category: Category, *, apply: bool, dry_note: bool = True
+) -> list[str]:
     if not record.alive:
         return [f"{record.sender}: not triaged: {record.reason}"]
     change = record.change
@@ -78,6 +142,6 @@ def describe(record: SenderRecord, category: Category, *, apply: bool) -> list[s
         if change.leave:
             lines.append(f"  leave groups: {', '.join(change.leave)}")
     lines.append(f"  emails re-filed: {len(record.refiled)}")
-    if not apply:
+    if not apply and dry_note:
         lines.append("dry run: nothing changed; run again with --apply to do it")
     return lines

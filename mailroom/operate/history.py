@@ -84,6 +84,10 @@ def _line(d: Decision, *, with_subject: bool) -> str:
         category = f"undo: back to {category} (from {e.previous})"
     elif e.previous:
         category += f" (was {e.previous})"
+    if i.rule is not None:
+        category += f" (by domain rule #{i.rule})"
+    elif i.subject.startswith("@") and i.kind is DecisionKind.TRIAGE:
+        category += " (whole domain)"
     state = {
         Outcome.DONE: "done",
         Outcome.PENDING: "in progress or interrupted",
@@ -148,6 +152,7 @@ def to_json(d: Decision, names: Mapping[str, str]) -> dict[str, Any]:
         "finished": iso(d.finished),
         "subject": i.subject,
         "kind": i.kind.value,
+        "domain_rule": i.rule,
         "category": i.category,
         "previous": e.previous,
         "trigger": i.trigger,

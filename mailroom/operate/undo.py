@@ -17,7 +17,9 @@ from typing import TextIO
 
 from mailroom.contacts.book import ContactsError
 from mailroom.core.vocabulary import Trigger
+from mailroom.domains.names import normal
 from mailroom.jmap.errors import JmapError
+from mailroom.ledger.model import DecisionKind, Effects, Intent
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import MAX_VARIABLES, Filter, Ledger
 from mailroom.net import api_client
@@ -62,6 +64,14 @@ async def run_undo(
     ledger = _open("undo", settings, out, err)
     if not isinstance(ledger, Ledger):
         return ledger
+    if sender.startswith("@"):
+        try:
+            return await _undo_domain(settings, ledger, normal(sender), apply, out, err)
+        except (JmapError, ContactsError, LedgerError, SetupError) as exc:
+            print(f"mailroom undo: {exc}", file=err)
+            return EXIT_ERROR
+        finally:
+            ledger.close()
     try:
         decision = undoable(ledger.history(Filter(sender, limit=TRAIL)))
         if decision is None:
@@ -80,6 +90,57 @@ async def run_undo(
         return EXIT_ERROR
     finally:
         ledger.close()
+
+
+async def _undo_domain(
+    settings: Settings, ledger: Ledger, domain: str, apply: bool, out: TextIO, err: TextIO
+) -> int:
+    """The domain's latest rule taken back with every sender it triaged (its
+    undo is begun first: the rule stops applying while its senders go back)."""
+    subject = f"@{domain}"
+    rule = undoable(ledger.history(Filter(subject, limit=TRAIL, exact=True)))
+    if rule is None:
+        print(f"nothing to undo for {subject}", file=out)
+        return 0
+    before = rule.effects.previous
+    print(
+        f"undo: {subject} back from {rule.intent.category} to "
+        + (f"{before} (the rule before)" if before else "no rule"),
+        file=out,
+    )
+    ruled = ledger.ruled_by([rule.id])
+    async with _session(settings, ledger) as s:
+        plans = await s.takeback.plan(ruled)
+        for plan in plans:
+            for line in describe(plan, s.names):
+                print(f"  {line}", file=out)
+        if not apply:
+            print("dry run: nothing changed; run again with --apply to do it", file=out)
+            return 0
+        (undo_id,) = ledger.begin(
+            [
+                Intent(
+                    subject=subject,
+                    kind=DecisionKind.UNDO,
+                    category=before,
+                    trigger=Trigger.CLI.value,
+                    undoes=rule.id,
+                )
+            ]
+        )
+        results = await s.takeback.apply(plans, ledger, Trigger.CLI, rule=rule.id)
+        code = _report(results, out, err)
+        if code != 0:
+            print(
+                f"mailroom undo: the rule for {subject} stays suspended until every sender "
+                "is back; run it again",
+                file=err,
+            )
+            return code
+        ledger.plan({undo_id: Effects(previous=rule.intent.category)})
+        ledger.finish([undo_id])
+        print(f"done: {subject} is no longer decided as {rule.intent.category}", file=out)
+        return 0
 
 
 async def run_reset(settings: Settings, *, apply: bool, out: TextIO, err: TextIO) -> int:

@@ -73,6 +73,7 @@ class Bookkeeper:
                 category=w.category.name,
                 trigger=self._trigger,
                 label_email=min(w.emails) if w.emails else None,
+                rule=w.rule,
             )
             for w in works
         ]

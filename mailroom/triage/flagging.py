@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import logging
 
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.errors import JmapSetError
 from mailroom.triage.planning import MailboxMap, ScanPlan
 from mailroom.triage.records import PollResult
+from mailroom.triage.rehearsal import Rehearsal
 from mailroom.triage.steps import Flag
 
 log = logging.getLogger("mailroom.triage.workflow")
@@ -52,4 +55,29 @@ async def flag_untriageable(
             "the sender is this account's own address: your own mail is never "
             "triaged; added the error label",
             extra={"fields": {"sender": sender, "emails": len(ids)}},
+        )
+
+
+async def add_error_label(
+    jmap: JmapClient,
+    boxes: MailboxMap,
+    ids: list[str],
+    result: PollResult,
+    rehearsal: Rehearsal | None = None,
+) -> None:
+    """The error label on ``ids`` (a dry run only says so). Emails refusing it are
+    logged and counted: the other senders must not wait on them."""
+    if rehearsal is not None:
+        rehearsal.said("would add the error label", ("flag", *sorted(ids)), {"emails": len(ids)})
+        return
+    patch = {eid: {f"mailboxIds/{boxes.error_label}": True} for eid in ids}
+    outcome = await jmap.update_emails(patch)
+    result.record(outcome)
+    refused = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}
+    if refused:
+        result.unflagged += len(refused)
+        error = JmapSetError("Email/set", "notUpdated", refused)
+        log.warning(
+            "emails refused the error label",
+            extra={"fields": {"emails": len(refused), "error": str(error)}},
         )

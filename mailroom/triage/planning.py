@@ -96,6 +96,8 @@ class SenderWork:
     category: Category
     display_name: str
     emails: dict[str, frozenset[str]] = field(default_factory=dict)  # id -> mailbox ids
+    whole_domain: bool = False  # labelled @WholeDomain too: decide for its domain
+    rule: int | None = None  # the domain decision that triages it (ledger id)
 
 
 @dataclass
@@ -165,6 +167,7 @@ def plan_scan(
     plan = ScanPlan()
     seen: dict[str, dict[str, frozenset[str]]] = {}
     cats: dict[str, set[str]] = {}
+    whole: set[str] = set()  # senders with an email labelled @WholeDomain
     names: dict[str, str] = {}
     for email in emails:
         eid = email.get("id")
@@ -191,6 +194,8 @@ def plan_scan(
             plan.own.setdefault(address, []).append(eid)
             continue
         seen.setdefault(address, {})[eid] = mailbox_ids
+        if boxes.domain_label and boxes.domain_label in mailbox_ids:
+            whole.add(address)
         cats.setdefault(address, set()).update(labels)
         if name and not names.get(address):
             names[address] = name
@@ -207,6 +212,7 @@ def plan_scan(
             category=categories.by_name(category_name),
             display_name=names.get(address, ""),
             emails=found,
+            whole_domain=address in whole,
         )
     return plan
 
@@ -316,7 +322,8 @@ def plan_label_removal(
     for eid, current in emails.items():
         if label not in current:
             continue
-        remaining = current - {label}
+        # The whole-domain label goes with the triage label it modified.
+        remaining = current - {label, boxes.domain_label}
         if not remaining:
             remaining = frozenset({boxes.destinations[category.destination]})
         out[eid] = patch_for(current, remaining)

@@ -80,9 +80,10 @@ class TakeBack:
         ]
 
     async def apply(
-        self, plans: Sequence[UndoPlan], ledger: Ledger, trigger: Trigger
+        self, plans: Sequence[UndoPlan], ledger: Ledger, trigger: Trigger, rule: int | None = None
     ) -> list[Undone]:
-        """Carry the plans out and record them; each sender's outcome."""
+        """Carry the plans out and record them; each sender's outcome. ``rule``: the
+        domain decision being taken back with these senders."""
         results = {p.sender: Undone(p) for p in plans}
         if not plans:
             return []
@@ -94,6 +95,7 @@ class TakeBack:
                     category=p.decision.effects.previous,
                     trigger=trigger.value,
                     undoes=p.decision.id,
+                    rule=rule,
                 )
                 for p in plans
             ]

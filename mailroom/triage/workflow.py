@@ -18,15 +18,18 @@ from typing import Any
 from mailroom.contacts.book import ContactBook
 from mailroom.core.vocabulary import Trigger
 from mailroom.jmap.client import Call, JmapClient
-from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError, JmapSetError
+from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError
+from mailroom.ledger.model import Decision
 from mailroom.ledger.store import Ledger
 from mailroom.triage.account import SETUP_HINT, missing_message
 from mailroom.triage.bookkeeping import Bookkeeper, settle_stale
 from mailroom.triage.categories import Category
-from mailroom.triage.flagging import flag_untriageable
+from mailroom.triage.domainrules import DomainRules, rehearse_domains
+from mailroom.triage.flagging import add_error_label, flag_untriageable
 from mailroom.triage.mailbox_map import SetupError, map_mailboxes, still_valid
 from mailroom.triage.planning import (
     MailboxMap,
+    ScanPlan,
     SenderWork,
     plan_scan,
 )
@@ -147,15 +150,16 @@ class Triage:
         result = PollResult()
         emails = await self._scan(result)
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
+        works = await self._with_domains(plan, trigger, result)
         # Before anything is written: a ledger that cannot take the intents stops here.
         bookkeeper = self._bookkeeper(trigger)
-        bookkeeper.intents(plan.senders.values())
+        bookkeeper.intents(works)
         if plan.skipped:
             log.debug(
                 "skipped emails with the error label", extra={"fields": {"count": plan.skipped}}
             )
         await flag_untriageable(plan, result, self.mailboxes, self._config.error_label, self._flag)
-        await self._decide(list(plan.senders.values()), bookkeeper, result)
+        await self._decide(works, bookkeeper, result)
         rehearsal = self._rehearsal if self.dry_run else None
         await SendBack(
             self._jmap, self._book, self.mailboxes, self._ledger, self._flag, rehearsal
@@ -180,6 +184,26 @@ class Triage:
         bookkeeper = self._bookkeeper(Trigger.CLI)
         bookkeeper.intents([work])
         return result, await self._decide([work], bookkeeper, result)
+
+    async def _with_domains(
+        self, plan: ScanPlan, trigger: Trigger, result: PollResult
+    ) -> list[SenderWork]:
+        if self._ledger is None:  # a dry run: only said
+            return rehearse_domains(plan, self._rehearsal)
+        rules = DomainRules(self._jmap, self._ledger, self.mailboxes, self._config.categories)
+        return await rules.works(plan, trigger.value, self._own, self._flag, result)
+
+    async def decide_domain(
+        self, domain: str, category: Category, ledger: Ledger
+    ) -> tuple[Decision | None, list[SenderRecord]]:
+        """``mailroom triage @DOMAIN``: the rule, then every sender of the domain
+        waiting in the Screener by the pass's steps (``ledger``: this one's, or
+        one only read in a dry run, to leave out senders decided on their own)."""
+        rules = DomainRules(self._jmap, ledger, self.mailboxes, self._config.categories)
+        rule, works = await rules.decide(domain, category, self._own, apply=not self.dry_run)
+        bookkeeper = self._bookkeeper(Trigger.CLI)
+        bookkeeper.intents(works)
+        return rule, await self._decide(works, bookkeeper, PollResult())
 
     def _bookkeeper(self, trigger: Trigger) -> Bookkeeper:
         return Bookkeeper(
@@ -286,23 +310,5 @@ class Triage:
         raise JmapProtocolError("mailboxes keep changing during the scan")
 
     async def _flag(self, ids: list[str], result: PollResult) -> None:
-        if self.dry_run:
-            self._rehearsal.said(
-                "would add the error label", ("flag", *sorted(ids)), {"emails": len(ids)}
-            )
-            return
-        patch = {eid: {f"mailboxIds/{self.mailboxes.error_label}": True} for eid in ids}
-        outcome = await self._jmap.update_emails(patch)
-        result.record(outcome)
-        refused = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}
-        if refused:
-            # Log, count, go on: the other senders must not wait on these.
-            result.unflagged += len(refused)
-            log.warning(
-                "emails refused the error label",
-                extra={"fields": {"emails": len(refused), "error": str(_set_error(refused))}},
-            )
-
-
-def _set_error(failures: dict[str, dict[str, Any]]) -> JmapSetError:
-    return JmapSetError("Email/set", "notUpdated", failures)
+        rehearsal = self._rehearsal if self.dry_run else None
+        await add_error_label(self._jmap, self.mailboxes, ids, result, rehearsal)

@@ -467,3 +467,32 @@ def test_to_screener_label_from_the_phone_by_push(any_cyrus: Cyrus) -> None:
     assert asyncio.run(contact_uid(cyrus, sender.lower())) is None
     history = _mailroom(cyrus, "history", sender)
     assert "undo: back to Screener (from Feed)  push  done" in history.stdout, history.stdout
+
+
+def test_a_domain_decision_files_a_sender_who_writes_later(any_cyrus: Cyrus) -> None:
+    """``triage @domain`` now, and by push for a new sender of it (Cyrus's ``from``
+    search finds the domain), while other domains stay screened."""
+    cyrus = any_cyrus
+    domain = f"d{uuid.uuid4().hex[:8]}.example"
+    cyrus.ensure_mailbox("Screener")
+    cyrus.deliver(f"first@{domain}", "First", "Before the rule")
+    (first,) = cyrus.wait_for_mail(f"first@{domain}", 1)
+    assert _mailroom(cyrus, "setup", "--apply").returncode == 0
+    refused = _mailroom(cyrus, "triage", "@gmail.com", "Feed", "--apply")
+    assert refused.returncode == 2 and "shared mail provider" in refused.stderr
+    done = _mailroom(cyrus, "triage", f"@{domain}", "Feed", "--apply")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert cyrus.emails_from(f"first@{domain}") == {first: {"Feed"}}
+    with start_mailroom(cyrus, MAILROOM_POLL_INTERVAL="300", MAILROOM_DEBOUNCE_SECONDS="1") as mr:
+        assert wait_until(lambda: mr.push_state() == "connected", 60), mr.log
+        late, other = f"late@news.{domain}", unique("other")
+        cyrus.deliver(late, "Late Comer", "After the rule")
+        cyrus.deliver(other, "Other", "Not of the domain")
+        (email,) = cyrus.wait_for_mail(late, 1)
+        assert wait_until(lambda: cyrus.emails_from(late) == {email: {"Feed"}}, 30, step=0.2), (
+            mr.log
+        )
+        assert all(b == {"Screener"} for b in cyrus.wait_for_mail(other, 1).values())
+    assert asyncio.run(groups_of(cyrus, late)) == {"Feed"}
+    history = _mailroom(cyrus, "history", f"@{domain}")
+    assert f"@{domain}" in history.stdout and late in history.stdout

@@ -1,0 +1,1 @@
+"""Whole-domain decisions: which domain a sender is of, which domains may be decided."""

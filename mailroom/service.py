@@ -25,7 +25,7 @@ from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind, Trigger
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.errors import JmapAuthError, JmapError
-from mailroom.ledger.model import Outcome
+from mailroom.ledger.model import DecisionKind, Outcome
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Filter, Ledger
 from mailroom.net import api_client
@@ -326,17 +326,9 @@ class App:
             ledger.close()
 
     def _remember(self, ledger: Ledger) -> None:
-        """The status page's last triaged senders survive a restart: seed them from the ledger."""
-        try:
-            recent = ledger.history(Filter(limit=SENDERS_KEPT * 2))
-        except LedgerError as exc:
-            log.warning("cannot read the ledger's history", extra={"fields": {"error": str(exc)}})
-            return
-        done = [d for d in reversed(recent) if d.outcome is Outcome.DONE and d.intent.category]
-        self.telemetry.history.add_triaged(
-            TriagedEntry(d.finished or d.started, d.intent.subject, d.intent.category or "")
-            for d in done[-SENDERS_KEPT:]
-        )
+        """The status page's last decisions come from the ledger: they survive a
+        restart and show the command line's too (undos, domain rules)."""
+        self.telemetry.history.source = lambda: recent_decisions(ledger)
 
     async def _run(self, stop: asyncio.Event, ledger: Ledger | None) -> int:
         settings = self.settings
@@ -434,3 +426,20 @@ async def run_until_signalled(settings: Settings, *, dry_run: bool = False) -> i
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     return await App(settings, dry_run=dry_run).run(stop)
+
+
+def recent_decisions(ledger: Ledger) -> list[TriagedEntry]:
+    """The ledger's latest finished decisions for the status page, newest first."""
+    out = []
+    for d in ledger.history(Filter(limit=SENDERS_KEPT * 2)):
+        if d.outcome is not Outcome.DONE:
+            continue
+        i = d.intent
+        if i.kind is DecisionKind.UNDO:
+            category, note = i.category or "Screener", "undo"
+        else:
+            category = i.category or ""
+            note = "whole domain" if i.subject.startswith("@") else ""
+            note = "by domain rule" if i.rule is not None else note
+        out.append(TriagedEntry(d.finished or d.started, i.subject, category, note))
+    return out[:SENDERS_KEPT]

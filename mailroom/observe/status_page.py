@@ -129,10 +129,12 @@ def render(view: PageView) -> str:
     senders = (
         "".join(
             f'<tr><td>{_time(t.at)}</td><td class="sender">{escape(t.sender)}</td>'
-            f"<td>{escape(t.category)}</td></tr>"
+            f"<td>{escape(t.category)}"
+            + (f' <span class="note">({escape(t.note)})</span>' if t.note else "")
+            + "</td></tr>"
             for t in view.senders
         )
-        or '<tr><td colspan="3">nobody triaged since start-up</td></tr>'
+        or '<tr><td colspan="3">no decision yet</td></tr>'
     )
     dry = '<p class="dry">Dry run: nothing is written.</p>' if view.dry_run else ""
     output = f'<p id="output">{escape(view.output)}</p>' if view.output else ""
@@ -169,7 +171,7 @@ footer {{ color: #57606a; font-size: .85em; }}
 <tr><th>Finished</th><th>Trigger</th><th>Senders</th><th>Duration</th><th>Outcome</th></tr>
 {passes}
 </table>
-<h2>Last triaged senders</h2>
+<h2>Last decisions</h2>
 <table id="senders">
 <tr><th>When</th><th>Sender</th><th>Category</th></tr>
 {senders}

@@ -4,11 +4,14 @@ a dry run writes none, a ledger it cannot open stops start-up."""
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
 import pytest
 
 from mailroom.ledger.store import Ledger
+from mailroom.operate.decide import run_triage
+from mailroom.operate.undo import run_undo
 from mailroom.sandbox.server import Sandbox
 from mailroom.service import EXIT_CONFIG, App
 from mailroom.settings import load_settings
@@ -87,3 +90,27 @@ async def test_the_status_page_remembers_triaged_senders_across_a_restart(
             host, port = run.app.server.address
             page = await run.http.get(f"http://{host}:{port}/")
             assert "before@x.example" in page.text
+
+
+async def test_the_status_page_shows_undos_and_domain_rules_the_command_line_made(
+    tmp_path: Path,
+) -> None:
+    env = {"MAILROOM_STATE_DIR": str(tmp_path)}
+    with Sandbox() as sb:
+        async with running(sb, env=env) as run:
+            ids = run.label("gone@x.example")
+            await run.until(lambda: run.triaged(ids))
+            settings = load_settings({**sb.env(), **env})
+            out, err = io.StringIO(), io.StringIO()
+            assert await run_undo(settings, "gone@x.example", apply=True, out=out, err=err) == 0
+            code = await run_triage(settings, "@acme.example", "Feed", apply=True, out=out, err=err)
+            assert code == 0, err.getvalue()
+            _, senders = run.app.telemetry.history.snapshot()
+            assert [(s.sender, s.category, s.note) for s in senders] == [
+                ("@acme.example", "Feed", "whole domain"),
+                ("gone@x.example", "Screener", "undo"),
+                ("gone@x.example", "Feed", ""),
+            ]
+            host, port = run.app.server.address
+            page = (await run.http.get(f"http://{host}:{port}/")).text
+            assert "Last decisions" in page and "(undo)" in page and "(whole domain)" in page

@@ -61,7 +61,7 @@ def test_the_diagram_highlights_the_current_state_only() -> None:
 
 def test_an_empty_page_says_so() -> None:
     page = render(view(passes=[], senders=[], last_error=None, output=None, status="pass"))
-    assert "no pass yet" in page and "nobody triaged since start-up" in page
+    assert "no pass yet" in page and "no decision yet" in page
     assert '<p id="last-error">none</p>' in page
 
 

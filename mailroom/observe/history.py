@@ -9,8 +9,8 @@ memory as a minute.
 
 from __future__ import annotations
 
-from collections import deque
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 

@@ -17,6 +17,7 @@ class Trigger(StrEnum):
     FALLBACK = "fallback"  # the safety-net interval ran out
     CATCHUP = "catchup"  # push came back after an outage
     CLI = "cli"  # `mailroom triage` or `undo` from the command line, not a pass of the service
+    RESET = "reset"  # `mailroom reset`: starting over, no decision of anyone's
 
 
 # What starts a pass of the running service (its metrics' trigger label).

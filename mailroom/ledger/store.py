@@ -250,20 +250,22 @@ class Ledger:
     def decided(self, addresses: Iterable[str]) -> set[str]:
         """Those of ``addresses`` a decision of their own governs: their latest done
         decision is a triage, or an undo of them alone (not one a domain's undo
-        made). A domain rule never triages them: a single address wins."""
+        or a reset made). A domain rule never triages them: a single address wins."""
         out: set[str] = set()
         for chunk in chunked(sorted(set(addresses)), MAX_VARIABLES):
             marks = ",".join("?" * len(chunk))
             try:
                 rows = self._conn.execute(
-                    "SELECT subject, kind, rule FROM decisions WHERE id IN "  # noqa: S608
+                    "SELECT subject, kind, rule, trigger FROM decisions WHERE id IN "  # noqa: S608
                     "(SELECT MAX(id) FROM decisions WHERE outcome = 'done' "
                     f"AND subject IN ({marks}) GROUP BY subject)",
                     chunk,
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise LedgerError(explain(self.path, exc)) from None
-            out.update(r[0] for r in rows if not (r[1] == "undo" and r[2] is not None))
+            out.update(
+                r[0] for r in rows if not (r[1] == "undo" and (r[2] is not None or r[3] == "reset"))
+            )
         return out
 
     def ruled_by(self, rules: Iterable[int]) -> list[Decision]:

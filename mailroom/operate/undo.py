@@ -184,7 +184,7 @@ async def _reset(s: Session, out: TextIO, err: TextIO) -> int:
         if not batch:
             break
         plans = await s.takeback.plan(batch)
-        for result in await s.takeback.apply(plans, s.ledger, Trigger.CLI):
+        for result in await s.takeback.apply(plans, s.ledger, Trigger.RESET):
             if result.error is None:
                 undone += 1
             else:

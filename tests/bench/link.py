@@ -234,3 +234,81 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def link_takeback(senders: int = 100, emails: int = 10) -> dict[str, Any]:
+    """``mailroom reset`` and ``mailroom undo @domain`` of ``senders`` x ``emails``
+    over the link with JMAP contacts: requests and seconds, in-process."""
+    import io
+    import os
+
+    from mailroom.ledger.store import Ledger
+    from mailroom.operate.decide import run_triage
+    from mailroom.operate.undo import run_reset, run_undo
+    from mailroom.settings import load_settings
+    from mailroom.triage.workflow import Triage
+    from tests.conftest import Sleeps, make_clients, ready
+
+    async def run() -> dict[str, Any]:
+        out: dict[str, Any] = {"senders": senders, "emails_per_sender": emails}
+        with tls_link(ContactsBackend.JMAP) as link, tempfile.TemporaryDirectory() as state:
+            sb = link.sb
+            env = {**link.env, "MAILROOM_CONTACTS": "jmap", "MAILROOM_STATE_DIR": state}
+            settings = load_settings(env)
+            os.environ["SSL_CERT_FILE"] = link.env["SSL_CERT_FILE"]  # the CLI's own client
+            for i in range(senders):
+                for k in range(emails):
+                    eid = sb.mail.deliver(f"s{i}@news.takeback.example", name=f"S {i}")
+                    if k == 0:
+                        sb.mail.set_mailboxes(eid, {"Screener", "@ToFeed"})
+            async with httpx.AsyncClient(verify=link.client_tls, timeout=60) as http:
+                jmap, _, book, plain = make_clients(
+                    sb, http, Sleeps(), ContactsBackend.JMAP, base=link.public
+                )
+                ledger, _ = Ledger.open(Path(state) / "mailroom.db")
+                triage = Triage(jmap, book, plain.config, ledger=ledger)
+                await ready(jmap, book, triage)
+                result = await triage.poll()
+                ledger.close()
+            out["triaged"] = result.senders_triaged
+
+            async def measure(name: str, command: Any) -> None:
+                before, started = sb.total_requests(), time.monotonic()
+                err = io.StringIO()
+                code = await command(err)
+                out[name] = {
+                    "exit": code,
+                    "requests": sb.total_requests() - before,
+                    "seconds": round(time.monotonic() - started, 2),
+                    "error": err.getvalue()[:300] or None,
+                }
+
+            await measure(
+                "reset",
+                lambda err: run_reset(settings, apply=True, out=io.StringIO(), err=err),
+            )
+            out["reset"]["all_back"] = all(
+                e.mailbox_ids == {sb.mail.mailbox_id("Screener")} for e in sb.mail.emails.values()
+            )
+            code = await run_triage(
+                settings,
+                "@takeback.example",
+                "Feed",
+                apply=True,
+                out=io.StringIO(),
+                err=io.StringIO(),
+            )
+            out["domain_triage_exit"] = code
+            await measure(
+                "undo_domain",
+                lambda err: run_undo(
+                    settings, "@takeback.example", apply=True, out=io.StringIO(), err=err
+                ),
+            )
+            out["undo_domain"]["all_back"] = all(
+                e.mailbox_ids == {sb.mail.mailbox_id("Screener")} for e in sb.mail.emails.values()
+            )
+            out["target_requests"], out["target_s"] = 8, 5.0
+        return out
+
+    return asyncio.run(run())

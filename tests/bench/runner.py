@@ -654,6 +654,7 @@ def run_all(sizes: Sizes, *, with_cyrus: bool, only: set[str] | None = None) -> 
         ("bulk_standin", lambda: bench_bulk_standin(sizes)),
         ("storm", lambda: bench_storm(sizes)),
         ("ledger", lambda: _run_ledger(sizes)),
+        ("takeback", lambda: _run_takeback(sizes)),
         ("flood", lambda: bench_stream_shape(sizes, "flood")),
         ("close_after_event", lambda: bench_stream_shape(sizes, "close-after-event")),
         ("sigterm", lambda: bench_sigterm(sizes)),
@@ -687,6 +688,13 @@ def _run_ledger(sizes: Sizes) -> dict[str, Any]:
     from tests.bench.ledger import bench_ledger
 
     return bench_ledger(sizes.ledger_decisions)
+
+
+def _run_takeback(sizes: Sizes) -> dict[str, Any]:
+    from tests.bench.link import link_takeback  # over the realistic link
+
+    senders = 100 if sizes.bulk_senders >= 100 else 10
+    return link_takeback(senders, 10)
 
 
 def _run_link(sizes: Sizes) -> dict[str, Any]:
@@ -842,6 +850,21 @@ def markdown(r: dict[str, Any]) -> str:
             "Ledger: file size after decisions of 10 emails (MB)",
             f"{get('ledger', 'file_mb')} after {get('ledger', 'decisions')}",
             "≤ 20 per 10,000",
+        ),
+        (
+            "Link, JMAP contacts: reset of "
+            f"{get('takeback', 'senders')} senders x 10 emails (requests / s)",
+            cells(get("takeback", "reset", "requests"), get("takeback", "reset", "seconds")),
+            "≤ 8; ≤ 5",
+        ),
+        (
+            "Link, JMAP contacts: undo @domain of "
+            f"{get('takeback', 'senders')} senders x 10 emails (requests / s)",
+            cells(
+                get("takeback", "undo_domain", "requests"),
+                get("takeback", "undo_domain", "seconds"),
+            ),
+            "≤ 8; ≤ 5",
         ),
         (
             "Flood of comments: label latency p99 (s) / peak RSS MB",

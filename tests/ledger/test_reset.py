@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mailroom.contacts.book import ContactsBackend
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapError
 from mailroom.ledger.store import Ledger
@@ -105,3 +106,27 @@ async def test_an_interrupted_reset_finishes_when_run_again(
     assert code == 0, err
     assert "done: 6 decisions taken back" in out
     assert account(h, senders, ids) == before
+
+
+@pytest.mark.parametrize("senders", [1, 25])
+async def test_a_reset_costs_the_same_requests_whatever_the_senders(
+    harness: Harness, tmp_path: Path, senders: int
+) -> None:
+    h = harness
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    for n in range(senders):
+        ids = [h.mail.deliver(f"c{n}@count.example", name=f"C {n}") for _ in range(3)]
+        h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
+    await triage.poll()
+    before = h.sandbox.total_requests()
+    code, _, err = await reset(h, tmp_path, apply=True)
+    assert code == 0, err
+    requests = h.sandbox.total_requests() - before
+    if h.backend is ContactsBackend.JMAP:
+        # session, address book, mailboxes, groups, the emails, the contacts,
+        # one ContactCard/set (groups left, contacts deleted), one Email/set
+        assert requests == 8
+    else:
+        # CardDAV: discovery (4) and reads as a pass, one PUT for the group, and a
+        # conditional DELETE per contact Mailroom made
+        assert requests == 12 + senders

@@ -112,7 +112,7 @@ class Ledger:
                 row[0]
                 for chunk in chunked(list(planned), MAX_VARIABLES)
                 for row in conn.execute(
-                    "SELECT DISTINCT decision FROM moves "  # noqa: S608 (placeholders only)
+                    "SELECT decision FROM decision_moves "  # noqa: S608 (placeholders only)
                     f"WHERE decision IN ({','.join('?' * len(chunk))})",
                     chunk,
                 )
@@ -144,12 +144,11 @@ class Ledger:
                 ),
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO moves (decision, email, before, after) VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO decision_moves (decision, moves) VALUES (?, ?)",
                 (
-                    (decision, m.email, _list(sorted(m.before)), _list(sorted(m.after)))
+                    (decision, _moves_text(e.moves))
                     for decision, e in merged.items()
-                    for m in e.moves
-                    if decision not in earlier or m not in earlier[decision].moves
+                    if e.moves or decision in earlier
                 ),
             )
 
@@ -177,11 +176,19 @@ class Ledger:
         """Drop the email-level detail of decisions finished before ``older_than``;
         the decisions themselves stay. Returns how many emails' moves went."""
         with self._write() as conn:
-            gone = conn.execute(
-                "DELETE FROM moves WHERE decision IN (SELECT id FROM decisions "
+            gone = sum(
+                len(json.loads(row[0]))
+                for row in conn.execute(
+                    "SELECT moves FROM decision_moves WHERE decision IN (SELECT id FROM "
+                    "decisions WHERE finished IS NOT NULL AND finished < ?)",
+                    (older_than,),
+                )
+            )
+            conn.execute(
+                "DELETE FROM decision_moves WHERE decision IN (SELECT id FROM decisions "
                 "WHERE finished IS NOT NULL AND finished < ?)",
                 (older_than,),
-            ).rowcount
+            )
             conn.execute(
                 "UPDATE decisions SET moves_pruned = 1 "
                 "WHERE finished IS NOT NULL AND finished < ? AND moves_pruned = 0",
@@ -315,12 +322,10 @@ class Ledger:
             for chunk in chunked([row["id"] for row in rows], MAX_VARIABLES):
                 marks = ",".join("?" * len(chunk))
                 for m in conn.execute(
-                    f"SELECT * FROM moves WHERE decision IN ({marks}) ORDER BY email",  # noqa: S608
+                    f"SELECT * FROM decision_moves WHERE decision IN ({marks})",  # noqa: S608
                     chunk,
                 ):
-                    moves.setdefault(m["decision"], []).append(
-                        EmailMove(m["email"], _set(m["before"]), _set(m["after"]))
-                    )
+                    moves[m["decision"]] = _moves(m["moves"])
         except sqlite3.Error as exc:
             raise LedgerError(explain(self.path, exc)) from None
         return [_decision(row, moves.get(row["id"], [])) for row in rows]
@@ -382,8 +387,16 @@ def _list(items: Iterable[str]) -> str:
 _quote = json.encoder.encode_basestring
 
 
-def _set(text: str) -> frozenset[str]:
-    return frozenset(json.loads(text))
+def _moves_text(moves: Iterable[EmailMove]) -> str:
+    """A decision's emails as one JSON array of [email, before, after], by email."""
+    return json.dumps(
+        sorted([m.email, sorted(m.before), sorted(m.after)] for m in moves),
+        separators=(",", ":"),
+    )
+
+
+def _moves(text: str) -> list[EmailMove]:
+    return [EmailMove(e, frozenset(b), frozenset(a)) for e, b, a in json.loads(text)]
 
 
 def _decision(row: sqlite3.Row, moves: list[EmailMove]) -> Decision:

@@ -227,6 +227,7 @@ def test_a_file_of_the_first_schema_is_migrated_with_its_decisions(tmp_path: Pat
         "'done', '[\"Feed\"]')"
     )
     conn.execute("INSERT INTO moves VALUES (7, 'M9', '[\"s\"]', '[\"f\"]')")
+    conn.execute("INSERT INTO moves VALUES (7, 'M1', '[\"s\",\"l\"]', '[\"f\"]')")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -234,7 +235,11 @@ def test_a_file_of_the_first_schema_is_migrated_with_its_decisions(tmp_path: Pat
     assert how.migrated_from == 1
     (old,) = ledger.history()
     assert old.id == 7 and old.effects.joined == ("Feed",)
-    assert old.effects.moves == (EmailMove("M9", frozenset({"s"}), frozenset({"f"})),)
+    assert old.effects.moves == (
+        EmailMove("M1", frozenset({"s", "l"}), frozenset({"f"})),
+        EmailMove("M9", frozenset({"s"}), frozenset({"f"})),
+    )
+    assert old.effects.contact_name is None and old.intent.rule is None
     assert schema.version(ledger._conn) == schema.VERSION
 
 

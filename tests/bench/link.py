@@ -312,3 +312,52 @@ def link_takeback(senders: int = 100, emails: int = 10) -> dict[str, Any]:
         return out
 
     return asyncio.run(run())
+
+
+def link_domain_rules(rule_counts: tuple[int, ...] = (0, 1, 100)) -> dict[str, Any]:
+    """What whole-domain rules add to a pass over the link: an idle pass (nothing
+    labelled) with 0, 1 and 100 rules in force; requests and seconds."""
+    from mailroom.ledger.model import DecisionKind, Intent
+    from mailroom.ledger.store import Ledger
+    from mailroom.triage.workflow import Triage
+    from tests.conftest import Sleeps, make_clients, ready
+
+    async def run() -> dict[str, Any]:
+        out: dict[str, Any] = {"passes": []}
+        with tls_link(ContactsBackend.JMAP) as link, tempfile.TemporaryDirectory() as state:
+            sb = link.sb
+            for n in range(20):
+                sb.mail.deliver(f"waiting{n}@elsewhere.example")  # a Screener to search
+            async with httpx.AsyncClient(verify=link.client_tls, timeout=60) as http:
+                jmap, _, book, plain = make_clients(
+                    sb, http, Sleeps(), ContactsBackend.JMAP, base=link.public
+                )
+                ledger, _ = Ledger.open(Path(state) / "mailroom.db")
+                triage = Triage(jmap, book, plain.config, ledger=ledger)
+                await ready(jmap, book, triage)
+                made = 0
+                for count in rule_counts:
+                    while made < count:
+                        (rule,) = ledger.begin(
+                            [Intent(f"@r{made}.example", DecisionKind.TRIAGE, "Feed", "cli")]
+                        )
+                        ledger.finish([rule])
+                        made += 1
+                    await triage.poll()  # warm
+                    times, requests = [], []
+                    for _ in range(5):
+                        before, started = sb.total_requests(), time.monotonic()
+                        await triage.poll()
+                        times.append(time.monotonic() - started)
+                        requests.append(sb.total_requests() - before)
+                    out["passes"].append(
+                        {
+                            "rules": count,
+                            "requests": max(requests),
+                            "seconds_median": round(sorted(times)[len(times) // 2], 3),
+                        }
+                    )
+                ledger.close()
+        return out
+
+    return asyncio.run(run())

@@ -655,6 +655,7 @@ def run_all(sizes: Sizes, *, with_cyrus: bool, only: set[str] | None = None) -> 
         ("storm", lambda: bench_storm(sizes)),
         ("ledger", lambda: _run_ledger(sizes)),
         ("takeback", lambda: _run_takeback(sizes)),
+        ("domain_rules", _run_domain_rules),
         ("flood", lambda: bench_stream_shape(sizes, "flood")),
         ("close_after_event", lambda: bench_stream_shape(sizes, "close-after-event")),
         ("sigterm", lambda: bench_sigterm(sizes)),
@@ -695,6 +696,12 @@ def _run_takeback(sizes: Sizes) -> dict[str, Any]:
 
     senders = 100 if sizes.bulk_senders >= 100 else 10
     return link_takeback(senders, 10)
+
+
+def _run_domain_rules() -> dict[str, Any]:
+    from tests.bench.link import link_domain_rules  # over the realistic link
+
+    return link_domain_rules()
 
 
 def _run_link(sizes: Sizes) -> dict[str, Any]:
@@ -867,6 +874,16 @@ def markdown(r: dict[str, Any]) -> str:
             "≤ 8; ≤ 5",
         ),
         (
+            "Link, JMAP contacts: an idle pass with 0 / 1 / 100 domain rules (requests)",
+            cells(*(p.get("requests") for p in _rule_passes(r))),
+            "one query whatever the rules; none without",
+        ),
+        (
+            "Link, JMAP contacts: an idle pass with 0 / 1 / 100 domain rules (s, median)",
+            cells(*(p.get("seconds_median") for p in _rule_passes(r))),
+            "",
+        ),
+        (
             "Flood of comments: label latency p99 (s) / peak RSS MB",
             cells(
                 get("flood", "latency_s", "p99"),
@@ -898,6 +915,12 @@ def markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _rule_passes(r: dict[str, Any]) -> list[dict[str, Any]]:
+    section = r.get("domain_rules")
+    passes = section.get("passes") if isinstance(section, dict) else None
+    return passes if isinstance(passes, list) else []
 
 
 def _older_sections(r: dict[str, Any]) -> list[str]:

@@ -6,7 +6,8 @@ back, newest first, a batched round per level (a sender re-triaged twice
 needs three rounds; most need one). The label comes off last, and only for a
 sender now all the way back, so anything that fails is seen again by the
 next pass. A sender Mailroom never decided (nothing in the ledger) gets the
-error label: there is nothing to take back, and the user should know.
+error label: there is nothing to take back, and the user should know; one
+whose decisions are all taken back already just loses the label.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ class SendBack:
             return
         ledger = self.ledger
         takeback = TakeBack(self.jmap, self.book, self.boxes, self._labels())
-        never = [s for s in labelled if undoable(self._trail(s)) is None]
+        # Nothing in the ledger at all: nothing to take back, and the user should
+        # know. Decisions all taken back already: the sender is back; label off.
+        never = [s for s in labelled if not self._trail(s)]
         failed: dict[str, str] = {}
         restored: set[str] = set()  # emails whose restore took the label off
         for _ in range(MAX_ROUNDS):

@@ -79,3 +79,19 @@ async def test_a_dry_run_only_says_it(
     assert "dry run: would put sender back in the Screener" in caplog.text
     assert h.mail.mailbox_names(email) == {"Feed", "@ToScreener"}
     assert h.contacts.groups_of_address("dry@acme.example") == {"Feed"}
+
+
+async def test_a_sender_already_back_just_loses_the_label(harness: Harness, tmp_path: Path) -> None:
+    h = harness
+    triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
+    email = h.mail.deliver("twice@acme.example")
+    h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
+    await triage.poll()
+    h.mail.set_mailboxes(email, {"Feed", "@ToScreener"})
+    await triage.poll()
+    assert h.mail.mailbox_names(email) == {"Screener"}
+    h.mail.set_mailboxes(email, {"Screener", "@ToScreener"})  # again: nothing stands
+    result = await triage.poll()
+    assert (result.sent_back, result.failures) == (1, 0)
+    assert h.mail.mailbox_names(email) == {"Screener"}  # no error label
+    assert len(ledger.history()) == 2

@@ -315,9 +315,10 @@ async def test_an_absurd_event_id_never_stops_reconnects() -> None:
             # Without an id to resume from, the reconnect owes a catch-up pass;
             # once it ran, the next label is push's alone.
             await run.until(lambda: run.polls("catchup") >= 1)
+            pushed = run.polls("push")  # the first label may have been the start-up pass's
             ids = run.label("second@x.example")
             await run.until(lambda: run.triaged(ids))
-            assert run.polls("push") >= 2
+            assert run.polls("push") > pushed
             assert await run.metric("mailroom_eventsource_events_total", kind="malformed") >= 1
             assert run.app.supervisor is not None
             assert run.app.supervisor.core.link.last_event_id == ""

@@ -285,6 +285,7 @@ def _drive(
         "conflicts_flagged": settled["flagged"] + settled["flagged-resolved"],
         "deleted_mid_pass": world.deleted_mid_pass,
         "relabels": world.relabels,
+        "sent_back": settled["sent back"],
         "odd_vcards": world.odd_cards,
         "lost": len(lost),
         "health_samples": dict(samples),

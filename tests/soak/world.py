@@ -24,6 +24,7 @@ from mailroom.sandbox.server import Sandbox
 from mailroom.triage.categories import Categories, Category
 
 ERROR_LABEL = "@MailroomError"
+BACK_LABEL = "@ToScreener"  # the sender back in the Screener, every decision taken back
 
 # Odd but valid cards a user's address book may hold for a sender.
 ODD_CARDS = (
@@ -64,6 +65,7 @@ class World:
     deleted_mid_pass: int = 0
     relabels: int = 0
     conflicts: int = 0
+    sent_back: int = 0
 
     def __post_init__(self) -> None:
         self.senders = [f"sender{i}@soak{i % 7}.example" for i in range(60)]
@@ -99,8 +101,10 @@ class World:
             sender = self.rng.choice(self.senders)
             eid = mail.deliver(sender, name=sender.split("@")[0].title())
             self._delivered[eid] = self.clock()
-        elif roll < 0.80:
+        elif roll < 0.76:
             self._label(conflict=False)
+        elif roll < 0.80:
+            self._send_back()
         elif roll < 0.88:
             self._label(conflict=True)
         elif roll < 0.95:
@@ -144,6 +148,38 @@ class World:
             self.ledger.append(entry)
         self.sandbox.mail.set_mailboxes(email_id, {"Screener", *labels})
         entry.visible_at = self.clock()
+
+    def _send_back(self) -> None:
+        """The user changes their mind about a triaged sender: ``@ToScreener`` on
+        one of its filed emails."""
+        mail = self.sandbox.mail
+        with self.lock:
+            pending = {x.sender for x in self.ledger if x.settled_at is None}
+            triaged = sorted({x.sender for x in self.ledger if x.how == "triaged"} - pending)
+        if not triaged:
+            return
+        sender = self.rng.choice(triaged)
+        with mail.lock:
+            names = {b.id: b.name for b in mail.mailboxes.values()}
+            filed = [
+                (e.id, {names.get(m, "") for m in e.mailbox_ids})
+                for e in mail.emails.values()
+                if e.from_[0]["email"] == sender and e.id not in self.protected
+            ]
+        filed = [(i, b) for i, b in filed if "Screener" not in b and not b & self._all_labels]
+        if not filed:
+            return
+        email_id, boxes = self.rng.choice(sorted(filed, key=lambda f: f[0]))
+        entry = Label(email_id, sender, frozenset({BACK_LABEL}), self.clock())
+        with self.lock:
+            self.ledger.append(entry)
+        self.sent_back += 1
+        mail.set_mailboxes(email_id, {*boxes, BACK_LABEL})
+        entry.visible_at = self.clock()
+
+    @property
+    def _all_labels(self) -> set[str]:
+        return {*self._labels, ERROR_LABEL, BACK_LABEL}
 
     def _resolve_flagged(self) -> None:
         """The user sees the error label and keeps one of the two labels."""
@@ -242,6 +278,8 @@ class World:
                     after = {by_id.get(m, "") for m, on in value.items() if on}
             if email_id in self.protected:
                 self.violations.append(f"{email_id} in Trash/Junk was updated")
+            if BACK_LABEL in before - after:
+                self._back_label_removed(email_id, email.from_[0]["email"], after)
             removed = (before - after) & set(self._labels)
             if removed:
                 self._label_removed(email_id, email.from_[0]["email"], removed, after)
@@ -292,8 +330,46 @@ class World:
             for email_id in args.get("update") or {}:
                 how = self._removing.pop(email_id, None)
                 if how is not None and email_id in updated:
+                    if how == "sent back":
+                        self._all_back(email_id)
                     self._settle(email_id, how)
         return result
+
+    def _back_label_removed(self, email_id: str, sender: str, after: set[str]) -> None:
+        """``@ToScreener`` comes off last: the sender is in no group by then, and the
+        email goes back to the Screener."""
+        entry = self._pending(email_id)
+        if entry is None or entry.labels != {BACK_LABEL}:
+            self.violations.append(f"{email_id}: a back-to-Screener label not in the ledger")
+            return
+        groups = self.groups_of(sender)
+        if groups:
+            self.violations.append(
+                f"{email_id}: {BACK_LABEL} removed while {sender} is still in {sorted(groups)}"
+            )
+        if "Screener" not in after:
+            self.violations.append(f"{email_id}: {BACK_LABEL} removed, not back ({sorted(after)})")
+        self._removing[email_id] = "sent back"
+
+    def _all_back(self, labelled: str) -> None:
+        """Once the label is off, every email of the sender Mailroom had filed is back
+        in the Screener (those with the error label aside: the user's to resolve)."""
+        mail = self.sandbox.mail
+        email = mail.emails.get(labelled)
+        if email is None:
+            return
+        sender = email.from_[0]["email"]
+        names = {b.id: b.name for b in mail.mailboxes.values()}
+        for e in mail.emails.values():
+            if e.from_[0]["email"] != sender or e.id in self.protected:
+                continue
+            boxes = {names.get(m, "") for m in e.mailbox_ids}
+            if ERROR_LABEL in boxes or boxes & set(self._labels):
+                continue
+            if "Screener" not in boxes:
+                self.violations.append(
+                    f"{labelled}: {sender} sent back while its {e.id} is in {sorted(boxes)}"
+                )
 
     def _label_removed(
         self, email_id: str, sender: str, removed: set[str], after: set[str]
@@ -425,6 +501,18 @@ class World:
             self.violations.append(
                 f"ledger: {sum(missing.values())} triaged labels without a done decision "
                 f"(e.g. {example[0]} -> {example[1]})"
+            )
+        with self.lock:
+            back = Counter(x.sender for x in self.ledger if x.how == "sent back")
+        undone = Counter(
+            d.intent.subject
+            for d in decisions
+            if d.intent.kind is DecisionKind.UNDO and d.outcome is Outcome.DONE
+        )
+        short = [s for s in back if undone[s] < back[s]]
+        if short:
+            self.violations.append(
+                f"ledger: {len(short)} senders sent back without an undo (e.g. {short[0]})"
             )
         extra = sum((done - want).values())
         if extra > self.deleted_mid_pass:  # a label deleted mid-pass may still be a decision

@@ -420,6 +420,10 @@ def test_triage_history_and_undo_from_the_command_line(any_cyrus: Cyrus) -> None
     cyrus.wait_for_mail(sender, 3)
     assert _mailroom(cyrus, "setup", "--apply").returncode == 0
     before = cyrus.emails_from(sender)
+    waiting = _mailroom(cyrus, "screener", "--json")
+    assert waiting.returncode == 0, waiting.stderr
+    mine = [w for w in json.loads(waiting.stdout) if w["sender"] == sender.lower()]
+    assert [(w["name"], w["emails"]) for w in mine] == [("Una Do", 3)], waiting.stdout
 
     for category in ("Feed", "Jail"):
         done = _mailroom(cyrus, "triage", sender, category, "--apply")
@@ -436,13 +440,53 @@ def test_triage_history_and_undo_from_the_command_line(any_cyrus: Cyrus) -> None
     assert "back from Jail to Feed" in back.stdout
     assert cyrus.emails_from(sender) == in_feed
     assert asyncio.run(groups_of(cyrus, sender.lower())) == {"Feed"}
+    filed = sorted(before)[-1]
+    move(cyrus, filed, "Paper Trail")  # the user files one away meanwhile
 
     back = _mailroom(cyrus, "undo", sender, "--apply")
     assert back.returncode == 0, back.stdout + back.stderr
     assert "contact deleted" in back.stdout, back.stdout
-    assert cyrus.emails_from(sender) == before  # every email's mailboxes as before
+    assert f"email {filed}: left alone (moved since)" in back.stdout
+    # every email's mailboxes as before, but the one the user moved
+    assert cyrus.emails_from(sender) == {**before, filed: {"Paper Trail"}}
     assert asyncio.run(contact_uid(cyrus, sender.lower())) is None
     assert "nothing to undo" in _mailroom(cyrus, "undo", sender).stdout
+
+
+def move(cyrus: Cyrus, email_id: str, mailbox: str) -> None:
+    """The user files an email into ``mailbox`` (and out of every other)."""
+    box = cyrus.mailboxes()[mailbox]
+    update = {email_id: {"mailboxIds": {box: True}}}
+    (resp,) = cyrus.jmap(["Email/set", {"accountId": cyrus.account, "update": update}, "s"])
+    assert email_id in (resp[1].get("updated") or {}), resp
+
+
+def test_reset_returns_the_account_to_before(any_cyrus: Cyrus) -> None:
+    """Several senders decided (one twice), then ``reset``: mail, groups and
+    contacts as before; a second reset has nothing to do."""
+    cyrus = any_cyrus
+    senders = [unique(f"reset{n}") for n in range(4)]
+    cyrus.ensure_mailbox("Screener")
+    for sender in senders:
+        for i in range(2):
+            cyrus.deliver(sender, "Re Set", f"Reset {i}")
+        cyrus.wait_for_mail(sender, 2)
+    assert _mailroom(cyrus, "setup", "--apply").returncode == 0
+    before = {s: cyrus.emails_from(s) for s in senders}
+    for sender, category in zip(
+        [*senders, senders[0]], ["Feed", "Jail", "Imbox", "Person", "Jail"], strict=True
+    ):
+        done = _mailroom(cyrus, "triage", sender, category, "--apply")
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert asyncio.run(groups_of(cyrus, senders[0].lower())) == {"Jail"}
+    plan = _mailroom(cyrus, "reset")
+    assert plan.returncode == 0 and "dry run:" in plan.stdout, plan.stdout + plan.stderr
+    done = _mailroom(cyrus, "reset", "--apply")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for sender in senders:
+        assert cyrus.emails_from(sender) == before[sender], sender
+        assert asyncio.run(contact_uid(cyrus, sender.lower())) is None, sender
+    assert "nothing to reset" in _mailroom(cyrus, "reset", "--apply").stdout
 
 
 def test_to_screener_label_from_the_phone_by_push(any_cyrus: Cyrus) -> None:

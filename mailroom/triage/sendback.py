@@ -55,12 +55,13 @@ class SendBack:
                 await self.flag(sorted(e for emails in labelled.values() for e in emails), result)
             return
         ledger = self.ledger
-        takeback = TakeBack(self.jmap, self.book, self.boxes, self._labels())
+        label = frozenset({self.boxes.back_label})
+        takeback = TakeBack(self.jmap, self.book, self.boxes, self._labels(), keep=label)
         # Nothing in the ledger at all: nothing to take back, and the user should
         # know. Decisions all taken back already: the sender is back; label off.
         never = [s for s in labelled if not self._trail(s)]
         failed: dict[str, str] = {}
-        restored: set[str] = set()  # emails whose restore took the label off
+        now: dict[str, frozenset[str]] = {}  # where a restore put a labelled email
         for _ in range(MAX_ROUNDS):
             decisions = [
                 d
@@ -74,13 +75,14 @@ class SendBack:
                 if r.error is not None:
                     failed[r.plan.sender] = r.error
                 else:
-                    restored.update(r.plan.restore)
+                    for eid, move in r.plan.restore.items():
+                        now[eid] = move.after | (move.before & label)
         back = [
             s
             for s in labelled
             if s not in failed and s not in never and undoable(self._trail(s)) is None
         ]
-        await self._unlabel({s: labelled[s] for s in back}, restored, result)
+        await self._unlabel({s: labelled[s] for s in back}, now, result)
         if never:
             log.warning(
                 "back-to-Screener label on a sender Mailroom never decided: error label",
@@ -106,14 +108,18 @@ class SendBack:
         b = self.boxes
         return frozenset({*b.labels.values(), b.error_label, *b.extra_labels} - {""})
 
-    async def _unlabel(self, labelled: Labelled, restored: set[str], result: PollResult) -> None:
-        """The label off the emails a restore did not already take it off, last;
-        an email holding nothing else goes to the Screener, never to no mailbox."""
+    async def _unlabel(
+        self, labelled: Labelled, now: Mapping[str, frozenset[str]], result: PollResult
+    ) -> None:
+        """The label off, last (``now``: where the rounds put the labelled emails
+        they restored); an email holding nothing else goes to the Screener, never
+        to no mailbox."""
         label = self.boxes.back_label
         patches: dict[str, dict[str, Any]] = {}
         for emails in labelled.values():
-            for eid, boxes in emails.items():
-                if eid in restored or label not in boxes:
+            for eid, scanned in emails.items():
+                boxes = now.get(eid, scanned)
+                if label not in boxes:
                     continue
                 remaining = (boxes - {label}) or frozenset({self.boxes.screener})
                 patches[eid] = patch_for(boxes, remaining)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,22 @@ async def test_the_label_takes_every_decision_back(harness: Harness, tmp_path: P
     assert h.contacts.groups_of_address("vic@acme.example") == {"Jail"}
 
     h.mail.set_mailboxes(ids[2], {"Jail", "@ToScreener"})  # from the phone
+    label = h.mail.mailbox_id("@ToScreener")
+    groups_when_off: list[set[str]] = []
+
+    def watch(name: str, args: dict[str, Any]) -> None:
+        """At the instant the label comes off, the sender must be all the way back."""
+        for email, patch in (args.get("update") or {}).items():
+            off = patch.get(f"mailboxIds/{label}", True) is None or (
+                "mailboxIds" in patch and label not in patch["mailboxIds"]
+            )
+            if name == "Email/set" and email == ids[2] and off:
+                groups_when_off.append(h.contacts.groups_of_address("vic@acme.example"))
+
+    h.mail.before_method = watch
     result = await triage.poll(Trigger.PUSH)
+    h.mail.before_method = None
+    assert groups_when_off == [set()]  # off once, last
 
     assert (result.sent_back, result.failures) == (1, 0)
     assert boxes(h, ids) == before  # every email where it was, no label left

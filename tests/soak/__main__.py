@@ -170,7 +170,20 @@ def _check_ledger(world: World, path: Path) -> dict[str, int]:
         return {}
     ledger, _ = Ledger.open(path)
     try:
-        return world.check_decisions(ledger.history(Filter(limit=10**7)))
+        decisions = ledger.history(Filter(limit=10**7))
+        if os.environ.get("SOAK_DUMP"):
+            for d in reversed(decisions):
+                if d.intent.subject == os.environ["SOAK_DUMP"]:
+                    print(
+                        d.id,
+                        d.intent,
+                        d.outcome,
+                        d.reason,
+                        d.effects.joined,
+                        d.effects.left,
+                        file=sys.stderr,
+                    )
+        return world.check_decisions(decisions)
     finally:
         ledger.close()
 

@@ -55,8 +55,9 @@ class SendBack:
                 await self.flag(sorted(e for emails in labelled.values() for e in emails), result)
             return
         ledger = self.ledger
-        label = frozenset({self.boxes.back_label})
-        takeback = TakeBack(self.jmap, self.book, self.boxes, self._labels(), keep=label)
+        # Labels are never put back or off by the rounds: @ToScreener stays on
+        # its email until the sender is all the way back, and comes off last.
+        takeback = TakeBack(self.jmap, self.book, self.boxes, self._labels())
         # Nothing in the ledger at all: nothing to take back, and the user should
         # know. Decisions all taken back already: the sender is back; label off.
         never = [s for s in labelled if not self._trail(s)]
@@ -76,7 +77,7 @@ class SendBack:
                     failed[r.plan.sender] = r.error
                 else:
                     for eid, move in r.plan.restore.items():
-                        now[eid] = move.after | (move.before & label)
+                        now[eid] = move.after
         back = [
             s
             for s in labelled

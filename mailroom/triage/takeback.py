@@ -49,16 +49,12 @@ class TakeBack:
         jmap: JmapClient,
         book: ContactBook,
         boxes: MailboxMap,
-        labels: frozenset[str] = frozenset(),  # label mailbox ids: never restored
-        keep: frozenset[str] = frozenset(),  # labels left on an email as they are
+        labels: frozenset[str] = frozenset(),  # label mailbox ids: never put back or off
     ) -> None:
         self.jmap = jmap
         self.book = book
         self.boxes = boxes
         self.labels = labels
-        # @ToScreener stays on its email through every round of a send-back:
-        # it comes off last, once the sender is all the way back.
-        self.keep = keep
         self._lookup = Lookup()  # the contacts of the last plan, for its apply
 
     async def plan(self, decisions: Sequence[Decision]) -> list[UndoPlan]:
@@ -108,7 +104,7 @@ class TakeBack:
         ledger.plan({decision_of[p.sender]: _effects(p) for p in plans}, self.boxes.names)
         await self._contacts([p for p in plans if p.touches_contact], results)
         patches = {
-            email: patch_for(move.before, move.after | (move.before & self.keep))
+            email: patch_for(move.before, move.after)
             for p in plans
             if results[p.sender].error is None
             for email, move in p.restore.items()

@@ -68,9 +68,10 @@ def plan_undo(
     decision: Decision, now: Mapping[str, frozenset[str]], labels: frozenset[str]
 ) -> UndoPlan:
     """``now``: the mailboxes of the decision's emails that still exist; ``labels``:
-    the label mailbox ids (triage, error, back-to-Screener), never restored and
-    not counted as a move by the user. An email already back where it was (an
-    undo interrupted and run again) is simply done."""
+    the label mailbox ids (triage, error, back-to-Screener). An undo never puts a
+    label back nor takes one off (one the user put on since is a request of
+    theirs), and a label is not a move by the user. An email already back where
+    it was (an undo interrupted and run again) is simply done."""
     restore: dict[str, EmailMove] = {}
     left_alone: dict[str, str] = {}
     for move in decision.effects.moves:
@@ -79,12 +80,11 @@ def plan_undo(
         if current is None:
             left_alone[move.email] = DELETED
         elif current - labels == target:
-            if current != target and target:
-                restore[move.email] = EmailMove(move.email, current, target)
+            continue  # back already
         elif current - labels != move.after - labels:
             left_alone[move.email] = MOVED
-        elif target and target != current:
-            restore[move.email] = EmailMove(move.email, current, target)
+        elif target:
+            restore[move.email] = EmailMove(move.email, current, target | (current & labels))
     e = decision.effects
     return UndoPlan(
         decision=decision,

@@ -1,0 +1,55 @@
+"""What an undo does to each email (pure): labels are never put back nor taken off."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mailroom.ledger.model import Decision, DecisionKind, Effects, EmailMove, Intent, Outcome
+from mailroom.undo.planning import DELETED, MOVED, plan_undo
+
+LABELS = frozenset({"@feed", "@jail", "@err", "@back"})
+SCREENER, FEED, ARCHIVE = "screener", "feed", "archive"
+
+
+def decision(*moves: EmailMove) -> Decision:
+    intent = Intent("a@x.example", DecisionKind.TRIAGE, "Feed", "push")
+    return Decision(1, 0.0, 1.0, intent, Outcome.DONE, effects=Effects(moves=moves))
+
+
+def test_each_case() -> None:
+    d = decision(
+        EmailMove("labelled", frozenset({SCREENER, "@feed"}), frozenset({FEED})),
+        EmailMove("plain", frozenset({SCREENER}), frozenset({FEED})),
+        EmailMove("moved", frozenset({SCREENER}), frozenset({FEED})),
+        EmailMove("gone", frozenset({SCREENER}), frozenset({FEED})),
+        EmailMove("relabelled", frozenset({SCREENER}), frozenset({FEED})),
+        EmailMove("back", frozenset({SCREENER}), frozenset({FEED})),
+    )
+    now = {
+        "labelled": frozenset({FEED}),
+        "plain": frozenset({FEED}),
+        "moved": frozenset({ARCHIVE}),
+        "relabelled": frozenset({FEED, "@jail", "@err"}),  # the user's since
+        "back": frozenset({SCREENER, "@back"}),  # an undo run again
+    }
+    plan = plan_undo(d, now, LABELS)
+    assert {e: m.after for e, m in plan.restore.items()} == {
+        "labelled": frozenset({SCREENER}),  # its triage label is not put back
+        "plain": frozenset({SCREENER}),
+        "relabelled": frozenset({SCREENER, "@jail", "@err"}),  # kept
+    }
+    assert plan.left_alone == {"moved": MOVED, "gone": DELETED}
+
+
+boxes = st.frozensets(st.sampled_from([SCREENER, FEED, ARCHIVE, *LABELS]), max_size=4)
+
+
+@given(before=boxes, after=boxes, current=boxes)
+def test_an_undo_never_adds_or_removes_a_label_nor_empties_an_email(
+    before: frozenset[str], after: frozenset[str], current: frozenset[str]
+) -> None:
+    plan = plan_undo(decision(EmailMove("m", before, after)), {"m": current}, LABELS)
+    for move in plan.restore.values():
+        assert move.after & LABELS == current & LABELS
+        assert move.after - LABELS  # never an email in labels alone, or in nothing

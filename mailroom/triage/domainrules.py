@@ -119,7 +119,7 @@ class DomainRules:
         """The senders the rules in force triage now (``only``: that domain's rule):
         new senders with mail in the Screener, and those an earlier rule of a
         re-decided domain put elsewhere. ``taken``: senders this pass decides anyway."""
-        rules = self.ledger.domain_rules()
+        rules = self._usable(self.ledger.domain_rules())
         if only is not None:
             rules = {d: r for d, r in rules.items() if d == only}
         if not rules:
@@ -154,6 +154,18 @@ class DomainRules:
         return None, [
             SenderWork(s, category, n) for s, n in sorted(screener.items()) if s not in decided
         ]
+
+    def _usable(self, rules: Mapping[str, Decision]) -> dict[str, Decision]:
+        """The rules whose category the settings still have; the others wait
+        (a category renamed or removed: ``undo @domain``, or bring it back)."""
+        names = {c.name for c in self.categories}
+        stale = sorted(d for d, r in rules.items() if r.intent.category not in names)
+        if stale:
+            log.warning(
+                "domain rules for a category the settings no longer have are not applied",
+                extra={"fields": {"domains": ",".join(stale[:10]), "count": len(stale)}},
+            )
+        return {d: r for d, r in rules.items() if d not in stale}
 
     def _work(self, sender: str, name: str, rule: Decision) -> SenderWork:
         category = self.categories.by_name(str(rule.intent.category))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mailroom.ledger.model import DecisionKind, Intent
 from mailroom.operate.decide import run_triage
 from mailroom.operate.undo import run_undo
 from mailroom.settings import load_settings
@@ -170,3 +171,17 @@ async def test_rules_cost_one_query_and_nothing_without_rules(
     before = h.sandbox.total_requests()
     await triage.poll()
     assert h.sandbox.total_requests() - before == 2  # the scan, and one rules query
+
+
+async def test_a_rule_for_a_category_no_longer_configured_waits(
+    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness
+    triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
+    (rule,) = ledger.begin([Intent("@old.example", DecisionKind.TRIAGE, "Gone", "cli")])
+    ledger.finish([rule])  # made when the settings had a category "Gone"
+    email = h.mail.deliver("x@old.example")
+    result = await triage.poll()  # never an exception: the rule waits, named
+    assert (result.senders_triaged, result.failures) == (0, 0)
+    assert h.mail.mailbox_names(email) == {"Screener"}
+    assert "domain rules for a category the settings no longer have" in caplog.text

@@ -36,7 +36,8 @@ def test_public_suffixes_and_providers_are_refused() -> None:
         assert "shared mail provider" in str(refusal(f"eu.{provider}"))
         assert refusal(provider, force=True) is None
     assert refusal("acme.co.uk") is None
-    assert "not a domain name" in str(refusal("acme..example"))
+    for bad in ("acme..example", "3.4", "-a.example", "\u202e.com", "[127.0.0.1]", ""):
+        assert "not a domain name" in str(refusal(bad)), bad
 
 
 def test_a_label_decides_for_the_registrable_domain() -> None:

@@ -80,7 +80,9 @@ def registrable(domain: str) -> str:
 
 def refusal(domain: str, *, force: bool = False) -> str | None:
     """Why ``domain`` may not be decided as a whole (None: it may)."""
-    if len(domain) > 253 or not all(_LABEL.match(p) for p in domain.split(".")):
+    labels = domain.split(".")
+    # An all-digit last label is an IP address, never a registered domain.
+    if len(domain) > 253 or not all(_LABEL.match(p) for p in labels) or labels[-1].isdigit():
         return f"{domain!r} is not a domain name"
     if _psl().is_public(domain):
         return (

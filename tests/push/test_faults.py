@@ -366,4 +366,9 @@ async def test_a_server_closing_the_stream_after_each_change_costs_no_push(flavo
             assert run.polls("fallback") == 0
             assert "backoff" not in run.path and "degraded" not in run.path
             reconnects = stream_requests(sb)
-            assert all(b - a >= 0.99 for a, b in pairwise(reconnects[1:]))  # <= one a second
+            # At most one a second: the client waits a second between renewals;
+            # the stand-in stamps each request when its thread gets to it, so
+            # under load two stamps may come closer by scheduling jitter (a
+            # renewal without the wait comes within milliseconds).
+            gaps = [round(b - a, 3) for a, b in pairwise(reconnects[1:])]
+            assert all(g >= 0.8 for g in gaps), gaps

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import os
 import ssl
 import tempfile
 import time
@@ -239,9 +241,21 @@ if __name__ == "__main__":
 def link_takeback(senders: int = 100, emails: int = 10) -> dict[str, Any]:
     """``mailroom reset`` and ``mailroom undo @domain`` of ``senders`` x ``emails``
     over the link with JMAP contacts: requests and seconds, in-process."""
-    import io
-    import os
+    with tls_link(ContactsBackend.JMAP) as link, tempfile.TemporaryDirectory() as state:
+        # The commands make their own client: it trusts the link's CA through
+        # SSL_CERT_FILE, set for this section only (the file goes with the link).
+        was = os.environ.get("SSL_CERT_FILE")
+        os.environ["SSL_CERT_FILE"] = link.env["SSL_CERT_FILE"]
+        try:
+            return asyncio.run(_takeback(link, Path(state), senders, emails))
+        finally:
+            if was is None:
+                os.environ.pop("SSL_CERT_FILE", None)
+            else:
+                os.environ["SSL_CERT_FILE"] = was
 
+
+async def _takeback(link: Link, state: Path, senders: int, emails: int) -> dict[str, Any]:
     from mailroom.ledger.store import Ledger
     from mailroom.operate.decide import run_triage
     from mailroom.operate.undo import run_reset, run_undo
@@ -249,69 +263,52 @@ def link_takeback(senders: int = 100, emails: int = 10) -> dict[str, Any]:
     from mailroom.triage.workflow import Triage
     from tests.conftest import Sleeps, make_clients, ready
 
-    async def run() -> dict[str, Any]:
-        out: dict[str, Any] = {"senders": senders, "emails_per_sender": emails}
-        with tls_link(ContactsBackend.JMAP) as link, tempfile.TemporaryDirectory() as state:
-            sb = link.sb
-            env = {**link.env, "MAILROOM_CONTACTS": "jmap", "MAILROOM_STATE_DIR": state}
-            settings = load_settings(env)
-            os.environ["SSL_CERT_FILE"] = link.env["SSL_CERT_FILE"]  # the CLI's own client
-            for i in range(senders):
-                for k in range(emails):
-                    eid = sb.mail.deliver(f"s{i}@news.takeback.example", name=f"S {i}")
-                    if k == 0:
-                        sb.mail.set_mailboxes(eid, {"Screener", "@ToFeed"})
-            async with httpx.AsyncClient(verify=link.client_tls, timeout=60) as http:
-                jmap, _, book, plain = make_clients(
-                    sb, http, Sleeps(), ContactsBackend.JMAP, base=link.public
-                )
-                ledger, _ = Ledger.open(Path(state) / "mailroom.db")
-                triage = Triage(jmap, book, plain.config, ledger=ledger)
-                await ready(jmap, book, triage)
-                result = await triage.poll()
-                ledger.close()
-            out["triaged"] = result.senders_triaged
+    out: dict[str, Any] = {"senders": senders, "emails_per_sender": emails}
+    sb = link.sb
+    env = {**link.env, "MAILROOM_CONTACTS": "jmap", "MAILROOM_STATE_DIR": str(state)}
+    settings = load_settings(env)
+    for i in range(senders):
+        for k in range(emails):
+            eid = sb.mail.deliver(f"s{i}@news.takeback.example", name=f"S {i}")
+            if k == 0:
+                sb.mail.set_mailboxes(eid, {"Screener", "@ToFeed"})
+    async with httpx.AsyncClient(verify=link.client_tls, timeout=60) as http:
+        jmap, _, book, plain = make_clients(
+            sb, http, Sleeps(), ContactsBackend.JMAP, base=link.public
+        )
+        ledger, _ = Ledger.open(state / "mailroom.db")
+        triage = Triage(jmap, book, plain.config, ledger=ledger)
+        await ready(jmap, book, triage)
+        result = await triage.poll()
+        ledger.close()
+    out["triaged"] = result.senders_triaged
 
-            async def measure(name: str, command: Any) -> None:
-                before, started = sb.total_requests(), time.monotonic()
-                err = io.StringIO()
-                code = await command(err)
-                out[name] = {
-                    "exit": code,
-                    "requests": sb.total_requests() - before,
-                    "seconds": round(time.monotonic() - started, 2),
-                    "error": err.getvalue()[:300] or None,
-                }
+    def all_back() -> bool:
+        screener = sb.mail.mailbox_id("Screener")
+        return all(e.mailbox_ids == {screener} for e in sb.mail.emails.values())
 
-            await measure(
-                "reset",
-                lambda err: run_reset(settings, apply=True, out=io.StringIO(), err=err),
-            )
-            out["reset"]["all_back"] = all(
-                e.mailbox_ids == {sb.mail.mailbox_id("Screener")} for e in sb.mail.emails.values()
-            )
-            code = await run_triage(
-                settings,
-                "@takeback.example",
-                "Feed",
-                apply=True,
-                out=io.StringIO(),
-                err=io.StringIO(),
-            )
-            out["domain_triage_exit"] = code
-            await measure(
-                "undo_domain",
-                lambda err: run_undo(
-                    settings, "@takeback.example", apply=True, out=io.StringIO(), err=err
-                ),
-            )
-            out["undo_domain"]["all_back"] = all(
-                e.mailbox_ids == {sb.mail.mailbox_id("Screener")} for e in sb.mail.emails.values()
-            )
-            out["target_requests"], out["target_s"] = 8, 5.0
-        return out
+    async def measure(name: str, command: Any) -> None:
+        before, started = sb.total_requests(), time.monotonic()
+        err = io.StringIO()
+        code = await command(err)
+        out[name] = {
+            "exit": code,
+            "requests": sb.total_requests() - before,
+            "seconds": round(time.monotonic() - started, 2),
+            "error": err.getvalue()[:300] or None,
+            "all_back": all_back(),
+        }
 
-    return asyncio.run(run())
+    await measure("reset", lambda err: run_reset(settings, apply=True, out=io.StringIO(), err=err))
+    out["domain_triage_exit"] = await run_triage(
+        settings, "@takeback.example", "Feed", apply=True, out=io.StringIO(), err=io.StringIO()
+    )
+    await measure(
+        "undo_domain",
+        lambda err: run_undo(settings, "@takeback.example", apply=True, out=io.StringIO(), err=err),
+    )
+    out["target_requests"], out["target_s"] = 8, 5.0
+    return out
 
 
 def link_domain_rules(rule_counts: tuple[int, ...] = (0, 1, 100)) -> dict[str, Any]:

@@ -540,3 +540,55 @@ def test_a_domain_decision_files_a_sender_who_writes_later(any_cyrus: Cyrus) -> 
     assert asyncio.run(groups_of(cyrus, late)) == {"Feed"}
     history = _mailroom(cyrus, "history", f"@{domain}")
     assert f"@{domain}" in history.stdout and late in history.stdout
+
+
+def test_reset_after_50_decisions_by_labels(any_cyrus: Cyrus) -> None:
+    """Forty senders triaged by their labels in one pass, ten of them again: then
+    ``reset --apply`` in one round of batched requests (forty contacts deleted
+    at once): every email and every contact as before the first label."""
+    cyrus = any_cyrus
+    tag = uuid.uuid4().hex[:6]
+    senders = [f"r{n}-{tag}@corp{n % 5}.example" for n in range(40)]
+    cyrus.ensure_mailbox("Screener")
+    for sender in senders:
+        for i in range(2):
+            cyrus.deliver(sender, "Reset Many", f"Many {i}")
+    before = {s: cyrus.wait_for_mail(s, 2) for s in senders}
+    labels = ["@ToFeed", "@ToJail", "@ToPaperTrail", "@ToImbox"]
+    with start_mailroom(cyrus, MAILROOM_POLL_INTERVAL="300", MAILROOM_DEBOUNCE_SECONDS="1") as mr:
+        assert wait_until(lambda: mr.push_state() == "connected", 60), mr.log
+        for n, sender in enumerate(senders):
+            cyrus.label(sorted(before[sender])[0], labels[n % 4])
+        assert wait_until(
+            lambda: all(
+                "Screener" not in b for s in senders for b in cyrus.emails_from(s).values()
+            ),
+            90,
+            step=0.5,
+        ), mr.log
+        for n, sender in enumerate(senders[:10]):  # ten change their minds
+            cyrus.label(sorted(before[sender])[1], labels[(n + 1) % 4])
+        assert wait_until(
+            lambda: all(
+                not set(labels) & b for s in senders[:10] for b in cyrus.emails_from(s).values()
+            ),
+            60,
+            step=0.5,
+        ), mr.log
+    history = _mailroom(cyrus, "history", "--json", "--limit", "10000")
+    mine = [d for d in json.loads(history.stdout) if d["subject"] in senders]
+    assert len(mine) == 50 and all(d["outcome"] == "done" for d in mine)
+    done = _mailroom(cyrus, "reset", "--apply")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for sender in senders:
+        assert cyrus.emails_from(sender) == before[sender], sender
+    contacts = asyncio.run(contact_uids(cyrus, senders))
+    assert contacts == dict.fromkeys(senders), contacts
+
+
+async def contact_uids(cyrus: Cyrus, addresses: list[str]) -> dict[str, str | None]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        client = carddav_client(cyrus, http)
+        await client.discover()
+        found = await CardDavBook(client).lookup([Want(a, "", "company") for a in addresses])
+        return {a: found.known[a].uid if a in found.known else "unreadable" for a in addresses}

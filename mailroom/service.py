@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import time
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -25,9 +26,10 @@ from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind, Trigger
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.errors import JmapAuthError, JmapError
-from mailroom.ledger.model import DecisionKind, Outcome
+from mailroom.jmap.session import Session
+from mailroom.ledger.model import AccountKey, DecisionKind, Outcome
 from mailroom.ledger.sqlite_file import LedgerError
-from mailroom.ledger.store import Filter, Ledger
+from mailroom.ledger.store import Filter, Ledger, LedgerAccountError
 from mailroom.net import api_client
 from mailroom.observe.history import SENDERS_KEPT, TriagedEntry
 from mailroom.observe.http_server import ObservabilityServer
@@ -98,6 +100,7 @@ def summarise(result: PollResult) -> PassSummary:
         failures=result.failures,
         unflagged=result.unflagged,
         missing=tuple(sorted(result.missing)),
+        off=tuple(sorted(result.off)),
         senders=tuple(result.senders),
         failure=failure,
     )
@@ -175,8 +178,15 @@ class Clients:
         )
 
     async def connect(self) -> Selection:
-        """Discover JMAP, choose the contacts backend and open its address book."""
+        """Discover JMAP, check the ledger records this account (a dry run only
+        reads it), choose the contacts backend and open its address book."""
         await self.jmap.discover()
+        if self.ledger is not None:
+            key = account_key(self.settings.jmap_session_url, self.jmap.session)
+            if self.dry_run:
+                self.ledger.check(key)
+            else:
+                self.ledger.bind(key)
         selection = self.choose()
         book: ContactBook
         if selection.backend is ContactsBackend.JMAP:
@@ -195,7 +205,8 @@ class Clients:
                 cfg.back_label,
                 cfg.domain_label,
             )
-            self._triage = Triage(self.jmap, book, config, dry_run=self.dry_run, ledger=self.ledger)
+            ledger = None if self.dry_run else self.ledger  # a dry run writes nothing
+            self._triage = Triage(self.jmap, book, config, dry_run=self.dry_run, ledger=ledger)
             self._provisioner = Provisioner(self.jmap, book, config)
             log.info(
                 "contacts",
@@ -209,6 +220,16 @@ class Clients:
             )
         self.selection, self.book = selection, book
         return selection
+
+
+def account_key(session_url: str, session: Session) -> AccountKey:
+    """Which account a ledger records: the server's origin, the user, the account."""
+    parts = urlsplit(session_url)
+    return AccountKey(
+        f"{parts.scheme.lower()}://{(parts.netloc or '').lower()}",
+        session.username,
+        session.account_id,
+    )
 
 
 def make_clients(
@@ -244,7 +265,7 @@ async def start(
             await clients.triage.setup()
             telemetry.starting(None)
             return True
-        except (AccountConflict, ContactsUnavailable):
+        except (AccountConflict, ContactsUnavailable, LedgerAccountError):
             raise  # the settings or the account must change: retrying cannot help
         except REMOTE_ERRORS as exc:
             auth = auth_failure(exc)
@@ -369,7 +390,7 @@ class App:
                         base_delay=self.policy.backoff_base,
                         systemd=self.systemd,
                     )
-                except (AccountConflict, ContactsUnavailable) as exc:
+                except (AccountConflict, ContactsUnavailable, LedgerAccountError) as exc:
                     log.error("cannot start", extra={"fields": {"error": str(exc)}})
                     self.systemd.status(f"stopped: {exc}")
                     return EXIT_CONFIG

@@ -141,7 +141,7 @@ class CardDavBook:
                 groups,
                 twins,
                 pristine=vcard.pristine(
-                    vcard.parse(contact.card.text), want.address, want.name, want.kind
+                    vcard.parse(contact.card.text), want.address, want.name, want.kind, want.fills
                 ),
             )
         return out

@@ -9,7 +9,7 @@ Mailroom does not own (the user's notes, phones, REV …) untouched.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import vobject
@@ -164,24 +164,54 @@ _MAILROOM_PROPERTIES = frozenset(
 )
 
 
-def pristine(card: Any, address: str, name: str, kind: ContactKind) -> bool:
-    """True when the parsed ``card`` holds what ``new_contact`` writes and nothing else."""
+def pristine(
+    card: Any,
+    address: str,
+    name: str,
+    kind: ContactKind,
+    fills: Sequence[tuple[str, ContactKind]] = (),
+) -> bool:
+    """True when the parsed ``card`` holds what ``new_contact`` writes, then what
+    ``fill_contact`` added for each of ``fills`` (name, kind), and nothing else.
+    A fill that may not have landed may be absent (a decision stopped part-way)."""
     if set(card.contents) - _MAILROOM_PROPERTIES:
         return False
     if len(_values(card, "email")) != 1 or emails(card) != {address.lower()}:
         return False
-    if display_name(card) != (name or address):
-        return False
+    found = _shape(card)
+    return any(found == _shape(parse(text)) for text in _written(address, name, kind, fills))
+
+
+MAX_FILLS = 4  # re-triages between kinds remembered for a card (2**4 shapes at most)
+
+
+def _written(
+    address: str, name: str, kind: ContactKind, fills: Sequence[tuple[str, ContactKind]]
+) -> list[str]:
+    """Every card Mailroom's writes can have left: made, then each fill landed or not."""
+    cards = [new_contact("x", address, name, kind)]
+    for fill_name, fill_kind in fills[:MAX_FILLS]:
+        for text in list(cards):
+            filled = fill_contact(text, address, fill_name, fill_kind)
+            if filled is not None:
+                cards.append(filled)
+    return cards
+
+
+def _shape(card: Any) -> tuple[object, ...]:
+    """What Mailroom writes on a contact, as comparable values."""
     n = _values(card, "n")
     parts = (
         (_joined(getattr(n[0], "given", "")), _joined(getattr(n[0], "family", "")))
         if n
         else ("", "")
     )
-    orgs = [_joined(v) for v in _values(card, "org")]
-    if kind == "person":
-        return parts == split_name(name) and not orgs and not _values(card, "x-abshowas")
-    return parts == ("", "") and orgs == [company_name(address, name)]
+    return (
+        display_name(card),
+        parts,
+        tuple(sorted(_joined(v) for v in _values(card, "org"))),
+        bool(_values(card, "x-abshowas")),
+    )
 
 
 def _joined(value: Any) -> str:

@@ -59,6 +59,10 @@ class Want:
     address: str  # lower case, as planning gives it
     name: str  # the display name from the email, may be empty
     kind: ContactKind
+    # For an undo's check of a contact Mailroom made for this want: the (name,
+    # kind) of each later fill of its empty fields by Mailroom itself (a
+    # re-triage to the other kind): those are not someone else's change.
+    fills: tuple[tuple[str, ContactKind], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import httpx
 
 from mailroom.core.chunks import MAX_OR_CONDITIONS, chunked
 from mailroom.core.secret import Secret
+from mailroom.jmap import moves
 from mailroom.jmap.errors import (
     JmapAuthError,
     JmapError,
@@ -146,6 +147,12 @@ class SetOutcome:
     updated: set[str] = field(default_factory=set)
     failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: int = 0
+    # Every Email state the writes produced (a move writes twice): push events
+    # carrying only these are Mailroom's own echoes.
+    states: set[str] = field(default_factory=set)
+    mailbox_states: set[str] = field(default_factory=set)  # likewise, of the Mailbox type
+    # With ``read_back``: each email's mailboxes read right after the write.
+    seen: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 class JmapClient:
@@ -435,7 +442,11 @@ class JmapClient:
         return out
 
     async def update_emails(
-        self, updates: Mapping[str, Mapping[str, Any]], *, want_mailbox_state: bool = True
+        self,
+        updates: Mapping[str, Mapping[str, Any]],
+        *,
+        want_mailbox_state: bool = True,
+        read_back: bool = False,
     ) -> SetOutcome:
         """Apply ``Email/set`` updates chunked to the session's limits.
 
@@ -444,6 +455,10 @@ class JmapClient:
         their own writes produced without another round trip. Whatever shape
         the answer has, each email ends updated or in ``failures``; records the
         server throttled (``rateLimit``, Fastmail's way) are sent again after a pause.
+        ``read_back``: each chunk is followed, in the same request, by an
+        ``Email/get`` of its emails' mailboxes (``seen``): what the server did,
+        not what it said. This never removes an email from a mailbox by itself:
+        use :meth:`move_emails` to re-file.
         """
         outcome = SetOutcome()
         pending = dict(updates)
@@ -452,24 +467,55 @@ class JmapClient:
                 break
             if wait:
                 await self.sleep(wait)
-            await self._email_set_round(pending, outcome, want_mailbox_state)
+            await self._email_set_round(pending, outcome, want_mailbox_state, read_back)
             throttled = [k for k, err in outcome.failures.items() if err.get("type") == RATE_LIMIT]
             pending = {k: updates[k] for k in throttled}
         return outcome
 
+    async def move_emails(self, patches: Mapping[str, Mapping[str, Any]]) -> SetOutcome:
+        """Re-file emails (``mailboxIds/<id>: true | null`` patches) so that none is
+        ever lost (``moves``): the new mailboxes added and read back in one
+        request, then the old ones removed from the emails the server shows in
+        every new one. One request more than a plain ``update_emails`` when
+        anything is added; an email not filed is a failure of type ``notFiled``."""
+        plan = moves.split(patches)
+        outcome = SetOutcome()
+        added = SetOutcome()
+        if plan.adds:
+            added = await self.update_emails(plan.adds, read_back=True)
+            _absorb(outcome, added)
+        safe, not_filed = moves.confirmed(plan, added.failures, added.seen)
+        outcome.failures.update(not_filed)
+        if safe:
+            _absorb(outcome, await self.update_emails(safe))
+        failed = set(outcome.failures)
+        outcome.updated = {e for e in patches if e not in failed}
+        for email in outcome.updated:
+            outcome.failures.pop(email, None)
+        return outcome
+
     async def _email_set_round(
-        self, updates: Mapping[str, Mapping[str, Any]], outcome: SetOutcome, want_state: bool
+        self,
+        updates: Mapping[str, Mapping[str, Any]],
+        outcome: SetOutcome,
+        want_state: bool,
+        read_back: bool = False,
     ) -> None:
         session = self.session
         chunks = chunked(list(updates.items()), session.max_objects_in_set)
         room = session.max_calls_in_request
-        # The Mailbox state rides along in the last request when there is room.
-        ride_along = want_state and room >= 2
-        batches = chunked(chunks, room - 1 if ride_along else room)
+        # The Mailbox state rides along in the last request when there is room;
+        # a read-back Email/get follows its Email/set in the same request.
+        per_chunk = 2 if read_back and room >= 2 else 1
+        ride_along = want_state and room - per_chunk >= 1
+        capacity = room - 1 if ride_along else room
+        batches = chunked(chunks, max(1, capacity // per_chunk))
         for number, batch in enumerate(batches):
-            calls = [
-                Call("Email/set", {"update": dict(chunk)}, f"s{i}") for i, chunk in enumerate(batch)
-            ]
+            calls = []
+            for i, chunk in enumerate(batch):
+                calls.append(Call("Email/set", {"update": dict(chunk)}, f"s{i}"))
+                if per_chunk == 2:
+                    calls.append(_mailboxes_of([key for key, _ in chunk], f"g{i}"))
             last = number == len(batches) - 1
             if last and ride_along:
                 calls.append(Call("Mailbox/get", {"ids": []}, "mb"))
@@ -477,35 +523,46 @@ class JmapClient:
             outcome.requests += 1
             for i, chunk in enumerate(batch):
                 sent = [key for key, _ in chunk]
-                try:
-                    result = resp.get(f"s{i}", "Email/set")
-                except JmapMethodError as exc:  # this call's emails only
-                    for key in sent:
-                        outcome.failures[key] = {"type": exc.type, "description": str(exc)}
-                    continue
-                if isinstance(result.get("newState"), str):
-                    outcome.new_state = result["newState"]
-                updated = result.get("updated")
-                done = set(updated) if isinstance(updated, dict) else set()
-                failures = set_errors(result.get("notUpdated"))
-                for key in sent:
-                    if key in failures:
-                        outcome.failures[key] = failures[key]
-                    elif key in done:
-                        outcome.updated.add(key)
-                        outcome.failures.pop(key, None)
-                    else:
-                        outcome.failures[key] = {
-                            "type": "serverFail",
-                            "description": "the server did not say whether it updated it",
-                        }
+                self._set_answer(resp, f"s{i}", sent, outcome)
+                if read_back:
+                    got = (
+                        resp if per_chunk == 2 else await self.request([_mailboxes_of(sent, "g0")])
+                    )
+                    name = f"g{i}" if per_chunk == 2 else "g0"
+                    for email in _list_of_objects(got.get(name, "Email/get"), "Email/get"):
+                        if isinstance(email.get("id"), str):
+                            outcome.seen[email["id"]] = _mailbox_ids(email)
             if last and ride_along:
-                state = resp.get("mb", "Mailbox/get").get("state")
-                outcome.mailbox_state = state if isinstance(state, str) else None
+                _mailbox_state(resp, outcome)
         if want_state and not ride_along:
-            resp = await self.request([Call("Mailbox/get", {"ids": []}, "mb")])
-            state = resp.get("mb", "Mailbox/get").get("state")
-            outcome.mailbox_state = state if isinstance(state, str) else None
+            _mailbox_state(await self.request([Call("Mailbox/get", {"ids": []}, "mb")]), outcome)
+
+    @staticmethod
+    def _set_answer(resp: Responses, call_id: str, sent: list[str], outcome: SetOutcome) -> None:
+        """One Email/set call's answer: each email sent ends updated or in ``failures``."""
+        try:
+            result = resp.get(call_id, "Email/set")
+        except JmapMethodError as exc:  # this call's emails only
+            for key in sent:
+                outcome.failures[key] = {"type": exc.type, "description": str(exc)}
+            return
+        if isinstance(result.get("newState"), str):
+            outcome.new_state = result["newState"]
+            outcome.states.add(result["newState"])
+        updated = result.get("updated")
+        done = set(updated) if isinstance(updated, dict) else set()
+        failures = set_errors(result.get("notUpdated"))
+        for key in sent:
+            if key in failures:
+                outcome.failures[key] = failures[key]
+            elif key in done:
+                outcome.updated.add(key)
+                outcome.failures.pop(key, None)
+            else:
+                outcome.failures[key] = {
+                    "type": "serverFail",
+                    "description": "the server did not say whether it updated it",
+                }
 
     async def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
         response = await self._channel.send(
@@ -521,6 +578,33 @@ class JmapClient:
         if status != 200:
             raise JmapHttpError(status, what, response.reason_phrase)
         return response
+
+
+def _mailboxes_of(ids: Sequence[str], call_id: str) -> Call:
+    return Call("Email/get", {"ids": list(ids), "properties": ["id", "mailboxIds"]}, call_id)
+
+
+def _mailbox_ids(email: Mapping[str, Any]) -> frozenset[str]:
+    boxes = email.get("mailboxIds")
+    return frozenset(k for k, v in boxes.items() if v) if isinstance(boxes, dict) else frozenset()
+
+
+def _mailbox_state(resp: Responses, outcome: SetOutcome) -> None:
+    state = resp.get("mb", "Mailbox/get").get("state")
+    outcome.mailbox_state = state if isinstance(state, str) else None
+    if outcome.mailbox_state is not None:
+        outcome.mailbox_states.add(outcome.mailbox_state)
+
+
+def _absorb(into: SetOutcome, part: SetOutcome) -> None:
+    """One step of a move into the move's outcome."""
+    into.requests += part.requests
+    into.states |= part.states
+    into.new_state = part.new_state or into.new_state
+    into.mailbox_state = part.mailbox_state or into.mailbox_state
+    into.mailbox_states |= part.mailbox_states
+    into.failures.update(part.failures)
+    into.seen.update(part.seen)
 
 
 def _translate(exc: TransportFailure | RetryExhausted) -> Exception:

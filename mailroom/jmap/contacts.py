@@ -205,7 +205,7 @@ class JmapContactBook:
                 action,
                 _groups_of(members, uid),
                 twins,
-                pristine=jscontact.pristine(match, want.address, want.name, want.kind),
+                pristine=jscontact.pristine(match, want.address, want.name, want.kind, want.fills),
             )
         return out
 

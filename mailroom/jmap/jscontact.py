@@ -8,7 +8,8 @@ filled, and group membership is a patch of one key (``members/<uid>``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mailroom.contacts.book import ContactKind
@@ -149,24 +150,67 @@ _MAILROOM_PROPERTIES = frozenset(
 )
 
 
-def pristine(card: Mapping[str, Any], address: str, name: str, kind: ContactKind) -> bool:
-    """True when ``card`` holds what ``new_card`` writes and nothing else."""
+def pristine(
+    card: Mapping[str, Any],
+    address: str,
+    name: str,
+    kind: ContactKind,
+    fills: Sequence[tuple[str, ContactKind]] = (),
+) -> bool:
+    """True when ``card`` holds what ``new_card`` writes, then what the
+    ``fill_patch`` of each of ``fills`` (name, kind) added, and nothing else:
+    nobody but Mailroom changed it. A fill that may not have landed may be
+    absent (a decision stopped part-way)."""
     if set(card) - _MAILROOM_PROPERTIES:
         return False
     mails = _dict(card.get("emails"))
     if len(mails) != 1 or emails(card) != {address.lower()}:
         return False
-    if _text(_dict(card.get("name")).get("full")) != (name or address):
-        return False
-    card_kind = _text(card.get("kind")).lower() or "individual"
-    components = [
-        value for part, value in _components(_dict(card.get("name"))) if part != "separator"
-    ]
-    orgs = [_text(_dict(o).get("name")) for o in _dict(card.get("organizations")).values()]
-    if kind == "person":
-        wanted = [p["value"] for p in _person_components(name) if p["value"]] if name else []
-        return card_kind == "individual" and components == wanted and not orgs
-    return card_kind == "org" and not components and orgs == [company_name(address, name)]
+    found = _shape(card)
+    return any(found == _shape(expected) for expected in _written(address, name, kind, fills))
+
+
+def _written(
+    address: str, name: str, kind: ContactKind, fills: Sequence[tuple[str, ContactKind]]
+) -> list[dict[str, Any]]:
+    """Every card Mailroom's writes can have left: made, then each fill landed or not."""
+    cards = [new_card("", address, name, kind, "")]
+    for fill_name, fill_kind in fills[:MAX_FILLS]:
+        for card in list(cards):
+            patch = fill_patch(card, address, fill_name, fill_kind)
+            if patch:
+                cards.append(_patched(card, patch))
+    return cards
+
+
+MAX_FILLS = 4  # re-triages between kinds remembered for a card (2**4 shapes at most)
+
+
+def _shape(card: Mapping[str, Any]) -> tuple[object, ...]:
+    """What Mailroom writes on a contact, as comparable values."""
+    name = _dict(card.get("name"))
+    organizations = _dict(card.get("organizations")).values()
+    return (
+        _text(name.get("full")),
+        _text(card.get("kind")).lower() or "individual",
+        tuple(value for part, value in _components(name) if part != "separator"),
+        tuple(sorted(_text(_dict(o).get("name")) for o in organizations)),
+    )
+
+
+def _patched(card: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``card`` with a PatchObject of ``fill_patch``'s kind applied (RFC 8620 §5.3)."""
+    out: dict[str, Any] = copy.deepcopy(dict(card))
+    for path, value in patch.items():
+        *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")]
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = copy.deepcopy(value)
+    return out
 
 
 def fill_patch(

@@ -14,7 +14,31 @@ class DecisionKind(StrEnum):
 class Outcome(StrEnum):
     PENDING = "pending"  # the intent is written, the account may be part-way
     DONE = "done"
-    FAILED = "failed"  # nothing of it stands (labels kept; retried as a new intent)
+    # Stopped after its writes began (refused, cut off, superseded): whatever of
+    # its plan landed stands, and an undo or reset takes back exactly that. The
+    # next attempt at the same decision takes the record up again.
+    PARTIAL = "partial"
+    FAILED = "failed"  # nothing of it was written (labels kept; retried as a new intent)
+
+    @property
+    def stands(self) -> bool:
+        """Whether a decision with this outcome may have changed the account."""
+        return self in STANDING
+
+
+STANDING = frozenset({Outcome.DONE, Outcome.PARTIAL})
+
+
+@dataclass(frozen=True)
+class AccountKey:
+    """The account a ledger records: its decisions mean nothing anywhere else."""
+
+    origin: str  # the JMAP server's scheme://host[:port]
+    username: str
+    account_id: str
+
+    def __str__(self) -> str:
+        return f"{self.username} (account {self.account_id}) at {self.origin}"
 
 
 @dataclass(frozen=True)
@@ -49,10 +73,13 @@ class Effects:
     contact_id: str | None = None
     contact_uid: str | None = None
     contact_created: bool = False
-    # On a contact Mailroom made: the name and kind ("person", "company") it wrote.
+    # On a contact Mailroom made or filled: the name and kind ("person",
+    # "company") it wrote.
     contact_name: str | None = None
     contact_kind: str | None = None
-    filled: tuple[str, ...] = ()  # the contact's fields Mailroom filled
+    # The contact's empty fields Mailroom filled (with ``contact_name`` and
+    # ``contact_kind`` saying for whom): an undo knows these as its own writes.
+    filled: tuple[str, ...] = ()
     joined: tuple[str, ...] = ()  # contact groups
     left: tuple[str, ...] = ()
     moves: tuple[EmailMove, ...] = ()
@@ -68,3 +95,4 @@ class Decision:
     reason: str | None = None
     effects: Effects = field(default_factory=Effects)
     moves_pruned: bool = False  # the email-level detail is past its retention
+    planned: bool = False  # its plan was written: its writes may have begun

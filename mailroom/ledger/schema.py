@@ -67,6 +67,23 @@ MIGRATIONS: tuple[str, ...] = (
         FROM (SELECT * FROM moves ORDER BY decision, email) GROUP BY decision;
     DROP TABLE moves
     """,
+    # 3: the account the ledger records (one row: a ledger used against another
+    # account refuses); whether a decision's plan was written (its writes may
+    # have begun: a decision stopped after that stands in part, outcome
+    # 'partial'). A plan was written for every decision with moves or a contact.
+    """
+    CREATE TABLE account (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        origin TEXT NOT NULL,
+        username TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        bound REAL NOT NULL
+    );
+    ALTER TABLE decisions ADD COLUMN planned INTEGER NOT NULL DEFAULT 0;
+    UPDATE decisions SET planned = 1
+        WHERE contact_uid IS NOT NULL OR id IN (SELECT decision FROM decision_moves);
+    CREATE INDEX decisions_open ON decisions(outcome) WHERE outcome IN ('pending', 'partial')
+    """,
 )
 
 VERSION = len(MIGRATIONS)
@@ -89,6 +106,11 @@ def migrate(conn: sqlite3.Connection) -> int:
         return found
     with conn:  # one transaction: all the steps, or none
         conn.execute("BEGIN IMMEDIATE")
+        # Read again under the write lock: another process opening the same new
+        # file may have migrated it between the first read and the lock.
+        found = version(conn)
+        if found > VERSION:
+            raise SchemaTooNew(f"schema version {found}, newer than this Mailroom's {VERSION}")
         for number in range(found, VERSION):
             for statement in _statements(MIGRATIONS[number]):
                 conn.execute(statement)

@@ -17,10 +17,31 @@ from pathlib import Path
 from typing import Any
 
 from mailroom.core.chunks import chunked
-from mailroom.ledger.model import Decision, DecisionKind, Effects, EmailMove, Intent, Outcome
+from mailroom.ledger.model import (
+    AccountKey,
+    Decision,
+    DecisionKind,
+    Effects,
+    EmailMove,
+    Intent,
+    Outcome,
+)
 from mailroom.ledger.sqlite_file import BUSY_TIMEOUT_S, LedgerError, Opened, explain, open_file
 
 MAX_VARIABLES = 500  # bound parameters per statement (SQLite's floor is 999)
+# What stands: a decision that may have changed the account (done, or stopped
+# part-way). The one definition, in SQL (``Outcome.stands`` is the same in Python).
+STANDS = "outcome IN ('done', 'partial')"
+# What counts in a subject's trail: a triage that stands, or an undo carried out.
+COUNTS = (
+    "((kind = 'triage' AND outcome IN ('done', 'partial')) OR (kind = 'undo' AND outcome = 'done'))"
+)
+# Still open: being carried out or interrupted (pending), or stopped part-way.
+OPEN = "outcome IN ('pending', 'partial')"
+
+
+class LedgerAccountError(LedgerError):
+    """The ledger records another account: nothing is written to either."""
 
 
 @dataclass(frozen=True)
@@ -61,37 +82,67 @@ class Ledger:
     def begin(self, intents: Sequence[Intent]) -> list[int]:
         """Write a pass's intents before the account is touched; returns their ids.
 
-        One transaction for the whole pass. A pending intent for the same
-        subject and category (a pass killed part-way, whichever of the
-        sender's emails carries the label now) is reused, so one decision is
-        never recorded twice.
+        One transaction for the whole pass. An open decision for the same
+        subject and category is taken up again instead of a new one: a pending
+        one (a pass killed part-way, whichever of the sender's emails carries
+        the label now), or one stopped part-way that is still the subject's
+        latest (the retry finishes it), so one decision is never recorded twice
+        and what its first attempt wrote stays in its record.
         """
         with self._write() as conn:
             now = self._clock()
-            pending = {
-                (row[1], row[2], row[3], row[4]): int(row[0])
-                for row in conn.execute(
-                    "SELECT id, subject, kind, category, undoes FROM decisions "
-                    "WHERE outcome = 'pending'"
-                )
-            }
+            rows_open = conn.execute(
+                "SELECT id, subject, kind, category, undoes, outcome FROM decisions "  # noqa: S608
+                f"WHERE {OPEN}"
+            ).fetchall()
+            latest = self._latest(conn, {row[1] for row in rows_open if row[5] == "partial"})
+            reusable: dict[tuple[object, ...], tuple[int, str]] = {}
+            for row in rows_open:
+                if row[5] == "partial" and latest.get(row[1]) != row[0]:
+                    continue  # something was decided after it: it stays as it stopped
+                reusable[(row[1], row[2], row[3], row[4])] = (int(row[0]), str(row[5]))
             # Under the write lock the ids are ours to number: one executemany.
             (last,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()
-            ids, rows = [], []
+            ids, rows, reopened = [], [], []
             for intent in intents:
                 key = (intent.subject, intent.kind.value, intent.category, intent.undoes)
-                if key not in pending:
+                if key not in reusable:
                     last += 1
-                    pending[key] = last
+                    reusable[key] = (last, "pending")
                     rows.append((last, now, *_intent_row(intent)))
-                ids.append(pending[key])
+                decision, outcome = reusable[key]
+                if outcome == "partial":
+                    reopened.append((decision,))
+                    reusable[key] = (decision, "pending")
+                ids.append(decision)
             conn.executemany(
                 "INSERT INTO decisions (id, started, subject, kind, category, "
                 "trigger, label_email, undoes, rule, outcome) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
                 rows,
             )
+            conn.executemany(
+                "UPDATE decisions SET outcome = 'pending', finished = NULL, reason = NULL "
+                "WHERE id = ? AND outcome = 'partial'",
+                reopened,
+            )
         return ids
+
+    @staticmethod
+    def _latest(conn: sqlite3.Connection, subjects: Iterable[str]) -> dict[str, int]:
+        """Each subject's latest decision id (any outcome but failed)."""
+        out: dict[str, int] = {}
+        for chunk in chunked(sorted(set(subjects)), MAX_VARIABLES):
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                (row[0], int(row[1]))
+                for row in conn.execute(
+                    "SELECT subject, MAX(id) FROM decisions "  # noqa: S608 (placeholders)
+                    f"WHERE outcome != 'failed' AND subject IN ({marks}) GROUP BY subject",
+                    chunk,
+                )
+            )
+        return out
 
     def plan(self, planned: Mapping[int, Effects], names: Mapping[str, str] | None = None) -> None:
         """What each decision is about to do, written before the account is:
@@ -107,13 +158,14 @@ class Ledger:
                 "INSERT OR REPLACE INTO mailboxes (id, name) VALUES (?, ?)",
                 ((i, n) for i, n in (names or {}).items() if i in used),
             )
-            # Only a decision planned before (a pass killed part-way) has anything to keep.
+            # Only a decision planned before (a pass killed or stopped part-way)
+            # has anything to keep.
             replanned = [
                 row[0]
                 for chunk in chunked(list(planned), MAX_VARIABLES)
                 for row in conn.execute(
-                    "SELECT decision FROM decision_moves "  # noqa: S608 (placeholders only)
-                    f"WHERE decision IN ({','.join('?' * len(chunk))})",
+                    "SELECT id FROM decisions WHERE planned = 1 "  # noqa: S608 (placeholders)
+                    f"AND id IN ({','.join('?' * len(chunk))})",
                     chunk,
                 )
             ]
@@ -125,7 +177,7 @@ class Ledger:
             conn.executemany(
                 "UPDATE decisions SET previous = ?, contact_id = ?, contact_uid = ?, "
                 "contact_created = ?, contact_name = ?, contact_kind = ?, "
-                "filled = ?, joined = ?, left_groups = ? "
+                "filled = ?, joined = ?, left_groups = ?, planned = 1 "
                 "WHERE id = ? AND outcome = 'pending'",
                 (
                     (
@@ -163,14 +215,73 @@ class Ledger:
             )
 
     def fail(self, failed: Mapping[int, str]) -> None:
-        """Nothing of these stands: the labels stay and the next pass tries again."""
+        """Nothing of these was written: the labels stay and the next pass tries again."""
+        self._stop(failed, Outcome.FAILED)
+
+    def stop(self, stopped: Mapping[int, str]) -> None:
+        """These stopped after their writes began: what landed of them stands
+        (``partial``) until taken back, or finished by the next attempt."""
+        self._stop(stopped, Outcome.PARTIAL)
+
+    def _stop(self, stopped: Mapping[int, str], outcome: Outcome) -> None:
+        if not stopped:
+            return
         with self._write() as conn:
             now = self._clock()
             conn.executemany(
-                "UPDATE decisions SET outcome = 'failed', finished = ?, reason = ? "
+                "UPDATE decisions SET outcome = ?, finished = ?, reason = ? "
                 "WHERE id = ? AND outcome = 'pending'",
-                ((now, reason[:500], decision) for decision, reason in failed.items()),
+                ((outcome.value, now, reason[:500], d) for d, reason in stopped.items()),
             )
+
+    # -- the account ---------------------------------------------------------------
+
+    def account(self) -> AccountKey | None:
+        """The account this ledger records, once bound."""
+        try:
+            row = self._conn.execute(
+                "SELECT origin, username, account_id FROM account WHERE id = 1"
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise LedgerError(explain(self.path, exc)) from None
+        return AccountKey(row[0], row[1], row[2]) if row is not None else None
+
+    def check(self, key: AccountKey) -> None:
+        """Refuse (:class:`LedgerAccountError`) if the ledger records another account;
+        writes nothing (a dry run's check)."""
+        found = self.account()
+        if found is not None and found != key:
+            raise self._other(found, key)
+
+    def bind(self, key: AccountKey) -> None:
+        """Record the account on first use; refuse (:class:`LedgerAccountError`,
+        naming both and the fix) if the ledger records another one.
+
+        A ledger from before accounts were recorded is bound to the first
+        account it is used with: until then it served exactly one.
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT origin, username, account_id FROM account WHERE id = 1"
+            ).fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO account (id, origin, username, account_id, bound) "
+                    "VALUES (1, ?, ?, ?, ?)",
+                    (key.origin, key.username, key.account_id, self._clock()),
+                )
+                return
+        found = AccountKey(row[0], row[1], row[2])
+        if found != key:
+            raise self._other(found, key)
+
+    def _other(self, found: AccountKey, key: AccountKey) -> LedgerAccountError:
+        return LedgerAccountError(
+            f"ledger {self.path} records the decisions of {found}, not of {key}: "
+            "nothing was written. Give each account its own state directory "
+            "(MAILROOM_STATE_DIR, or one systemd template instance per account), "
+            "or point the settings back at the account this ledger records"
+        )
 
     def prune(self, older_than: float) -> int:
         """Drop the email-level detail of decisions finished before ``older_than``;
@@ -234,7 +345,7 @@ class Ledger:
         marks = ",".join("?" * len(skipped))
         return self._select(
             "WHERE id IN (SELECT MAX(id) FROM decisions AS d WHERE kind = 'triage' "  # noqa: S608
-            "AND outcome = 'done' AND NOT EXISTS (SELECT 1 FROM decisions AS u WHERE "
+            f"AND {STANDS} AND NOT EXISTS (SELECT 1 FROM decisions AS u WHERE "
             "u.undoes = d.id AND u.kind = 'undo' AND u.outcome = 'done') "
             f"AND subject NOT IN ({marks}) GROUP BY subject) ORDER BY id DESC LIMIT ?",
             (*skipped, limit),
@@ -246,8 +357,8 @@ class Ledger:
         """The domain decisions in force: each domain's latest that is done and not
         being (or been) taken back; domain (without the "@") -> its decision."""
         rules = self._select(
-            "WHERE id IN (SELECT MAX(id) FROM decisions AS d WHERE kind = 'triage' "
-            "AND outcome = 'done' AND subject LIKE '@%' AND NOT EXISTS (SELECT 1 FROM "
+            "WHERE id IN (SELECT MAX(id) FROM decisions AS d WHERE kind = 'triage' "  # noqa: S608
+            f"AND {STANDS} AND subject LIKE '@%' AND NOT EXISTS (SELECT 1 FROM "
             "decisions AS u WHERE u.undoes = d.id AND u.kind = 'undo' "
             "AND u.outcome != 'failed') GROUP BY subject)",
             (),
@@ -264,7 +375,7 @@ class Ledger:
             try:
                 rows = self._conn.execute(
                     "SELECT subject, kind, rule, trigger FROM decisions WHERE id IN "  # noqa: S608
-                    "(SELECT MAX(id) FROM decisions WHERE outcome = 'done' "
+                    f"(SELECT MAX(id) FROM decisions WHERE {COUNTS} "
                     f"AND subject IN ({marks}) GROUP BY subject)",
                     chunk,
                 ).fetchall()
@@ -283,11 +394,36 @@ class Ledger:
             return []
         marks = ",".join("?" * len(wanted))
         return self._select(
-            "WHERE id IN (SELECT MAX(id) FROM decisions WHERE outcome = 'done' "  # noqa: S608
+            f"WHERE id IN (SELECT MAX(id) FROM decisions WHERE {COUNTS} "  # noqa: S608
             "AND subject IN (SELECT subject FROM decisions WHERE rule IN "
             f"({marks})) GROUP BY subject) AND kind = 'triage' AND rule IN ({marks}) "
             "ORDER BY id",
             (*wanted, *wanted),
+        )
+
+    def planned_uids(self, subjects: Iterable[str]) -> dict[str, str]:
+        """The uid an open decision (pending, or stopped part-way) planned for a
+        contact it was making, per subject: a retry makes the contact under that
+        uid, so the contact that exists is the one the ledger names."""
+        out: dict[str, str] = {}
+        for chunk in chunked(sorted(set(subjects)), MAX_VARIABLES):
+            marks = ",".join("?" * len(chunk))
+            for d in self._select(
+                f"WHERE {OPEN} AND kind = 'triage' AND contact_created = 1 "
+                f"AND contact_uid IS NOT NULL AND subject IN ({marks}) ORDER BY id",
+                chunk,
+            ):
+                out[d.intent.subject] = str(d.effects.contact_uid)
+        return out
+
+    def fills_after(self, made: Decision) -> list[Decision]:
+        """The sender's decisions after ``made`` that filled empty fields of a
+        contact (``contact_uid`` says which): Mailroom's own writes, never a
+        change by someone else; those that may not have landed included."""
+        return self._select(
+            f"WHERE subject = ? AND id > ? AND kind = 'triage' AND {STANDS} "
+            "AND filled != '[]' ORDER BY id",
+            (made.intent.subject, made.id),
         )
 
     def mailbox_names(self) -> dict[str, str]:
@@ -430,4 +566,5 @@ def _decision(row: sqlite3.Row, moves: list[EmailMove]) -> Decision:
         reason=row["reason"],
         effects=effects,
         moves_pruned=bool(row["moves_pruned"]),
+        planned=bool(row["planned"]),
     )

@@ -187,6 +187,7 @@ class Telemetry:
         failures: int = 0,
         unflagged: int = 0,
         missing: tuple[str, ...] | None = None,
+        off: tuple[str, ...] | None = None,
         error: str | None = None,
         auth_rejected: str | None = None,
         ledger_failed: bool = False,
@@ -202,6 +203,8 @@ class Telemetry:
             rec.last_trigger = trigger.value
             if missing is not None:  # a pass that got as far as looking
                 rec.missing = missing
+            if off is not None:
+                rec.off = off
             self.metrics.poll_duration.observe(duration)
             self.metrics.sender_failures.inc(failures)
             if error is None:

@@ -117,6 +117,9 @@ async def _account(clients: Clients, report: Report) -> None:
                 "create it and a rule filing mail from senders not in your contacts there, "
                 "or run `mailroom setup --apply --create-screener`",
             )
+        elif need.optional:
+            # An account set up by an older Mailroom: everything else triages.
+            report.warn(f"{need} is missing: its feature is off", ADVICE_SETUP)
         else:
             report.bad(f"{need} is missing", ADVICE_SETUP)
     for conflict in review.conflicts:

@@ -98,9 +98,7 @@ async def _domain(
             return EXIT_ERROR
         try:
             async with api_client(settings.poll_interval) as http:
-                clients = make_clients(
-                    settings, http, dry_run=not apply, ledger=ledger if apply else None
-                )
+                clients = make_clients(settings, http, dry_run=not apply, ledger=ledger)
                 await clients.connect()
                 await clients.triage.setup()
                 _, records = await clients.triage.decide_domain(domain, category, ledger)

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from mailroom.core.redact import scrub
 
-OK, BAD, INFO = "✓", "✗", "·"
+OK, BAD, INFO, WARN = "✓", "✗", "·", "!"
 
 
 @dataclass
@@ -21,6 +21,12 @@ class Report:
 
     def info(self, text: str) -> None:
         self._line(INFO, text)
+
+    def warn(self, text: str, fix: str | None = None) -> None:
+        """Worth knowing and fixing, but nothing is broken: not a problem."""
+        self._line(WARN, text)
+        if fix:
+            print(f"    fix: {scrub(fix)}", file=self.out)
 
     def bad(self, text: str, fix: str | None = None) -> None:
         self.problems += 1

@@ -70,6 +70,9 @@ def describe(body: dict[str, Any]) -> list[str]:
     lines = [head]
     if body.get("output"):
         lines.append(f"  why:          {body['output']}")
+    notes = body.get("notes")
+    for note in notes if isinstance(notes, list) else []:
+        lines.append(f"  note:         {note}")
     state = str(push.get("status", "?")).upper()
     since = push.get("connected_since")
     lines.append(f"  push:         {state}" + (f" since {since}" if since else ""))

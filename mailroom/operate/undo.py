@@ -42,10 +42,11 @@ class Session:
 
 
 @contextlib.asynccontextmanager
-async def _session(settings: Settings, ledger: Ledger) -> AsyncIterator[Session]:
-    """The servers, for taking back: the mailboxes and the managed groups."""
+async def _session(settings: Settings, ledger: Ledger, *, apply: bool) -> AsyncIterator[Session]:
+    """The servers, for taking back: the mailboxes and the managed groups (the
+    ledger checked to record this account; bound to it when ``apply``)."""
     async with api_client(settings.poll_interval) as http:
-        clients = make_clients(settings, http)
+        clients = make_clients(settings, http, dry_run=not apply, ledger=ledger)
         await clients.connect()
         book = clients.book
         assert book is not None
@@ -77,8 +78,8 @@ async def run_undo(
         if decision is None:
             print(f"nothing to undo for {sender}", file=out)
             return 0
-        async with _session(settings, ledger) as s:
-            plans = await s.takeback.plan([decision])
+        async with _session(settings, ledger, apply=apply) as s:
+            plans = await s.takeback.plan([decision], ledger)
             _print_plans(plans, s.names, out)
             if not apply:
                 print("dry run: nothing changed; run again with --apply to do it", file=out)
@@ -109,8 +110,8 @@ async def _undo_domain(
         file=out,
     )
     ruled = ledger.ruled_by([rule.id])
-    async with _session(settings, ledger) as s:
-        plans = await s.takeback.plan(ruled)
+    async with _session(settings, ledger, apply=apply) as s:
+        plans = await s.takeback.plan(ruled, ledger)
         for plan in plans:
             for line in describe(plan, s.names):
                 print(f"  {line}", file=out)
@@ -149,7 +150,7 @@ async def run_reset(settings: Settings, *, apply: bool, out: TextIO, err: TextIO
     if not isinstance(ledger, Ledger):
         return ledger
     try:
-        async with _session(settings, ledger) as s:
+        async with _session(settings, ledger, apply=apply) as s:
             if not apply:
                 return await _rehearse_reset(s, out)
             return await _reset(s, out, err)
@@ -166,7 +167,7 @@ async def _rehearse_reset(s: Session, out: TextIO) -> int:
         print("nothing to reset: no decision stands", file=out)
         return 0
     for start in range(0, len(standing), BATCH):
-        _print_plans(await s.takeback.plan(standing[start : start + BATCH]), s.names, out)
+        _print_plans(await s.takeback.plan(standing[start : start + BATCH], s.ledger), s.names, out)
     print(
         f"dry run: {len(standing)} senders would go back to where they were before "
         "Mailroom decided (a re-triaged sender through each category it had); "
@@ -183,7 +184,7 @@ async def _reset(s: Session, out: TextIO, err: TextIO) -> int:
         batch = s.ledger.standing(limit=BATCH, skip=failed)
         if not batch:
             break
-        plans = await s.takeback.plan(batch)
+        plans = await s.takeback.plan(batch, s.ledger)
         for result in await s.takeback.apply(plans, s.ledger, Trigger.RESET):
             if result.error is None:
                 undone += 1

@@ -65,6 +65,7 @@ class PassSummary:
     failures: int = 0
     unflagged: int = 0  # emails that refused the error label
     missing: tuple[str, ...] = ()  # what the account lost: "mailbox 'Feed'", …
+    off: tuple[str, ...] = ()  # optional labels missing: their features are off
     senders: tuple[tuple[str, str], ...] = ()  # (address, category) triaged, for the page
     # Set when the pass ran but must count as failed (every sender failed).
     failure: Failure | None = None
@@ -345,5 +346,6 @@ class Supervisor:
                 failures=summary.failures,
                 unflagged=summary.unflagged,
                 missing=summary.missing,
+                off=summary.off,
                 senders=summary.senders,
             )

@@ -14,13 +14,25 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 ACCOUNT_ID = "u1"
 MAX_CALLS = 16
 MAX_GET = 500
 MAX_SET = 500
 MAX_QUERY_LIMIT = 1000
+# A mailbox's myRights (RFC 8621 §2) when the account owns it outright.
+RIGHTS = {
+    "mayReadItems": True,
+    "mayAddItems": True,
+    "mayRemoveItems": True,
+    "maySetSeen": True,
+    "maySetKeywords": True,
+    "mayCreateChild": True,
+    "mayRename": True,
+    "mayDelete": True,
+    "maySubmit": True,
+}
 
 Args = dict[str, Any]
 
@@ -81,6 +93,13 @@ class MailStore:
         self.query_limit = query_limit
         # Emails whose every update is refused (a per-email fault).
         self.refuse_updates: set[str] = set()
+        # Mailboxes the account may not file mail into (an ACL without the
+        # insert right), and how the server answers an update adding one:
+        # "forbidden" as Cyrus 3.13 does (nothing changes), or "cyrus-3.6" as
+        # Debian's Cyrus 3.6 does: "updated", the add silently dropped, any
+        # removal in the same patch carried out, and an email left in no
+        # mailbox gone for good.
+        self.no_insert: dict[str, Literal["forbidden", "cyrus-3.6"]] = {}
         self.would_empty = 0  # updates refused because they left no mailbox
         self.max_get = max_get
         self.max_set = max_set
@@ -302,6 +321,7 @@ class MailStore:
             "totalEmails": total,
             "unreadEmails": 0,
             "isSubscribed": True,
+            "myRights": {**RIGHTS, "mayAddItems": box.id not in self.no_insert},
         }
 
     def _mailbox_get(self, args: Args) -> Args:
@@ -472,6 +492,20 @@ class MailStore:
             if eid in self.refuse_updates:
                 not_updated[eid] = {"type": "forbidden", "description": "refused (fault)"}
                 continue
+            blocked = self._blocked(target, patch)
+            if blocked and "forbidden" in blocked.values():
+                not_updated[eid] = {"type": "forbidden", "description": "no insert right"}
+                continue
+            if blocked:  # Cyrus 3.6: says "updated", files nothing, removes the rest
+                boxes = (set(target.mailbox_ids) | _added(patch)) - _removed(patch) - set(blocked)
+                if not boxes:
+                    del self.emails[eid]
+                    changes.append((eid, "destroyed"))
+                elif boxes != target.mailbox_ids:
+                    target.mailbox_ids = boxes
+                    changes.append((eid, "updated"))
+                updated[eid] = None
+                continue
             try:
                 boxes, keywords = self._apply_patch(target, patch)
             except MethodError as exc:
@@ -525,6 +559,13 @@ class MailStore:
         )
         self.emails[email.id] = email
         return email
+
+    def _blocked(self, email: Email, patch: Any) -> dict[str, str]:
+        """The mailboxes ``patch`` adds that the account may not file into."""
+        if not isinstance(patch, dict) or not self.no_insert:
+            return {}
+        added = _added(patch) - email.mailbox_ids
+        return {m: self.no_insert[m] for m in added if m in self.no_insert}
 
     def _apply_patch(self, email: Email, patch: Any) -> tuple[set[str], dict[str, bool]]:
         if not isinstance(patch, dict):
@@ -587,6 +628,18 @@ class MailStore:
             "updated": [i for i, k in kinds.items() if k == "updated"],
             "destroyed": [i for i, k in kinds.items() if k == "destroyed"],
         }
+
+
+def _added(patch: dict[str, Any]) -> set[str]:
+    whole = patch.get("mailboxIds")
+    out = set(whole) if isinstance(whole, dict) else set()
+    return out | {k.split("/", 1)[1] for k, v in patch.items() if k.startswith("mailboxIds/") and v}
+
+
+def _removed(patch: dict[str, Any]) -> set[str]:
+    return {
+        k.split("/", 1)[1] for k, v in patch.items() if k.startswith("mailboxIds/") and v is None
+    }
 
 
 def _pointer(value: Any, path: str) -> Any:

@@ -4,13 +4,17 @@
    label): a ledger that cannot be written stops the pass untouched;
 2. the plan (contact, groups, every email's mailboxes before and after), once
    the pass knows it and before it carries it out;
-3. the outcome: done once a sender's labels are off, failed with the reason.
+3. the outcome: done once a sender's labels are off; failed with the reason
+   when nothing was written yet; stopped part-way (``partial``) when it
+   failed after its writes began: what landed of it stands, so ``undo`` and
+   ``reset`` take it back, and the next attempt at it takes the record up.
 
 A pass killed between 1 and 3 leaves pending records. The next pass that
 finds the same sender labelled for the same category takes the same record
-up; one whose label is gone is checked against the account (``stale`` and
-``settle``). A pass with nothing to decide writes nothing. Without a ledger
-(a dry run) all of this does nothing.
+up (and makes a contact it had planned under the uid it planned); one whose
+label is gone is checked against the account (``stale`` and ``settle``).
+A pass with nothing to decide writes nothing. Without a ledger (a dry run)
+all of this does nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from mailroom.contacts.book import ContactAction
 from mailroom.jmap.client import JmapClient
 from mailroom.ledger.model import Decision, DecisionKind, Effects, EmailMove, Intent
 from mailroom.ledger.store import Ledger
@@ -26,11 +31,18 @@ from mailroom.triage.planning import SenderWork, mailbox_ids_of, patched
 from mailroom.triage.records import SenderRecord, Stage
 
 COMPLETED = "completed after an interrupted pass (the labels were off, the mail where planned)"
-SUPERSEDED = "superseded: the sender was labelled for another category before it finished"
+SUPERSEDED = (
+    "superseded: the sender was labelled for another category before it finished "
+    "(what landed of it stands until taken back)"
+)
 UNSTARTED = "its label was removed before Mailroom changed anything"
 PART_WAY = (
-    "interrupted, and its label was removed before it finished: the account may be "
-    "part-way; label one of the sender's emails again to finish it"
+    "interrupted, and its label was removed before it finished: what landed of it "
+    "stands; label one of the sender's emails again to finish it, or undo it"
+)
+UNCHECKED = (
+    "interrupted after its writes began (it moved no email to check): what landed "
+    "of it stands until taken back"
 )
 
 
@@ -38,8 +50,8 @@ PART_WAY = (
 class Stale:
     """Pending decisions earlier passes left that this pass did not take up."""
 
-    superseded: list[int] = field(default_factory=list)
-    unstarted: list[int] = field(default_factory=list)
+    superseded: list[int] = field(default_factory=list)  # planned: may have landed
+    unstarted: list[int] = field(default_factory=list)  # never planned: nothing written
     to_check: list[Decision] = field(default_factory=list)  # planned: is the account so?
 
     @property
@@ -80,6 +92,10 @@ class Bookkeeper:
         ids = self._ledger.begin(intents)
         self._ids = {w.sender: i for w, i in zip(works, ids, strict=True)}
 
+    def planned_uids(self, senders: Iterable[str]) -> dict[str, str]:
+        """The contact uid each sender's open decision planned (see ``Pass``)."""
+        return {} if self._ledger is None else self._ledger.planned_uids(senders)
+
     def planned(self, records: Iterable[SenderRecord]) -> None:
         if self._ledger is None:
             return
@@ -96,6 +112,7 @@ class Bookkeeper:
             return
         done: list[int] = []
         failed: dict[int, str] = {}
+        stopped: dict[int, str] = {}
         for record in records:
             decision = self._ids.get(record.sender)
             if decision is None:
@@ -103,9 +120,12 @@ class Bookkeeper:
             if record.stage is Stage.UNLABELLED:
                 done.append(decision)
             elif not record.alive:
-                failed[decision] = record.reason or record.stage.value
+                # Its writes began: whatever landed stands, and is taken back exactly.
+                into = stopped if record.wrote else failed
+                into[decision] = record.reason or record.stage.value
         self._ledger.finish(done)
         self._ledger.fail(failed)
+        self._ledger.stop(stopped)
 
     def effects(self, record: SenderRecord) -> Effects:
         """What the sender's triage does to the account, as planned."""
@@ -123,12 +143,18 @@ class Bookkeeper:
         # A Person left both Person and Imbox: the category left is the deepest one.
         was = [c for c in self._categories if c.contact_group in left]
         previous = max(was, key=lambda c: len(self._categories.chain(c)), default=None)
+        want = change.known.want
+        made = change.known.uid is None
+        fills = change.known.action is ContactAction.FILL
         return Effects(
             previous=previous.name if previous is not None else None,
             contact_uid=change.uid,
-            contact_created=change.known.uid is None,
-            contact_name=change.known.want.name if change.known.uid is None else None,
-            contact_kind=change.known.want.kind if change.known.uid is None else None,
+            contact_created=made,
+            # What Mailroom writes on the card, made or filled: an undo knows
+            # these as its own, never as the user's change.
+            contact_name=want.name if made or fills else None,
+            contact_kind=want.kind if made or fills else None,
+            filled=(f"empty fields for a {want.kind}",) if fills else (),
             joined=tuple(sorted(change.join)),
             left=tuple(left),
             moves=tuple(moves),
@@ -148,10 +174,11 @@ class Bookkeeper:
                 continue
             subject = decision.intent.subject
             if subject in self._ids:
-                out.superseded.append(decision.id)
+                # Labelled for another category: this pass decided again.
+                (out.superseded if decision.planned else out.unstarted).append(decision.id)
             elif subject in labelled:
                 continue  # flagged meanwhile: the label decides once the user resolves it
-            elif not decision.effects.moves:
+            elif not decision.planned:
                 out.unstarted.append(decision.id)
             else:
                 out.to_check.append(decision)
@@ -162,21 +189,19 @@ class Bookkeeper:
         (an email missing was deleted since, which says nothing against the plan)."""
         if self._ledger is None:
             return
-        done, failed = [], {}
+        done, stopped = [], {}
         for decision in stale.to_check:
-            as_planned = all(
-                mailboxes.get(m.email, m.after) == m.after for m in decision.effects.moves
-            )
-            if as_planned:
+            moves = decision.effects.moves
+            as_planned = all(mailboxes.get(m.email, m.after) == m.after for m in moves)
+            if moves and as_planned:
                 done.append(decision.id)
             else:
-                failed[decision.id] = PART_WAY
-        failed.update({i: SUPERSEDED for i in stale.superseded})
-        failed.update({i: UNSTARTED for i in stale.unstarted})
+                stopped[decision.id] = PART_WAY if moves else UNCHECKED
+        stopped.update({i: SUPERSEDED for i in stale.superseded})
         if done:
             self._ledger.finish(done, note=COMPLETED)
-        if failed:
-            self._ledger.fail(failed)
+        self._ledger.stop(stopped)
+        self._ledger.fail({i: UNSTARTED for i in stale.unstarted})
 
 
 async def settle_stale(jmap: JmapClient, bookkeeper: Bookkeeper, labelled: set[str]) -> None:

@@ -40,6 +40,11 @@ def map_mailboxes(config: TriageConfig, mailboxes: Sequence[Mapping[str, Any]]) 
     if res.inbox is None:
         raise SetupError("the account has no Inbox (no mailbox with role 'inbox')")
     found = res.found
+    features = {
+        config.back_label: "sending a sender back to the Screener with a label",
+        config.domain_label: "deciding for a whole domain with a label",
+    }
+    optional = set(features) - {""}
     return MailboxMap(
         inbox=res.inbox,
         screener=found[config.screener_mailbox],
@@ -47,7 +52,8 @@ def map_mailboxes(config: TriageConfig, mailboxes: Sequence[Mapping[str, Any]]) 
         labels={c.name: found[c.label] for c in config.categories if c.label in found},
         destinations={d: found[d] for d in config.categories.destinations if d in found},
         excluded=res.excluded,
-        missing=frozenset(res.missing),
+        missing=frozenset(res.missing) - optional,
+        off=frozenset(f"label {n!r} ({features[n]})" for n in res.missing if n in optional),
         names=res.names,
         back_label=found.get(config.back_label, ""),
         domain_label=found.get(config.domain_label, ""),

@@ -33,6 +33,10 @@ class MailboxMap:
     names: Mapping[str, str] = field(default_factory=dict)  # every mailbox: id -> name
     back_label: str = ""  # @ToScreener: the sender goes back to the Screener ("" if none)
     domain_label: str = ""  # @WholeDomain: the triage label decides for the domain
+    # Optional labels the account lacks (set up by an older Mailroom), each with
+    # the feature it turns on: that feature is off, everything else triages; a
+    # note, never a failure.
+    off: frozenset[str] = frozenset()
 
     @property
     def extra_labels(self) -> tuple[str, ...]:

@@ -35,6 +35,9 @@ class SenderRecord:
     refiled: dict[str, dict[str, Any]] = field(default_factory=dict)  # email id -> patch
     unlabelled: dict[str, dict[str, Any]] = field(default_factory=dict)  # email id -> patch
     reason: str | None = None  # why it failed or was flagged
+    # Its writes began (the contacts write was sent): failing after this, what
+    # landed stands in the ledger as a decision stopped part-way.
+    wrote: bool = False
 
     @property
     def sender(self) -> str:
@@ -57,6 +60,7 @@ class PollResult:
     failures: int = 0  # senders left for the next poll
     unflagged: int = 0  # emails that refused the error label
     missing: set[str] = field(default_factory=set)  # what the account lost, for /health
+    off: set[str] = field(default_factory=set)  # optional labels missing: features off
     last_error: str | None = None  # of the last sender that failed
     # States the server reported when the scan ran, and those Mailroom's own
     # writes produced: push events carrying only the latter are echoes.
@@ -72,5 +76,7 @@ class PollResult:
     def record(self, outcome: SetOutcome) -> None:
         if outcome.new_state is not None:
             self.own_states["Email"].add(outcome.new_state)
+        self.own_states["Email"].update(outcome.states)
         if outcome.mailbox_state is not None:
             self.own_states["Mailbox"].add(outcome.mailbox_state)
+        self.own_states["Mailbox"].update(outcome.mailbox_states)

@@ -72,7 +72,8 @@ class SendBack:
             ]
             if not decisions:
                 break
-            for r in await takeback.apply(await takeback.plan(decisions), ledger, trigger):
+            plans = await takeback.plan(decisions, ledger)
+            for r in await takeback.apply(plans, ledger, trigger):
                 if r.error is not None:
                     failed[r.plan.sender] = r.error
                 else:
@@ -126,7 +127,7 @@ class SendBack:
                 patches[eid] = patch_for(boxes, remaining)
         if not patches:
             return
-        outcome = await self.jmap.update_emails(patches)
+        outcome = await self.jmap.move_emails(patches)
         result.record(outcome)
         refused = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}
         if refused:

@@ -13,8 +13,8 @@ credentials, which fail the pass (they are nobody's sender).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from mailroom.contacts import uids
@@ -28,6 +28,7 @@ from mailroom.contacts.book import (
 )
 from mailroom.jmap.client import JmapClient, any_of_chunks
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapSetError
+from mailroom.jmap.moves import NOT_FILED
 from mailroom.triage.categories import Categories
 from mailroom.triage.planning import (
     MailboxMap,
@@ -63,6 +64,9 @@ class Pass:
     result: PollResult
     flag: Flag  # gives emails the error label (logged and counted if refused)
     groups_stale: bool = False  # a managed group vanished: look again next pass
+    # sender -> the uid an open decision of theirs planned for the contact it
+    # was making: a retry makes it under that uid (the one the ledger names).
+    planned_uids: Mapping[str, str] = field(default_factory=dict)
 
     def fail(self, record: SenderRecord, exc: BaseException | None, message: str = "") -> None:
         """Count and log a sender left for the next pass; its labels stay."""
@@ -116,7 +120,11 @@ async def look_up(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
             continue
         known = lookup.known[record.sender]
         groups = plan_groups(known.all_groups, record.work.category, p.categories)
-        record.known, record.change = known, Change(known, groups.add, groups.remove)
+        change = Change(known, groups.add, groups.remove)
+        planned = p.planned_uids.get(record.sender)
+        if planned is not None and known.uid is None:
+            change = Change(known, groups.add, groups.remove, new_uid=planned)
+        record.known, record.change = known, change
         record.stage = Stage.LOOKED_UP
     return alive(records)
 
@@ -195,6 +203,8 @@ async def _senders_mail(
 
 async def write_contacts(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
     """Contacts created or filled, groups joined and left: all senders in one go."""
+    for record in records:
+        record.wrote = True  # from here on, whatever fails may have landed in part
     changes = [r.change for r in records if r.change is not None]
     failed = await p.batched(records, p.book.apply(changes))
     if failed is None:
@@ -226,11 +236,11 @@ async def unlabel(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
 async def _write_mail(
     p: Pass, records: list[SenderRecord], patches: dict[str, dict[str, Any]], reached: Stage
 ) -> list[SenderRecord]:
-    """One Email/set for every sender's patches; senders with a refused email fail.
-
-    An email deleted meanwhile needs nothing.
+    """Every sender's patches at once, as moves that never lose an email (added
+    and seen there before it leaves its old mailboxes); senders with an email
+    refused or not filed fail. An email deleted meanwhile needs nothing.
     """
-    outcome = await p.batched(records, p.jmap.update_emails(patches))
+    outcome = await p.batched(records, p.jmap.move_emails(patches))
     if outcome is None:
         return []
     p.result.record(outcome)
@@ -241,10 +251,35 @@ async def _write_mail(
             refused.setdefault(mine[eid].sender, {})[eid] = err
     for record in records:
         if record.sender in refused:
-            p.fail(record, JmapSetError("Email/set", "notUpdated", refused[record.sender]))
+            emails = refused[record.sender]
+            p.fail(
+                record, JmapSetError("Email/set", "notUpdated", emails), _why(p, patches, emails)
+            )
         else:
             record.stage = reached
     return alive(records)
+
+
+def _why(
+    p: Pass, patches: Mapping[str, Mapping[str, Any]], refused: Mapping[str, Mapping[str, Any]]
+) -> str:
+    """A sender's refused emails, in words: which, into which mailboxes, and why."""
+    parts = []
+    for eid, err in sorted(refused.items())[:3]:
+        into = sorted(
+            p.boxes.names.get(m, m)
+            for k, v in patches.get(eid, {}).items()
+            if v is True and (m := k.removeprefix("mailboxIds/"))
+        )
+        where = f" into {', '.join(repr(n) for n in into)}" if into else ""
+        kind = err.get("type", "refused")
+        text = "the server answered 'updated' but did not file it" if kind == NOT_FILED else kind
+        if err.get("description") and kind != NOT_FILED:
+            text += f" ({err['description']})"
+        parts.append(f"email {eid} not filed{where}: {text}")
+    more = len(refused) - len(parts)
+    tail = f" and {more} more" if more > 0 else ""
+    return "; ".join(parts) + tail + "; left where they were, retried next pass"
 
 
 STEPS = (look_up, one_category_per_contact, find_mail, write_contacts, refile, unlabel)

@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from mailroom.contacts import uids
 from mailroom.contacts.book import (
     Change,
     ContactAction,
@@ -39,6 +40,7 @@ class Undone:
     plan: UndoPlan
     error: str | None = None  # None: done
     contact: str | None = None  # what became of the contact Mailroom made, if said
+    wrote: bool = False  # its writes began: failing after, it stopped part-way
 
 
 class TakeBack:
@@ -57,8 +59,12 @@ class TakeBack:
         self.labels = labels
         self._lookup = Lookup()  # the contacts of the last plan, for its apply
 
-    async def plan(self, decisions: Sequence[Decision]) -> list[UndoPlan]:
-        """The undo of each decision, from the account as it is now; reads only."""
+    async def plan(
+        self, decisions: Sequence[Decision], ledger: Ledger | None = None
+    ) -> list[UndoPlan]:
+        """The undo of each decision, from the account as it is now; reads only.
+        ``ledger``: where later decisions that filled a contact one of these made
+        are found (Mailroom's own writes on it, never "changed since")."""
         self._lookup = Lookup()
         if not decisions:
             return []
@@ -72,7 +78,7 @@ class TakeBack:
         wanted = [p for p in plans if p.touches_contact or p.decision.effects.contact_created]
         if wanted:
             # One lookup serves the plan (may the contact go?) and the write after it.
-            self._lookup = await self.book.lookup([_made(p.decision) for p in wanted])
+            self._lookup = await self.book.lookup([_made(p.decision, ledger) for p in wanted])
         known = self._lookup.known
         return [
             with_contact(p, known.get(p.sender)) if p.decision.effects.contact_created else p
@@ -110,13 +116,17 @@ class TakeBack:
             for email, move in p.restore.items()
         }
         if patches:
-            outcome = await self.jmap.update_emails(patches)
+            for p in plans:
+                if p.restore and results[p.sender].error is None:
+                    results[p.sender].wrote = True
+            outcome = await self.jmap.move_emails(patches)
             owner = {e: p.sender for p in plans for e in p.restore}
             for email, failure in outcome.failures.items():
                 if failure.get("type") != "notFound" and email in owner:
-                    results[owner[email]].error = f"email {email} refused: {failure.get('type')}"
-        failed = {decision_of[s]: r.error for s, r in results.items() if r.error is not None}
-        ledger.fail(failed)
+                    results[owner[email]].error = f"email {email} not restored: {_why(failure)}"
+        ended = [(decision_of[s], r) for s, r in results.items() if r.error is not None]
+        ledger.fail({d: str(r.error) for d, r in ended if not r.wrote})
+        ledger.stop({d: str(r.error) for d, r in ended if r.wrote})
         for sender, r in results.items():
             if r.error is None:
                 ledger.finish([decision_of[sender]], note=r.contact)
@@ -144,6 +154,7 @@ class TakeBack:
                 known = dataclasses.replace(known, action=ContactAction.KEEP)
             destroy = p.delete_contact and known.pristine and not (known.groups - set(p.leave))
             changes.append(Change(known, p.join, p.leave, destroy=destroy))
+            results[p.sender].wrote = True
             if p.delete_contact:
                 results[p.sender].contact = (
                     "contact deleted" if destroy else "contact kept: it changed since"
@@ -159,11 +170,26 @@ class TakeBack:
                 results[p.sender].contact = f"contact kept: {p.contact_kept}"
 
 
-def _made(decision: Decision) -> Want:
-    """The sender as the decision wrote its contact (what a pristine card holds)."""
+def _made(decision: Decision, ledger: Ledger | None) -> Want:
+    """The sender as the decision wrote its contact, and as later decisions
+    filled it (what a card nobody else changed holds)."""
     e = decision.effects
-    kind: ContactKind = "company" if e.contact_kind == "company" else "person"
-    return Want(decision.intent.subject, e.contact_name or "", kind)
+    fills: list[tuple[str, ContactKind]] = []
+    if e.contact_created and ledger is not None:
+        for later in ledger.fills_after(decision):
+            uid = later.effects.contact_uid
+            if uid is None or e.contact_uid is None or uids.same(uid, e.contact_uid):
+                fills.append((later.effects.contact_name or "", _kind(later.effects)))
+    return Want(decision.intent.subject, e.contact_name or "", _kind(e), tuple(fills))
+
+
+def _why(failure: Mapping[str, object]) -> str:
+    kind, description = failure.get("type"), failure.get("description")
+    return f"{kind} ({description})" if description else str(kind)
+
+
+def _kind(effects: Effects) -> ContactKind:
+    return "company" if effects.contact_kind == "company" else "person"
 
 
 def _effects(plan: UndoPlan) -> Effects:

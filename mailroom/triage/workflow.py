@@ -149,6 +149,7 @@ class Triage:
     async def poll(self, trigger: Trigger = Trigger.FALLBACK) -> PollResult:
         result = PollResult()
         emails = await self._scan(result)
+        result.off.update(self.mailboxes.off)
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
         works = await self._with_domains(plan, trigger, result)
         # Before anything is written: a ledger that cannot take the intents stops here.
@@ -223,10 +224,16 @@ class Triage:
             await self._book.find_groups(groups)
         result.missing.update(f"mailbox {n!r}" for n in self.mailboxes.missing)
         result.missing.update(f"contact group {g!r}" for g in groups if g not in self._book.groups)
-        p = Pass(
-            self._jmap, self._book, self._config.categories, self.mailboxes, result, self._flag
-        )
         everyone = [SenderRecord(work) for work in works]
+        p = Pass(
+            self._jmap,
+            self._book,
+            self._config.categories,
+            self.mailboxes,
+            result,
+            self._flag,
+            planned_uids=bookkeeper.planned_uids(r.work.sender for r in everyone),
+        )
         records: list[SenderRecord] = []
         for record in everyone:
             broken = self._broken(record.work.category)

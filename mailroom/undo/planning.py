@@ -45,7 +45,8 @@ class UndoPlan:
 
 
 def undoable(decisions: Sequence[Decision]) -> Decision | None:
-    """The sender's latest triage still standing (``decisions`` newest first).
+    """The sender's latest triage still standing (``decisions`` newest first): done,
+    or stopped part-way (what landed of it is taken back), and not undone.
 
     Undo walks back: after one undo, the next takes back the triage before it.
     """
@@ -55,11 +56,7 @@ def undoable(decisions: Sequence[Decision]) -> Decision | None:
         if d.intent.kind is DecisionKind.UNDO and d.outcome is Outcome.DONE
     }
     for d in decisions:
-        if (
-            d.intent.kind is DecisionKind.TRIAGE
-            and d.outcome is Outcome.DONE
-            and d.id not in undone
-        ):
+        if d.intent.kind is DecisionKind.TRIAGE and d.outcome.stands and d.id not in undone:
             return d
     return None
 

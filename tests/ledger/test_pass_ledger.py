@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.core.vocabulary import Trigger
-from mailroom.ledger.model import EmailMove, Outcome
+from mailroom.ledger.model import DecisionKind, EmailMove, Intent, Outcome
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
 from mailroom.triage import workflow
@@ -99,17 +99,23 @@ async def test_a_pass_killed_after_its_intents_is_completed_not_repeated(
     triage, ledger = with_ledger(h, path)
     email = h.mail.deliver("again@acme.example")
     h.mail.set_mailboxes(email, {"Screener", "@ToPaperTrail"})
-    h.contacts.refuse_addresses.add("again@acme.example")  # the pass dies part-way
+    h.contacts.refuse_addresses.add("again@acme.example")  # refused once its writes began
     await triage.poll()
-    (failed,) = ledger.history()
-    assert failed.outcome is Outcome.FAILED and failed.reason
+    (stopped,) = ledger.history()
+    # Its writes began: whatever landed stands (here: nothing but what undo finds).
+    assert stopped.outcome is Outcome.PARTIAL and stopped.reason
     h.contacts.refuse_addresses.clear()
+    await triage.poll()  # the label is still there: the same record is taken up
+    (done,) = ledger.history()
+    assert done.id == stopped.id and done.outcome is Outcome.DONE and done.reason is None
     # A pass that wrote its intents and was killed: the next pass takes that record.
-    (killed,) = ledger.begin([failed.intent])
+    other = h.mail.deliver("killed@acme.example")
+    h.mail.set_mailboxes(other, {"Screener", "@ToFeed"})
+    (killed,) = ledger.begin([Intent("killed@acme.example", DecisionKind.TRIAGE, "Feed", "push")])
     await triage.poll()
-    done = ledger.decision(killed)
-    assert done is not None and done.outcome is Outcome.DONE
-    assert [d.id for d in ledger.history()] == [killed, failed.id]
+    finished = ledger.decision(killed)
+    assert finished is not None and finished.outcome is Outcome.DONE
+    assert [d.id for d in ledger.history()] == [killed, stopped.id]
     assert ledger.pending() == []
 
 
@@ -189,13 +195,25 @@ async def test_interrupted_decisions_whose_labels_went_are_closed_honestly(
     await crash_at(monkeypatch, triage, "look_up")  # intents only, nothing written
     h.mail.set_mailboxes(gave_up, {"Screener"})
     h.mail.set_mailboxes(other, {"Screener", "@ToPaperTrail"})  # a change of mind
+    late = h.mail.deliver("late@acme.example")
+    h.mail.set_mailboxes(late, {"Screener", "@ToFeed"})
+    await crash_at(monkeypatch, triage, "refile")  # late's contact written, then killed
+    h.mail.set_mailboxes(late, {"Screener", "@ToImbox"})  # and relabelled
     await triage.poll()
     got = {(d.intent.subject, d.intent.category): d for d in ledger.history()}
+    # Its writes began: what landed stands (undo and reset take it back).
     assert got["part@acme.example", "Feed"].reason == PART_WAY
+    assert got["part@acme.example", "Feed"].outcome is Outcome.PARTIAL
+    assert got["late@acme.example", "Feed"].reason == SUPERSEDED
+    assert got["late@acme.example", "Feed"].outcome is Outcome.PARTIAL
+    # Nothing was written: failed, nothing stands.
     assert got["never@acme.example", "Jail"].reason == UNSTARTED
-    assert got["moved@acme.example", "Feed"].reason == SUPERSEDED
+    assert got["moved@acme.example", "Feed"].reason == UNSTARTED
+    assert got["never@acme.example", "Jail"].outcome is Outcome.FAILED
+    assert got["moved@acme.example", "Feed"].outcome is Outcome.FAILED
     assert got["moved@acme.example", "Paper Trail"].outcome is Outcome.DONE
-    assert {d.outcome for k, d in got.items() if k[1] != "Paper Trail"} == {Outcome.FAILED}
+    assert got["late@acme.example", "Imbox"].outcome is Outcome.DONE
+    assert got["late@acme.example", "Imbox"].effects.previous == "Feed"
     assert ledger.pending() == []
 
 

@@ -125,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(render_dashboard(), end="")
         return 0
+    if args.command == "undo":
+        early = _undo_first(args.sender)
+        if early is not None:
+            return early
     if args.command in ("run", "check", "setup", "screener", "undo", "reset", "triage"):
         settings = _settings()
         if settings is None:
@@ -213,6 +217,27 @@ def _history(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     which = Filter(args.subject, args.category, since, args.limit)
     return run_history(path, which, as_json=args.json, out=sys.stdout, err=sys.stderr)
+
+
+def _undo_first(subject: str) -> int | None:
+    """``undo``'s checks that need no credentials: the subject's form, and whether
+    the ledger holds anything to undo (then there is no token to ask for)."""
+    from mailroom.operate.undo import nothing_to_undo, subject_problem
+    from mailroom.settings import load_ledger_path
+
+    problem = subject_problem(subject)
+    if problem is not None:
+        print(f"mailroom undo: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        path = load_ledger_path()
+    except SettingsError:
+        return None  # the full settings say what is wrong
+    said = nothing_to_undo(path, subject)
+    if said is None:
+        return None
+    print(said)
+    return 0
 
 
 def _settings() -> Settings | None:

@@ -51,6 +51,7 @@ from mailroom.triage.workflow import (
     Triage,
     TriageConfig,
 )
+from mailroom.writer.lock import WriterBusy, WriterLock
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ def classify(exc: BaseException) -> Failure:
         return Failure(FailureKind.AUTH, text, rejected_by)
     if isinstance(exc, LedgerError):
         return Failure(FailureKind.LEDGER, text)
+    if isinstance(exc, WriterBusy):
+        return Failure(FailureKind.BUSY, text)
     if isinstance(exc, (*REMOTE_ERRORS, httpx.HTTPError)):
         return Failure(FailureKind.REMOTE, text)
     return Failure(FailureKind.UNEXPECTED, f"unexpected {type(exc).__name__}: {text}")
@@ -326,32 +329,6 @@ class App:
         self.clients: Clients | None = None
 
     async def run(self, stop: asyncio.Event) -> int:
-        if self.dry_run:  # a dry run writes nothing, the ledger included
-            return await self._run(stop, None)
-        try:
-            ledger, opened = Ledger.open(self.settings.ledger_path)
-        except LedgerError as exc:
-            log.error("cannot open the ledger", extra={"fields": {"error": str(exc)}})
-            self.systemd.status(f"stopped: {exc}")
-            return EXIT_CONFIG
-        if opened.moved_aside is not None:
-            log.warning(
-                "the ledger was corrupt: moved aside, a new one started (the account is "
-                "unchanged; only the record of earlier decisions is in the old file)",
-                extra={"fields": {"moved_to": str(opened.moved_aside)}},
-            )
-        try:
-            self._remember(ledger)
-            return await self._run(stop, ledger)
-        finally:
-            ledger.close()
-
-    def _remember(self, ledger: Ledger) -> None:
-        """The status page's last decisions come from the ledger: they survive a
-        restart and show the command line's too (undos, domain rules)."""
-        self.telemetry.history.source = lambda: recent_decisions(ledger)
-
-    async def _run(self, stop: asyncio.Event, ledger: Ledger | None) -> int:
         settings = self.settings
         try:
             await self.server.start()
@@ -374,31 +351,80 @@ class App:
         log.info(
             "serving", extra={"fields": {"health": base + "/health", "metrics": base + "/metrics"}}
         )
+        ledger: Ledger | None = None
         try:
-            async with (
-                api_client(settings.poll_interval) as http,
-                stream_client() as stream_http,
-            ):
-                self.clients = clients = make_clients(
-                    settings, http, dry_run=self.dry_run, ledger=ledger
-                )
+            if not self.dry_run:  # a dry run writes nothing, the ledger included
                 try:
-                    started = await start(
-                        clients,
-                        self.telemetry,
-                        stop,
-                        base_delay=self.policy.backoff_base,
-                        systemd=self.systemd,
-                    )
-                except (AccountConflict, ContactsUnavailable, LedgerAccountError) as exc:
-                    log.error("cannot start", extra={"fields": {"error": str(exc)}})
+                    ledger = await self._open_ledger(stop)
+                except LedgerError as exc:
+                    log.error("cannot open the ledger", extra={"fields": {"error": str(exc)}})
                     self.systemd.status(f"stopped: {exc}")
                     return EXIT_CONFIG
-                if not started:
-                    return 0
-                await self._supervise(clients, stream_http, stop)
+                if ledger is None:
+                    return 0  # asked to stop while waiting for it
+                self._remember(ledger)
+            return await self._run(stop, ledger)
         finally:
+            if ledger is not None:
+                ledger.close()
             await self.server.stop()
+
+    async def _open_ledger(self, stop: asyncio.Event) -> Ledger | None:
+        """Open the ledger, waiting out what passes by itself (another process's
+        lock, a full disk being cleared) with /health saying why; raises
+        LedgerError for what the user must fix (exit 2). None: asked to stop."""
+        backoff = Backoff(base=self.policy.backoff_base, cap=STARTUP_BACKOFF_CAP, jitter=0.0)
+        while not stop.is_set():
+            try:
+                ledger, opened = Ledger.open(self.settings.ledger_path)
+            except LedgerError as exc:
+                if not exc.passing:
+                    raise
+                delay = backoff.next_delay()
+                why = f"the ledger cannot be opened, retrying in {delay:.0f} s: {exc}"
+                self.telemetry.starting(why)
+                self.systemd.status(f"starting: {why}")
+                log.error("cannot open the ledger; retrying", extra={"fields": {"error": str(exc)}})
+                await _wait_fed(stop, delay, self.telemetry, self.systemd)
+                continue
+            if opened.moved_aside is not None:
+                log.warning(
+                    "the ledger was corrupt: moved aside, a new one started (the account is "
+                    "unchanged; only the record of earlier decisions is in the old file)",
+                    extra={"fields": {"moved_to": str(opened.moved_aside)}},
+                )
+            return ledger
+        return None
+
+    def _remember(self, ledger: Ledger) -> None:
+        """The status page's last decisions come from the ledger: they survive a
+        restart and show the command line's too (undos, domain rules)."""
+        self.telemetry.history.source = lambda: recent_decisions(ledger)
+
+    async def _run(self, stop: asyncio.Event, ledger: Ledger | None) -> int:
+        settings = self.settings
+        async with (
+            api_client(settings.poll_interval) as http,
+            stream_client() as stream_http,
+        ):
+            self.clients = clients = make_clients(
+                settings, http, dry_run=self.dry_run, ledger=ledger
+            )
+            try:
+                started = await start(
+                    clients,
+                    self.telemetry,
+                    stop,
+                    base_delay=self.policy.backoff_base,
+                    systemd=self.systemd,
+                )
+            except (AccountConflict, ContactsUnavailable, LedgerAccountError) as exc:
+                log.error("cannot start", extra={"fields": {"error": str(exc)}})
+                self.systemd.status(f"stopped: {exc}")
+                return EXIT_CONFIG
+            if not started:
+                return 0
+            await self._supervise(clients, stream_http, stop)
         log.info("stopped")
         return 0
 
@@ -415,14 +441,29 @@ class App:
 
         retention = self.settings.ledger_retention_days * 86400.0
         next_prune = [0.0]
+        # One writer per account: a pass waits for a command writing it (the
+        # log and /health say for whom), never longer than half its deadline.
+        writer = WriterLock(self.settings.ledger_path.parent)
+        wait = policy.pass_timeout / 2
+
+        def waiting(holder: object) -> None:
+            self.telemetry.waiting_for(None if holder is None else str(holder))
+            if holder is not None:
+                log.info(
+                    "pass waits for another writer of the account",
+                    extra={"fields": {"holder": str(holder)}},
+                )
 
         async def run_pass(trigger: Trigger) -> PassSummary:
             ledger = clients.ledger
-            if ledger is not None and time.monotonic() >= next_prune[0]:
-                # Email-level detail past its retention, once a day.
-                next_prune[0] = time.monotonic() + 86400.0
-                ledger.prune(time.time() - retention)
-            return summarise(await clients.triage.poll(trigger))
+            if ledger is None:  # a dry run writes nothing: no writer to wait for
+                return summarise(await clients.triage.poll(trigger))
+            async with writer.hold("the service's pass", wait=wait, waiting=waiting):
+                if time.monotonic() >= next_prune[0]:
+                    # Email-level detail past its retention, once a day.
+                    next_prune[0] = time.monotonic() + 86400.0
+                    ledger.prune(time.time() - retention)
+                return summarise(await clients.triage.poll(trigger))
 
         self.supervisor = Supervisor(
             policy=policy,

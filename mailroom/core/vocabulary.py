@@ -45,6 +45,7 @@ class FailureKind(StrEnum):
     TIMEOUT = "timeout"  # over the pass deadline: cancelled
     UNEXPECTED = "unexpected"  # a bug or an input nobody foresaw: logged with traceback
     LEDGER = "ledger"  # the ledger cannot be written: nothing is triaged until it can
+    BUSY = "busy"  # another process (a command) kept the account's writer lock too long
 
 
 # The JMAP types whose changes can call for a pass.

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import TypeVar
 
+import idna
 from publicsuffixlist import PublicSuffixList
 
 # Shared mail providers: a rule for one of them would decide for millions of
@@ -60,12 +61,17 @@ def _psl() -> PublicSuffixList:
 
 
 def normal(domain: str) -> str:
-    """Lower case, no leading "@" or trailing dot; IDNs as their ASCII form."""
-    text = domain.strip().lower().removeprefix("@").rstrip(".")
+    """Lower case, no leading "@" or trailing dot; IDNs as their ASCII form by
+    IDNA 2008 with UTS 46 mapping, as mail and browsers read them today (not
+    Python's IDNA 2003 codec, which turns ``faß.de`` into ``fass.de``, another
+    domain). A name IDNA refuses stays as it is (``refusal`` then names it)."""
+    text = domain.strip().removeprefix("@").rstrip(".")
+    if not text:
+        return ""
     try:
-        return text.encode("idna").decode("ascii") if text else ""
-    except UnicodeError:
-        return text
+        return idna.encode(text, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return text.lower()
 
 
 def domain_of(address: str) -> str:
@@ -78,11 +84,16 @@ def registrable(domain: str) -> str:
     return _psl().privatesuffix(domain) or domain
 
 
-def refusal(domain: str, *, force: bool = False) -> str | None:
-    """Why ``domain`` may not be decided as a whole (None: it may)."""
+def is_domain_name(domain: str) -> bool:
+    """``domain`` (as ``normal`` gives it) has the form of a host name."""
     labels = domain.split(".")
     # An all-digit last label is an IP address, never a registered domain.
-    if len(domain) > 253 or not all(_LABEL.match(p) for p in labels) or labels[-1].isdigit():
+    return len(domain) <= 253 and all(_LABEL.match(p) for p in labels) and not labels[-1].isdigit()
+
+
+def refusal(domain: str, *, force: bool = False) -> str | None:
+    """Why ``domain`` may not be decided as a whole (None: it may)."""
+    if not is_domain_name(domain):
         return f"{domain!r} is not a domain name"
     if _psl().is_public(domain):
         return (

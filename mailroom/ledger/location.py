@@ -26,3 +26,51 @@ def state_dir(env: Mapping[str, str]) -> Path:
 
 def ledger_path(env: Mapping[str, str]) -> Path:
     return state_dir(env) / FILE_NAME
+
+
+# Where the system units keep their ledgers (StateDirectory=mailroom, and
+# mailroom/<instance> for the template; /var/lib/private behind it with
+# DynamicUser=, readable by root only).
+SYSTEM_STATE = Path("/var/lib/mailroom")
+
+
+def service_ledgers(env: Mapping[str, str], root: Path = SYSTEM_STATE) -> list[Path]:
+    """The installed system service's ledgers, when this process's own ledger is
+    the default one of a shell (no MAILROOM_STATE_DIR, not under systemd) and
+    does not exist: a command run there would otherwise find an empty record,
+    or start a second one, while the service keeps the real one elsewhere."""
+    if env.get("MAILROOM_STATE_DIR", "").strip() or env.get("STATE_DIRECTORY", "").strip():
+        return []
+    if _exists(ledger_path(env)):
+        return []
+    found = []
+    for directory in (root, *_children(root)):
+        if _exists(directory / FILE_NAME):
+            found.append(directory / FILE_NAME)
+    return found[:10]
+
+
+def elsewhere_hint(env: Mapping[str, str], root: Path = SYSTEM_STATE) -> str | None:
+    """What to tell the person when the system service keeps the ledger elsewhere."""
+    found = service_ledgers(env, root)
+    if not found:
+        return None
+    where = found[0].parent
+    return (
+        f"the installed service keeps its ledger at {found[0]}: run the command as root "
+        f"(or the service's user) with MAILROOM_STATE_DIR={where}"
+    )
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a directory we may not enter says nothing
+        return False
+
+
+def _children(root: Path) -> list[Path]:
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir())[:100]
+    except OSError:
+        return []

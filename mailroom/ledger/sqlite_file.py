@@ -1,13 +1,18 @@
 """The ledger's SQLite file: opened, checked, migrated; moved aside when corrupt.
 
 SQLite from the standard library in WAL mode (readers never block the
-service's writes). A file that is not a database, or fails SQLite's own
-check, is moved aside (never overwritten) and a new one started; every other
-failure is a :class:`LedgerError` naming the file and the fix.
+service's writes) with ``synchronous = FULL``: a decision's intent and plan
+are on disk before the account is written, even across a power cut. The file
+and its journals are the user's alone (0600), whoever's umask. A file that is
+not a database, or fails SQLite's own check, is moved aside (never
+overwritten) and a new one started; every other failure is a
+:class:`LedgerError` naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -20,6 +25,17 @@ BUSY_TIMEOUT_S = 5.0  # another process (the CLI) holding the write lock
 
 class LedgerError(Exception):
     """The ledger cannot be used; the message names the file and what to do."""
+
+    @property
+    def passing(self) -> bool:
+        """Likely to pass by itself (another process's lock, a full disk being
+        cleared, an I/O hiccup): worth retrying rather than giving up."""
+        text = str(self).lower()
+        return any(word in text for word in PASSING)
+
+
+# What the ledger's transient failures say (SQLite's and the OS's words).
+PASSING = ("locked", "busy", "disk is full", "no space", "disk i/o error", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -37,14 +53,18 @@ def open_file(path: Path, now: float, busy_timeout: float) -> tuple[sqlite3.Conn
     except OSError as exc:
         raise LedgerError(explain(path, exc)) from None
     try:
+        _private(path)
         conn = _connect(path, busy_timeout)
+    except OSError as exc:
+        raise LedgerError(explain(path, exc)) from None
     except sqlite3.DatabaseError as exc:
         if not _is_corrupt(exc):
             raise LedgerError(explain(path, exc)) from None
         moved = _move_aside(path, now)
         try:
+            _private(path)
             conn = _connect(path, busy_timeout)
-        except sqlite3.Error as again:
+        except (OSError, sqlite3.Error) as again:
             raise LedgerError(explain(path, again)) from None
     try:
         found = schema.migrate(conn)
@@ -65,7 +85,9 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at each checkpoint
+        # FULL: each commit is synced, so an intent written before the account
+        # is never lost to a power cut (NORMAL may drop the last commits).
+        conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
@@ -74,6 +96,28 @@ def _connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _private(path: Path) -> None:
+    """Create the file 0600 (SQLite gives its -wal and -shm the file's mode),
+    and take group and world rights off one a looser umask made."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+        except (FileNotFoundError, PermissionError):
+            pass  # not there yet, or not ours to change (read by another user)
+
+
+def identity(path: Path) -> tuple[int, int] | None:
+    """The file's (device, inode), None if it is gone: whether it is still the one opened."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:

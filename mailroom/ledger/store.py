@@ -8,6 +8,7 @@ after; any failure to write is a :class:`LedgerError` naming the file and the fi
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,8 +27,16 @@ from mailroom.ledger.model import (
     Intent,
     Outcome,
 )
-from mailroom.ledger.sqlite_file import BUSY_TIMEOUT_S, LedgerError, Opened, explain, open_file
+from mailroom.ledger.sqlite_file import (
+    BUSY_TIMEOUT_S,
+    LedgerError,
+    Opened,
+    explain,
+    identity,
+    open_file,
+)
 
+log = logging.getLogger(__name__)
 MAX_VARIABLES = 500  # bound parameters per statement (SQLite's floor is 999)
 # What stands: a decision that may have changed the account (done, or stopped
 # part-way). The one definition, in SQL (``Outcome.stands`` is the same in Python).
@@ -56,10 +65,19 @@ class Filter:
 
 
 class Ledger:
-    def __init__(self, conn: sqlite3.Connection, path: Path, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        clock: Callable[[], float],
+        busy_timeout: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self._conn = conn
         self.path = path
         self._clock = clock
+        self._busy_timeout = busy_timeout
+        self._identity = identity(path)  # the file opened, to notice it replaced
+        self._key: AccountKey | None = None  # the account bound, to bind a new file to
 
     # -- opening ----------------------------------------------------------------
 
@@ -72,7 +90,7 @@ class Ledger:
         busy_timeout: float = BUSY_TIMEOUT_S,
     ) -> tuple[Ledger, Opened]:
         conn, opened = open_file(path, clock(), busy_timeout)
-        return cls(conn, path, clock), opened
+        return cls(conn, path, clock, busy_timeout), opened
 
     def close(self) -> None:
         self._conn.close()
@@ -270,10 +288,10 @@ class Ledger:
                     "VALUES (1, ?, ?, ?, ?)",
                     (key.origin, key.username, key.account_id, self._clock()),
                 )
-                return
-        found = AccountKey(row[0], row[1], row[2])
+        found = AccountKey(row[0], row[1], row[2]) if row is not None else key
         if found != key:
             raise self._other(found, key)
+        self._key = key
 
     def _other(self, found: AccountKey, key: AccountKey) -> LedgerAccountError:
         return LedgerAccountError(
@@ -466,8 +484,25 @@ class Ledger:
             raise LedgerError(explain(self.path, exc)) from None
         return [_decision(row, moves.get(row["id"], [])) for row in rows]
 
+    def _follow(self) -> None:
+        """The file at the path was deleted or replaced while open (by hand, a
+        restore): write there, not into the unlinked one nobody else can see."""
+        if identity(self.path) == self._identity:
+            return
+        log.warning(
+            "the ledger file was deleted or replaced while in use: writing to the one "
+            "at its path now (decisions recorded before are in the old file only)",
+            extra={"fields": {"ledger": str(self.path)}},
+        )
+        self._conn.close()
+        self._conn, _ = open_file(self.path, self._clock(), self._busy_timeout)
+        self._identity = identity(self.path)
+        if self._key is not None:
+            self.bind(self._key)
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        self._follow()
         try:
             with self._conn:
                 self._conn.execute("BEGIN IMMEDIATE")

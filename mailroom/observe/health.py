@@ -38,6 +38,7 @@ class HealthRecord:
     starting: str | None = None  # why start-up has not finished yet
     stream_auth_rejected: str | None = None  # e.g. "EventSource (HTTP 403)"
     ledger_error: str | None = None  # why the ledger cannot be written, and the fix
+    waiting_for: str | None = None  # another writer of the account a pass waits for
     started_clock: float = 0.0
     success_clock: float | None = None  # when a pass last succeeded
 
@@ -74,6 +75,9 @@ def evaluate(
         reasons.append(f"starting: {record.starting}")
     if reasons:
         status = "fail"
+    elif record.waiting_for:
+        status = "warn"
+        reasons.append(f"a pass waits for {record.waiting_for} to finish writing the account")
     elif record.eventsource_state != "connected":
         status = "warn"
         reasons.append(f"push is {record.eventsource_state}; polling carries triage")

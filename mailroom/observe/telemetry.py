@@ -72,6 +72,11 @@ class Telemetry:
         self._outage = False  # went through BACKOFF/DEGRADED since last CONNECTED
         self._renewing = False  # reconnecting after a clean, routine close
 
+    def waiting_for(self, holder: str | None) -> None:
+        """A pass waits for another writer of the account (None: no longer)."""
+        with self._lock:
+            self.record.waiting_for = holder
+
     # -- the connection machine's listener ------------------------------------
 
     def after_transition(

@@ -11,6 +11,7 @@ are the same conditional ones a pass makes.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import TextIO
@@ -21,11 +22,13 @@ from mailroom.jmap.errors import JmapError
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
 from mailroom.net import api_client
+from mailroom.operate.writing import writing
 from mailroom.service import make_clients
 from mailroom.settings import Settings
 from mailroom.triage.categories import Category
 from mailroom.triage.records import SenderRecord, Stage
 from mailroom.triage.workflow import AccountConflict
+from mailroom.writer.lock import WriterBusy
 
 EXIT_ERROR, EXIT_CONFIG = 1, 2
 
@@ -66,14 +69,16 @@ async def run_triage(
         return EXIT_CONFIG
     ledger = None
     try:
-        if apply:
-            ledger, _ = Ledger.open(settings.ledger_path)
-        async with api_client(settings.poll_interval) as http:
+        async with contextlib.AsyncExitStack() as stack:
+            if apply:
+                await stack.enter_async_context(writing(settings, "triage", err))
+                ledger, _ = Ledger.open(settings.ledger_path)
+            http = await stack.enter_async_context(api_client(settings.poll_interval))
             clients = make_clients(settings, http, dry_run=not apply, ledger=ledger)
             await clients.connect()
             await clients.triage.setup()
             _, records = await clients.triage.decide(sender, category)
-    except (JmapError, ContactsError, LedgerError, AccountConflict) as exc:
+    except (JmapError, ContactsError, LedgerError, AccountConflict, WriterBusy) as exc:
         print(f"mailroom triage: {exc}", file=err)
         return EXIT_ERROR
     finally:
@@ -97,12 +102,15 @@ async def _domain(
             print(f"mailroom triage: {exc}", file=err)
             return EXIT_ERROR
         try:
-            async with api_client(settings.poll_interval) as http:
+            async with contextlib.AsyncExitStack() as stack:
+                if apply:
+                    await stack.enter_async_context(writing(settings, "triage", err))
+                http = await stack.enter_async_context(api_client(settings.poll_interval))
                 clients = make_clients(settings, http, dry_run=not apply, ledger=ledger)
                 await clients.connect()
                 await clients.triage.setup()
                 _, records = await clients.triage.decide_domain(domain, category, ledger)
-        except (JmapError, ContactsError, LedgerError, AccountConflict) as exc:
+        except (JmapError, ContactsError, LedgerError, AccountConflict, WriterBusy) as exc:
             print(f"mailroom triage: {exc}", file=err)
             return EXIT_ERROR
         finally:

@@ -8,11 +8,13 @@ Reads the ledger only; never creates it.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.model import Decision, DecisionKind, Outcome
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Filter, Ledger
@@ -43,6 +45,9 @@ def run_history(
 ) -> int:
     if not path.exists():
         print(f"no decisions yet: no ledger at {path}", file=out)
+        hint = elsewhere_hint(os.environ)
+        if hint:
+            print(f"  but {hint}", file=out)
         return 0
     try:
         ledger, _ = Ledger.open(path)

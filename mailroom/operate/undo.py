@@ -10,6 +10,7 @@ sender back to before its first decision; interrupted, it is simply run again.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +18,20 @@ from typing import TextIO
 
 from mailroom.contacts.book import ContactsError
 from mailroom.core.vocabulary import Trigger
-from mailroom.domains.names import normal
+from mailroom.domains.names import is_domain_name, normal
 from mailroom.jmap.errors import JmapError
+from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.model import DecisionKind, Effects, Intent
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import MAX_VARIABLES, Filter, Ledger
 from mailroom.net import api_client
+from mailroom.operate.writing import writing
 from mailroom.service import make_clients
 from mailroom.settings import Settings
 from mailroom.triage.mailbox_map import SetupError, map_mailboxes
 from mailroom.triage.takeback import TakeBack, Undone
 from mailroom.undo.planning import UndoPlan, describe, undoable
+from mailroom.writer.lock import WriterBusy
 
 EXIT_ERROR = 1
 TRAIL = 10_000  # a sender's decisions read to find the one to take back
@@ -58,6 +62,41 @@ async def _session(settings: Settings, ledger: Ledger, *, apply: bool) -> AsyncI
         yield Session(ledger, takeback, {**ledger.mailbox_names(), **boxes.names})
 
 
+def subject_problem(subject: str) -> str | None:
+    """Why ``subject`` is neither an address nor ``@domain`` (None: it is one)."""
+    text = subject.strip()
+    if text.startswith("@"):
+        if not is_domain_name(normal(text)):
+            return f"{subject!r} is not a domain name (an address, or @domain for a domain's rule)"
+        return None
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain or any(c.isspace() for c in text) or len(text) > 320:
+        return f"{subject!r} is not an email address (or @domain for a domain's rule)"
+    return None
+
+
+def nothing_to_undo(path: Path, subject: str) -> str | None:
+    """What to say when the ledger alone shows there is nothing to undo (read
+    before any setting is needed: no token asked for nothing), else None."""
+    if not path.exists():
+        hint = elsewhere_hint(os.environ)
+        return f"nothing to undo: no ledger at {path}" + (f"\n  but {hint}" if hint else "")
+    try:
+        ledger, _ = Ledger.open(path)
+    except LedgerError:
+        return None  # the command says what is wrong with it
+    try:
+        subject = subject.strip().lower()
+        exact = subject.startswith("@")
+        if exact:
+            subject = f"@{normal(subject)}"
+        if undoable(ledger.history(Filter(subject, limit=TRAIL, exact=exact))) is None:
+            return f"nothing to undo for {subject}"
+        return None
+    finally:
+        ledger.close()
+
+
 async def run_undo(
     settings: Settings, sender: str, *, apply: bool, out: TextIO, err: TextIO
 ) -> int:
@@ -65,20 +104,19 @@ async def run_undo(
     ledger = _open("undo", settings, out, err)
     if not isinstance(ledger, Ledger):
         return ledger
-    if sender.startswith("@"):
-        try:
-            return await _undo_domain(settings, ledger, normal(sender), apply, out, err)
-        except (JmapError, ContactsError, LedgerError, SetupError) as exc:
-            print(f"mailroom undo: {exc}", file=err)
-            return EXIT_ERROR
-        finally:
-            ledger.close()
     try:
-        decision = undoable(ledger.history(Filter(sender, limit=TRAIL)))
-        if decision is None:
-            print(f"nothing to undo for {sender}", file=out)
-            return 0
-        async with _session(settings, ledger, apply=apply) as s:
+        # With --apply, read, plan and write under the account's writer lock: a
+        # pass of the service waits, and never decides between the plan and the write.
+        async with contextlib.AsyncExitStack() as stack:
+            if apply:
+                await stack.enter_async_context(writing(settings, "undo", err))
+            if sender.startswith("@"):
+                return await _undo_domain(settings, ledger, normal(sender), apply, out, err)
+            decision = undoable(ledger.history(Filter(sender, limit=TRAIL)))
+            if decision is None:
+                print(f"nothing to undo for {sender}", file=out)
+                return 0
+            s = await stack.enter_async_context(_session(settings, ledger, apply=apply))
             plans = await s.takeback.plan([decision], ledger)
             _print_plans(plans, s.names, out)
             if not apply:
@@ -86,7 +124,7 @@ async def run_undo(
                 return 0
             (undone,) = await s.takeback.apply(plans, ledger, Trigger.CLI)
             return _report([undone], out, err)
-    except (JmapError, ContactsError, LedgerError, SetupError) as exc:
+    except (JmapError, ContactsError, LedgerError, SetupError, WriterBusy) as exc:
         print(f"mailroom undo: {exc}", file=err)
         return EXIT_ERROR
     finally:
@@ -150,11 +188,14 @@ async def run_reset(settings: Settings, *, apply: bool, out: TextIO, err: TextIO
     if not isinstance(ledger, Ledger):
         return ledger
     try:
-        async with _session(settings, ledger, apply=apply) as s:
-            if not apply:
+        if not apply:
+            async with _session(settings, ledger, apply=False) as s:
                 return await _rehearse_reset(s, out)
+        # The whole reset under the writer lock: no pass re-triages a sender
+        # between its rounds.
+        async with writing(settings, "reset", err), _session(settings, ledger, apply=True) as s:
             return await _reset(s, out, err)
-    except (JmapError, ContactsError, LedgerError, SetupError) as exc:
+    except (JmapError, ContactsError, LedgerError, SetupError, WriterBusy) as exc:
         print(f"mailroom reset: {exc}", file=err)
         return EXIT_ERROR
     finally:
@@ -180,6 +221,24 @@ async def _rehearse_reset(s: Session, out: TextIO) -> int:
 async def _reset(s: Session, out: TextIO, err: TextIO) -> int:
     undone = 0
     failed: dict[str, str] = {}
+    # Every domain rule suspended first (its undo begun: a rule being taken
+    # back triages nobody), so a reset cut short never leaves a rule to triage
+    # again the senders it already put back; each rule's undo is finished with
+    # its own round below.
+    rules = s.ledger.domain_rules()
+    if rules:
+        s.ledger.begin(
+            [
+                Intent(
+                    subject=d.intent.subject,
+                    kind=DecisionKind.UNDO,
+                    category=d.effects.previous,
+                    trigger=Trigger.RESET.value,
+                    undoes=d.id,
+                )
+                for d in rules.values()
+            ]
+        )
     while True:
         batch = s.ledger.standing(limit=BATCH, skip=failed)
         if not batch:
@@ -234,7 +293,10 @@ def _open(command: str, settings: Settings, out: TextIO, err: TextIO) -> Ledger 
     """The ledger if there is one (these commands never create it), else the exit code."""
     path: Path = settings.ledger_path
     if not path.exists():
+        hint = elsewhere_hint(os.environ)
         print(f"nothing to {command}: no ledger at {path}", file=out)
+        if hint:
+            print(f"  but {hint}", file=out)
         return 0
     try:
         return Ledger.open(path)[0]

@@ -1,0 +1,1 @@
+"""One writer per account: the lock every process holds while it writes the account."""

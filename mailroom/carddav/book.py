@@ -261,8 +261,8 @@ class CardDavBook:
                 raise
             except PreconditionFailed:
                 failed[change.address] = ContactKept("contact not deleted: it changed since")
-            except Exception as exc:  # this sender's only
-                failed[change.address] = ContactKept(f"contact not deleted: {exc}")
+            except Exception as exc:  # this sender's only; the undo's next run retries
+                failed[change.address] = ContactsError(f"contact not deleted: {exc}")
 
     async def _write_contact(self, change: Change) -> str:
         """Create the contact, or fill its empty fields (never overwriting); its UID."""

@@ -24,7 +24,6 @@ from mailroom.contacts import uids
 from mailroom.contacts.book import (
     Change,
     ContactAction,
-    ContactKept,
     ContactsBackend,
     ContactsError,
     GroupMissingError,
@@ -264,9 +263,12 @@ class JmapContactBook:
                 failed.setdefault(address, error)
         await self._repair(failed, plan, result)
         for card_id, address in plan.destroy.items():
-            if card_id not in result.destroyed:
-                why = cardset.error_text(result.not_destroyed.get(card_id))
-                failed.setdefault(address, ContactKept(f"contact not deleted: {why}"))
+            refusal = result.not_destroyed.get(card_id, {})
+            if card_id not in result.destroyed and refusal.get("type") != "notFound":
+                # Not "changed since" (the lookup just read it whole): a refusal,
+                # so the undo stops part-way and its next run deletes it.
+                why = cardset.error_text(refusal)
+                failed.setdefault(address, ContactsError(f"contact not deleted: {why}"))
         return failed
 
     def _writes(self, change: Change) -> Writes:

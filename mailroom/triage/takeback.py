@@ -164,7 +164,7 @@ class TakeBack:
             if isinstance(error, ContactKept):
                 results[sender].contact = f"contact kept: {error}"
             else:
-                results[sender].error = f"its groups: {error}"
+                results[sender].error = f"its contact: {error}"
         for p in plans:
             if p.contact_kept and results[p.sender].contact is None:
                 results[p.sender].contact = f"contact kept: {p.contact_kept}"

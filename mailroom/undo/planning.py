@@ -78,6 +78,11 @@ def plan_undo(
             left_alone[move.email] = DELETED
         elif current - labels == target:
             continue  # back already
+        elif current - labels == (move.before | move.after) - labels and target:
+            # A move cut short between its two steps (the new mailboxes added,
+            # the old not yet removed), the decision's or an earlier undo's:
+            # Mailroom's own doing, not the user's.
+            restore[move.email] = EmailMove(move.email, current, target | (current & labels))
         elif current - labels != move.after - labels:
             left_alone[move.email] = MOVED
         elif target:

@@ -53,3 +53,19 @@ def test_an_undo_never_adds_or_removes_a_label_nor_empties_an_email(
     for move in plan.restore.values():
         assert move.after & LABELS == current & LABELS
         assert move.after - LABELS  # never an email in labels alone, or in nothing
+
+
+def test_a_move_cut_between_its_two_steps_is_mailroom_s_own_and_restored() -> None:
+    """Killed after the new mailbox was added and before the old one was removed
+    (the decision's own move, or an earlier undo's): in both, not moved by the user."""
+    d = decision(
+        EmailMove("forward", frozenset({SCREENER, "@feed"}), frozenset({FEED})),
+        EmailMove("backward", frozenset({SCREENER}), frozenset({FEED})),
+    )
+    now = {"forward": frozenset({SCREENER, FEED, "@feed"}), "backward": frozenset({FEED, SCREENER})}
+    plan = plan_undo(d, now, LABELS)
+    assert plan.left_alone == {}
+    assert {e: m.after for e, m in plan.restore.items()} == {
+        "forward": frozenset({SCREENER, "@feed"}),  # the label stays: never taken off
+        "backward": frozenset({SCREENER}),
+    }

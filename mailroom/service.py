@@ -270,6 +270,15 @@ async def start(
             return True
         except (AccountConflict, ContactsUnavailable, LedgerAccountError):
             raise  # the settings or the account must change: retrying cannot help
+        except LedgerError as exc:  # binding the ledger to the account
+            if not exc.passing:
+                raise
+            delay = backoff.next_delay()
+            why = f"the ledger cannot be written, retrying in {delay:.0f} s: {exc}"
+            telemetry.starting(why)
+            systemd.status(f"starting: {why}")
+            log.error("start-up failed; retrying", extra={"fields": {"error": str(exc)}})
+            await _wait_fed(stop, delay, telemetry, systemd)
         except REMOTE_ERRORS as exc:
             auth = auth_failure(exc)
             if auth is not None:
@@ -418,7 +427,7 @@ class App:
                     base_delay=self.policy.backoff_base,
                     systemd=self.systemd,
                 )
-            except (AccountConflict, ContactsUnavailable, LedgerAccountError) as exc:
+            except (AccountConflict, ContactsUnavailable, LedgerError) as exc:
                 log.error("cannot start", extra={"fields": {"error": str(exc)}})
                 self.systemd.status(f"stopped: {exc}")
                 return EXIT_CONFIG

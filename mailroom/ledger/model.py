@@ -40,6 +40,22 @@ class AccountKey:
     def __str__(self) -> str:
         return f"{self.username} (account {self.account_id}) at {self.origin}"
 
+    def same(self, other: AccountKey) -> bool:
+        """The same account: user, account and host alike. The scheme and port may
+        differ (the server moved behind a proxy or a TLS terminator)."""
+        return (self.username, self.account_id, _host(self.origin)) == (
+            other.username,
+            other.account_id,
+            _host(other.origin),
+        )
+
+
+def _host(origin: str) -> str:
+    host = origin.partition("://")[2] or origin
+    if host.startswith("["):  # an IPv6 literal: [::1]:8080
+        return host.partition("]")[0] + "]"
+    return host.rpartition(":")[0] if ":" in host else host
+
 
 @dataclass(frozen=True)
 class EmailMove:

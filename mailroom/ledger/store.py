@@ -268,7 +268,7 @@ class Ledger:
         """Refuse (:class:`LedgerAccountError`) if the ledger records another account;
         writes nothing (a dry run's check)."""
         found = self.account()
-        if found is not None and found != key:
+        if found is not None and not found.same(key):
             raise self._other(found, key)
 
     def bind(self, key: AccountKey) -> None:
@@ -282,15 +282,15 @@ class Ledger:
             row = conn.execute(
                 "SELECT origin, username, account_id FROM account WHERE id = 1"
             ).fetchone()
-            if row is None:
+            found = AccountKey(row[0], row[1], row[2]) if row is not None else None
+            if found is not None and not found.same(key):
+                raise self._other(found, key)
+            if found != key:  # first use, or the same server at another port
                 conn.execute(
-                    "INSERT INTO account (id, origin, username, account_id, bound) "
+                    "INSERT OR REPLACE INTO account (id, origin, username, account_id, bound) "
                     "VALUES (1, ?, ?, ?, ?)",
                     (key.origin, key.username, key.account_id, self._clock()),
                 )
-        found = AccountKey(row[0], row[1], row[2]) if row is not None else key
-        if found != key:
-            raise self._other(found, key)
         self._key = key
 
     def _other(self, found: AccountKey, key: AccountKey) -> LedgerAccountError:

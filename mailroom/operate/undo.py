@@ -30,7 +30,7 @@ from mailroom.service import make_clients
 from mailroom.settings import Settings
 from mailroom.triage.mailbox_map import SetupError, map_mailboxes
 from mailroom.triage.takeback import TakeBack, Undone
-from mailroom.undo.planning import UndoPlan, describe, undoable
+from mailroom.undo.planning import PRUNED, UndoPlan, describe, undoable
 from mailroom.writer.lock import WriterBusy
 
 EXIT_ERROR = 1
@@ -283,7 +283,14 @@ def _report(results: list[Undone], out: TextIO, err: TextIO) -> int:
             print(f"mailroom undo: {r.plan.sender} failed, {r.error}; run it again", file=err)
             code = EXIT_ERROR
             continue
-        print(f"done: {r.plan.sender} is back in {r.plan.back_to}", file=out)
+        if r.plan.decision.moves_pruned:
+            print(
+                f"done: {r.plan.sender} is out of {r.plan.decision.intent.category} (its groups "
+                f"as before); {PRUNED}",
+                file=out,
+            )
+        else:
+            print(f"done: {r.plan.sender} is back in {r.plan.back_to}", file=out)
         if r.contact:
             print(f"  {r.contact}", file=out)
     return code

@@ -133,6 +133,8 @@ def describe(plan: UndoPlan, names: Mapping[str, str]) -> list[str]:
         lines.append(f"  email {email}: {boxes(move.before)} -> {boxes(move.after)}")
     for email, why in sorted(plan.left_alone.items()):
         lines.append(f"  email {email}: left alone ({why})")
+    if d.moves_pruned:
+        lines.append(f"  {PRUNED}")
     if plan.delete_contact:
         lines.append("  delete the contact Mailroom made (nobody changed it since)")
     elif plan.contact_kept and plan.contact_kept != "it is gone already":
@@ -142,6 +144,10 @@ def describe(plan: UndoPlan, names: Mapping[str, str]) -> list[str]:
 
 
 KEPT = "the contact Mailroom made stays"
+PRUNED = (
+    "its emails stay where they are: where each was before this decision is past the "
+    "ledger's retention (MAILROOM_LEDGER_RETENTION_DAYS)"
+)
 NO_GROUP = (
     "a contact in no group still skips the Screener under Fastmail's usual rules: "
     "delete it by hand to have the sender screened again"

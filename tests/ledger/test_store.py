@@ -326,3 +326,29 @@ def test_a_plan_stays_pending_until_finished(ledger: Ledger) -> None:
     )
     assert got.effects.joined == ("Feed",) and got.effects.left == ("Imbox",)
     assert got.effects.contact_created and got.effects.contact_uid == EFFECTS.contact_uid
+
+
+def test_a_ledger_knows_its_account(tmp_path: Path) -> None:
+    from mailroom.ledger.model import AccountKey
+    from mailroom.ledger.store import LedgerAccountError
+
+    ledger, _ = Ledger.open(tmp_path / "l.db")
+    assert ledger.account() is None
+    mine = AccountKey("https://api.example.com", "me@example.com", "u1")
+    ledger.bind(mine)
+    ledger.bind(mine)  # again: nothing to do
+    # The same server behind a proxy at another port: the same account.
+    proxied = AccountKey("http://api.example.com:8443", "me@example.com", "u1")
+    ledger.check(proxied)
+    ledger.bind(proxied)
+    assert ledger.account() == proxied
+    for other in (
+        AccountKey("https://api.example.com", "you@example.com", "u2"),
+        AccountKey("https://api.example.com", "me@example.com", "u9"),
+        AccountKey("https://jmap.other.example", "me@example.com", "u1"),
+    ):
+        with pytest.raises(LedgerAccountError, match="MAILROOM_STATE_DIR"):
+            ledger.check(other)
+        with pytest.raises(LedgerAccountError, match=r"records the decisions of me@example\.com"):
+            ledger.bind(other)
+    assert ledger.account() == proxied  # refused: nothing written

@@ -19,6 +19,7 @@ from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
 from mailroom.triage.provisioning import Provisioner
 from mailroom.triage.workflow import Triage, TriageConfig
 from tests.integration.servers import (  # noqa: F401  (fixtures for every test)
+    any_cyrus,
     cyrus,
     cyrus_next,
     cyrus_short_timeout,

@@ -96,6 +96,7 @@ def _line(d: Decision, *, with_subject: bool) -> str:
     state = {
         Outcome.DONE: "done",
         Outcome.PENDING: "in progress or interrupted",
+        Outcome.PARTIAL: f"stopped part-way (what landed stands until undone): {d.reason}",
         Outcome.FAILED: f"failed: {d.reason}",
     }[d.outcome]
     moved = "" if d.outcome is not Outcome.DONE else f"  {_emails(d)}"
@@ -120,6 +121,8 @@ def _detail(d: Decision, names: Mapping[str, str]) -> list[str]:
     elif e.contact_created or e.contact_uid:
         made = "created by Mailroom" if e.contact_created else "existing"
         out.append(f"contact: {made}" + (f" (uid {e.contact_uid})" if e.contact_uid else ""))
+        if e.filled:
+            out.append(f"contact: {', '.join(e.filled)} filled by Mailroom")
     if e.joined or e.left:
         out.append(
             "groups: "

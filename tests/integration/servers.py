@@ -56,3 +56,10 @@ def cyrus_short_timeout() -> Iterator[Cyrus]:
 def cyrus_stock() -> Iterator[Cyrus]:
     """The stock Debian httpd: EventSource answers 204 to everything."""
     yield from _serve("stock", CYRUS_EVENTSOURCE_PATCH="0")
+
+
+@pytest.fixture(params=["cyrus", "cyrus_next"], ids=["3.6-carddav", "3.13-jmap-contacts"])
+def any_cyrus(request: pytest.FixtureRequest) -> Cyrus:
+    """Each Cyrus build with its contacts backend: CardDAV on 3.6, JMAP contacts on 3.13-dev."""
+    server: Cyrus = request.getfixturevalue(request.param)
+    return server

@@ -24,13 +24,6 @@ from tests.integration.cyrus import Cyrus, carddav_client
 from tests.process import MailroomProcess, wait_until
 
 
-@pytest.fixture(params=["cyrus", "cyrus_next"], ids=["3.6-carddav", "3.13-jmap-contacts"])
-def any_cyrus(request: pytest.FixtureRequest) -> Cyrus:
-    """Each Cyrus build with its contacts backend: CardDAV on 3.6, JMAP contacts on 3.13-dev."""
-    server: Cyrus = request.getfixturevalue(request.param)
-    return server
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}@example.org"
 

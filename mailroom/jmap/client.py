@@ -170,6 +170,7 @@ class JmapClient:
         self._channel = Channel(http, _translate, sleep=sleep, retries=retries)
         self.sleep = sleep
         self._session: Session | None = None
+        self._riders: list[RideAlong] = []
 
     @property
     def requests_made(self) -> int:
@@ -189,6 +190,21 @@ class JmapClient:
         self._channel.max_body = answer_cap(self._session)
         return self._session
 
+    def ride_along(self, call: Call) -> RideAlong:
+        """``call`` (a read) goes out with the next request that has room for it,
+        instead of a request of its own; :meth:`answer` gives its responses."""
+        rider = RideAlong(Call(call.name, call.args, f"ride{len(self._riders)}-{call.call_id}"))
+        self._riders.append(rider)
+        return rider
+
+    async def answer(self, rider: RideAlong) -> Responses:
+        """The responses ``rider`` came back with; sent on its own if no request took it."""
+        if rider.responses is None:
+            if rider in self._riders:
+                self._riders.remove(rider)
+            rider.responses = await self.request([rider.call])
+        return rider.responses
+
     async def request(self, calls: Sequence[Call]) -> Responses:
         """Send ``calls`` as one HTTP request (they may back-reference each other)."""
         session = self.session
@@ -196,6 +212,19 @@ class JmapClient:
             raise ValueError(
                 f"{len(calls)} calls exceed maxCallsInRequest={session.max_calls_in_request}"
             )
+        room = session.max_calls_in_request - len(calls)
+        riders, self._riders = self._riders[:room], self._riders[room:]
+        try:
+            responses = await self._request([*calls, *(r.call for r in riders)])
+        except BaseException:
+            self._riders[:0] = riders  # not carried: the next request, or answer(), takes them
+            raise
+        for rider in riders:
+            rider.responses = responses
+        return responses
+
+    async def _request(self, calls: Sequence[Call]) -> Responses:
+        session = self.session
         using = list(USING)
         method_calls = []
         for c in calls:
@@ -266,10 +295,7 @@ class JmapClient:
 
     async def get_mailboxes(self) -> tuple[list[dict[str, Any]], str]:
         """Every mailbox and the Mailbox state."""
-        result = (await self.request([Call("Mailbox/get", {"ids": None}, "m")])).get(
-            "m", "Mailbox/get"
-        )
-        return _list_of_objects(result, "Mailbox/get"), str(result.get("state", ""))
+        return mailboxes_in(await self.request([MAILBOXES]), MAILBOXES.call_id)
 
     async def create_mailbox(self, name: str, parent_id: str | None = None) -> str:
         args = {"create": {"new": {"name": name, "parentId": parent_id}}}
@@ -578,6 +604,23 @@ class JmapClient:
         if status != 200:
             raise JmapHttpError(status, what, response.reason_phrase)
         return response
+
+
+MAILBOXES = Call("Mailbox/get", {"ids": None}, "m")  # every mailbox
+
+
+def mailboxes_in(responses: Responses, call_id: str) -> tuple[list[dict[str, Any]], str]:
+    """The mailboxes and the Mailbox state a ``MAILBOXES`` call answered."""
+    result = responses.get(call_id, "Mailbox/get")
+    return _list_of_objects(result, "Mailbox/get"), str(result.get("state", ""))
+
+
+@dataclass(eq=False)
+class RideAlong:
+    """A read waiting to ride in another request (``JmapClient.ride_along``)."""
+
+    call: Call
+    responses: Responses | None = None
 
 
 def _mailboxes_of(ids: Sequence[str], call_id: str) -> Call:

@@ -19,6 +19,7 @@ from typing import TextIO
 from mailroom.contacts.book import ContactsError
 from mailroom.core.vocabulary import Trigger
 from mailroom.domains.names import is_domain_name, normal
+from mailroom.jmap.client import MAILBOXES, mailboxes_in
 from mailroom.jmap.errors import JmapError
 from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.model import DecisionKind, Effects, Intent
@@ -55,8 +56,12 @@ async def _session(settings: Settings, ledger: Ledger, *, apply: bool) -> AsyncI
         book = clients.book
         assert book is not None
         config = clients.triage.config
-        boxes = map_mailboxes(config, (await clients.jmap.get_mailboxes())[0])
+        # The mailboxes ride in the request that finds the groups (JMAP
+        # contacts); over CardDAV they are a request of their own.
+        listing = clients.jmap.ride_along(MAILBOXES)
         await book.find_groups(config.categories.contact_groups)
+        responses = await clients.jmap.answer(listing)
+        boxes = map_mailboxes(config, mailboxes_in(responses, listing.call.call_id)[0])
         labels = frozenset({*boxes.labels.values(), boxes.error_label, *boxes.extra_labels} - {""})
         takeback = TakeBack(clients.jmap, book, boxes, labels)
         yield Session(ledger, takeback, {**ledger.mailbox_names(), **boxes.names})

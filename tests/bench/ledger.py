@@ -50,6 +50,7 @@ def bench_ledger(decisions: int) -> dict[str, Any]:
             intents, effects = _pass(n)
             started = time.perf_counter()
             ids = ledger.begin(intents)  # what a pass adds: its three writes
+            ledger.planned_uids(i.subject for i in intents)  # and its read of planned uids
             ledger.plan(dict(zip(ids, effects, strict=True)))
             ledger.finish(ids)
             ledger.pending()  # and the look for what an interrupted pass left

@@ -34,6 +34,7 @@ from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
 from tests.soak.chaos import Fault, make_faults
+from tests.soak.cli_user import CliUser
 from tests.soak.service import SOAK_POLICY
 from tests.soak.world import World
 
@@ -42,6 +43,7 @@ RSS_GROWTH_MB = 40.0  # after the first minute
 TICK = 0.25
 # Quiet after a fault before /health must say pass: a pass, a reconnect, the backoff cap.
 QUIET = SOAK_POLICY.poll_interval + SOAK_POLICY.pass_timeout + SOAK_POLICY.backoff_cap
+CLI_GRACE = 2.0  # seconds after a command during which a pass may still report its wait
 
 
 def free_port() -> int:
@@ -137,8 +139,9 @@ def run(
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.soak.service"], env=env, stderr=log, stdout=log
             )
+        cli = CliUser(env, world, random.Random(f"{seed}:cli"))
         try:
-            figures = _drive(sb, world, faults, rng, seconds, bound, proc, port)
+            figures = _drive(sb, world, faults, rng, seconds, bound, proc, port, cli)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -197,6 +200,7 @@ def _drive(
     bound: float,
     proc: subprocess.Popen[bytes],
     port: int,
+    cli: CliUser,
 ) -> dict[str, object]:
     began = time.monotonic()
     # Faults during the first 75 %, then quiet so everything must converge.
@@ -216,6 +220,7 @@ def _drive(
     blocking_end = began - 3600.0  # when a fault that blocked triage last ended
     rss: list[float] = []
     next_user = began
+    next_cli = began + 5.0
     next_sample = began + 1.0
     with httpx.Client(timeout=2.0) as http:
         while (now := time.monotonic()) < end:
@@ -248,6 +253,9 @@ def _drive(
             if now >= next_user and now < user_until:
                 world.act()
                 next_user = now + rng.uniform(0.2, 1.2)
+            if now >= next_cli and now < user_until:
+                cli.act()
+                next_cli = now + rng.uniform(3.0, 8.0)
             if now >= next_sample:
                 next_sample = now + 1.0
                 rss.append(rss_mb(proc.pid))
@@ -257,6 +265,9 @@ def _drive(
                 want = _expected(
                     world, active, now - active_since, now - quiet_since, now - blocking_end
                 )
+                if want == "pass" and (cli.running or now - cli.ended < CLI_GRACE):
+                    # A pass waits for the command: /health says so ("warn").
+                    want = "up"
                 expected += want is not None
                 if want is not None and not _agrees(want, got):
                     fault = active.kind if active else "none"
@@ -267,6 +278,7 @@ def _drive(
     if active is not None:
         active.stop()
         last_fault_end = time.monotonic()
+    cli.join()
     # Settle: every label must be triaged within the bound after the last fault.
     deadline = max(last_fault_end, max((x.applied_at for x in world.ledger), default=0)) + bound
     while time.monotonic() < deadline and world.pending():
@@ -300,6 +312,7 @@ def _drive(
         "relabels": world.relabels,
         "sent_back": settled["sent back"],
         "odd_vcards": world.odd_cards,
+        "cli_commands": dict(sorted(cli.runs.items())),
         "lost": len(lost),
         "health_samples": dict(samples),
         "health_samples_with_truth": round(expected / max(1, sum(samples.values())), 2),

@@ -8,10 +8,11 @@ the service's environment; the patch is applied before it starts.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from typing import Any
 
 from mailroom.observe import telemetry
-from mailroom.triage import steps, workflow
+from mailroom.triage import bookkeeping, steps, workflow
 from mailroom.triage.records import SenderRecord, Stage
 
 BROKEN = {
@@ -20,6 +21,7 @@ BROKEN = {
     "one-email": "only the labelled email re-filed",
     "health-pass": "/health always says pass",
     "label-first": "the label removed before re-filing",
+    "forget-part-way": "a decision stopped part-way recorded as if nothing of it stood",
 }
 
 
@@ -52,6 +54,14 @@ def apply(kind: str) -> None:
     async def nothing(p: steps.Pass, records: list[SenderRecord]) -> list[SenderRecord]:
         return records
 
+    def forgetting(self: bookkeeping.Bookkeeper, records: Iterable[SenderRecord]) -> None:
+        records = list(records)
+        for record in records:
+            record.wrote = False  # as if its writes had never begun: "failed"
+        original_outcomes(self, records)
+
+    original_outcomes = bookkeeping.Bookkeeper.outcomes
+
     def always_pass(*args: Any, **kwargs: Any) -> tuple[str, dict[str, Any]]:
         _, body = original_evaluate(*args, **kwargs)
         return "pass", {**body, "status": "pass"}
@@ -63,6 +73,7 @@ def apply(kind: str) -> None:
         "one-email": [(workflow, "refile", labelled_only)],
         "label-first": [(workflow, "refile", unlabel_first), (workflow, "unlabel", nothing)],
         "health-pass": [(telemetry, "evaluate", always_pass)],
+        "forget-part-way": [(bookkeeping.Bookkeeper, "outcomes", forgetting)],
     }
     for module, name, replacement in patches[kind]:
         setattr(module, name, replacement)

@@ -97,6 +97,20 @@ def _faults(
     def rename() -> None:
         world.rename_a_label_mailbox()
 
+    def refuse_filing(on: bool) -> Callable[[], None]:
+        """The category mailboxes the account may not file into (its rights
+        lost), answered as Cyrus 3.6 answers: "updated", nothing filed, the
+        email dropped if the same patch removed its other mailboxes."""
+
+        def go() -> None:
+            with sb.mail.lock:
+                sb.mail.no_insert.clear()
+                if on:
+                    for name in world.categories.destinations:
+                        sb.mail.no_insert[sb.mail.mailbox_id(name)] = "cyrus-3.6"
+
+        return go
+
     status = rng.choice
     return [
         Fault(
@@ -197,6 +211,13 @@ def _faults(
             0,
         ),
         Fault("label mailbox renamed", rename, world.restore_label_mailbox, "any", 0),
+        Fault(
+            "filing refused (as Cyrus 3.6 answers)",
+            refuse_filing(True),
+            refuse_filing(False),
+            "any",
+            0,
+        ),
         Fault(
             "stream closed after each event",
             setter("stream", "close-after-event", sb.close_streams),

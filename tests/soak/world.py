@@ -39,6 +39,10 @@ ODD_CARDS = (
 )
 
 
+def _bare(uid: str | None) -> str:
+    return (uid or "").lower().removeprefix("urn:uuid:")
+
+
 @dataclass
 class Label:
     email_id: str
@@ -486,7 +490,9 @@ class World:
         done: Counter[tuple[str, str]] = Counter(
             (d.intent.subject, d.intent.category or "")
             for d in decisions
-            if d.intent.kind is DecisionKind.TRIAGE and d.outcome is Outcome.DONE
+            if d.intent.kind is DecisionKind.TRIAGE
+            and d.outcome is Outcome.DONE
+            and d.intent.trigger != "cli"  # the command-line user's, not a label's
         )
         with self.lock:
             want: Counter[tuple[str, str]] = Counter(
@@ -517,7 +523,59 @@ class World:
         extra = sum((done - want).values())
         if extra > self.deleted_mid_pass:  # a label deleted mid-pass may still be a decision
             self.violations.append(f"ledger: {extra} done decisions beyond the labels triaged")
+        self.check_account(decisions)
         return {"ledger_decisions": len(decisions), "ledger_done": sum(done.values())}
+
+    def check_account(self, decisions: list[Decision]) -> None:
+        """The ledger-account invariant, once all is quiet: every sender whose
+        decisions are settled is in exactly the groups its latest says, and every
+        contact Mailroom made is one a decision of the ledger says it made."""
+        by_sender: dict[str, list[Decision]] = {}
+        for d in decisions:  # newest first
+            by_sender.setdefault(d.intent.subject, []).append(d)
+        made = {
+            _bare(d.effects.contact_uid)
+            for d in decisions
+            if d.effects.contact_created and d.effects.contact_uid and d.outcome.stands
+        }
+        for sender in self.senders:
+            trail = by_sender.get(sender, [])
+            for uid in self._contact_uids(sender):
+                if not uid.startswith("odd-") and _bare(uid) not in made:
+                    self.violations.append(
+                        f"ledger: {sender}'s contact {uid} was made by Mailroom but no "
+                        "decision that stands says so"
+                    )
+            if any(d.outcome in (Outcome.PENDING, Outcome.PARTIAL) for d in trail):
+                continue
+            counting = [
+                d
+                for d in trail
+                if d.outcome is Outcome.DONE
+                and d.intent.kind in (DecisionKind.TRIAGE, DecisionKind.UNDO)
+            ]
+            if not counting:
+                continue
+            category = counting[0].intent.category
+            want = (
+                {c.contact_group for c in self.categories.chain(self.categories.by_name(category))}
+                if category
+                else set()
+            )
+            have = self.groups_of(sender)
+            if have != want:
+                self.violations.append(
+                    f"ledger: {sender} is in groups {sorted(have)}, its decisions say "
+                    f"{sorted(want)} (latest #{counting[0].id})"
+                )
+
+    def _contact_uids(self, sender: str) -> set[str]:
+        self.groups_of(sender)  # parses and caches every card
+        return {
+            vcard.uid(p)
+            for _, p in self._cards.values()
+            if p is not None and not vcard.is_group(p) and sender.lower() in vcard.emails(p)
+        }
 
     def pending(self) -> list[Label]:
         with self.lock:

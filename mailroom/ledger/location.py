@@ -34,7 +34,7 @@ def ledger_path(env: Mapping[str, str]) -> Path:
 SYSTEM_STATE = Path("/var/lib/mailroom")
 
 
-def service_ledgers(env: Mapping[str, str], root: Path = SYSTEM_STATE) -> list[Path]:
+def service_ledgers(env: Mapping[str, str], root: Path | None = None) -> list[Path]:
     """The installed system service's ledgers, when this process's own ledger is
     the default one of a shell (no MAILROOM_STATE_DIR, not under systemd) and
     does not exist: a command run there would otherwise find an empty record,
@@ -43,6 +43,7 @@ def service_ledgers(env: Mapping[str, str], root: Path = SYSTEM_STATE) -> list[P
         return []
     if _exists(ledger_path(env)):
         return []
+    root = root or SYSTEM_STATE
     found = []
     for directory in (root, *_children(root)):
         if _exists(directory / FILE_NAME):
@@ -50,7 +51,7 @@ def service_ledgers(env: Mapping[str, str], root: Path = SYSTEM_STATE) -> list[P
     return found[:10]
 
 
-def elsewhere_hint(env: Mapping[str, str], root: Path = SYSTEM_STATE) -> str | None:
+def elsewhere_hint(env: Mapping[str, str], root: Path | None = None) -> str | None:
     """What to tell the person when the system service keeps the ledger elsewhere."""
     found = service_ledgers(env, root)
     if not found:

@@ -12,6 +12,7 @@ are the same conditional ones a pass makes.
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from pathlib import Path
 from typing import TextIO
@@ -19,6 +20,7 @@ from typing import TextIO
 from mailroom.contacts.book import ContactsError
 from mailroom.domains.names import normal, refusal
 from mailroom.jmap.errors import JmapError
+from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
 from mailroom.net import api_client
@@ -52,6 +54,12 @@ async def run_triage(
     err: TextIO,
     force: bool = False,
 ) -> int:
+    hint = elsewhere_hint(os.environ) if apply else None
+    if hint is not None:
+        # A second ledger (and a second writer) for the account the service
+        # already records: never started from a shell by accident.
+        print(f"mailroom triage: no ledger at {settings.ledger_path}; {hint}", file=err)
+        return EXIT_CONFIG
     category = find_category(settings, wanted)
     if category is None:
         names = ", ".join(c.name for c in settings.categories)

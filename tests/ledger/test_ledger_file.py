@@ -19,6 +19,7 @@ from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.model import AccountKey, DecisionKind, Intent
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
+from mailroom.operate import decide
 from mailroom.operate.undo import nothing_to_undo, run_undo, subject_problem
 from mailroom.sandbox.server import Sandbox
 from mailroom.service import App
@@ -209,3 +210,28 @@ async def test_the_service_s_own_ledger_binds_on_first_start(tmp_path: Path) -> 
         assert key is not None and key.username == sb.username
         with pytest.raises(LedgerError):
             ledger.bind(AccountKey(key.origin, "someone-else", key.account_id))
+
+
+async def test_triage_from_a_shell_never_starts_a_second_ledger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The system service records the account in /var/lib/mailroom; a shell whose
+    own ledger is missing must not start another (a second writer)."""
+    system = tmp_path / "var-lib-mailroom"
+    system.mkdir()
+    (system / "mailroom.db").touch()
+    monkeypatch.setattr("mailroom.ledger.location.SYSTEM_STATE", system)
+    home = tmp_path / "home"
+    for key in ("MAILROOM_STATE_DIR", "STATE_DIRECTORY", "XDG_STATE_HOME"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    with Sandbox() as sb:
+        env = {k: v for k, v in sb.env().items() if k != "MAILROOM_STATE_DIR"}
+        settings = load_settings({**env, "HOME": str(home)})
+        out, err = io.StringIO(), io.StringIO()
+        code = await decide.run_triage(
+            settings, "x@acme.example", "Feed", apply=True, out=out, err=err
+        )
+    assert code == 2
+    assert f"MAILROOM_STATE_DIR={system}" in err.getvalue()
+    assert not (home / ".local" / "state" / "mailroom" / "mailroom.db").exists()

@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from tests.faultproxy import FaultProxy
 from tests.integration.cyrus import Cyrus
@@ -119,6 +120,15 @@ def slow_command(cyrus: Cyrus, proxy: FaultProxy, *argv: str) -> subprocess.Pope
     )
 
 
+def holding(cyrus: Cyrus, command: str) -> bool:
+    """Whether ``mailroom <command>`` holds the account's writer lock now."""
+    lock = Path(cyrus.mailroom_env()["MAILROOM_STATE_DIR"]) / "writer.lock"
+    try:
+        return f"mailroom {command}" in lock.read_text()
+    except OSError:
+        return False
+
+
 def test_commands_racing_the_service_on_a_slow_link(any_cyrus: Cyrus) -> None:
     """``triage`` and ``undo`` from the command line while the service runs and
     the user labels other mail: the service's passes wait for each command."""
@@ -134,6 +144,7 @@ def test_commands_racing_the_service_on_a_slow_link(any_cyrus: Cyrus) -> None:
         proxy.latency = 0.4  # every request of the command takes a second or more
         command = slow_command(cyrus, proxy, "triage", command_sender, "Feed", "--apply")
         (first,) = cyrus.emails_from(pushed)
+        assert wait_until(lambda: holding(cyrus, "triage"), 30)
         cyrus.label(first, "@ToImbox")  # a push pass while the command runs
         out, err = command.communicate(timeout=120)
         assert command.returncode == 0, out + err
@@ -147,7 +158,8 @@ def test_commands_racing_the_service_on_a_slow_link(any_cyrus: Cyrus) -> None:
         done = _mailroom(cyrus, "triage", relabelled, "Feed", "--apply")
         assert done.returncode == 0, done.stdout + done.stderr
         command = slow_command(cyrus, proxy, "undo", relabelled, "--apply")
-        cyrus.label(label_on, "@ToPaperTrail")
+        assert wait_until(lambda: holding(cyrus, "undo"), 30)
+        cyrus.label(label_on, "@ToPaperTrail")  # while the undo runs
         out, err = command.communicate(timeout=120)
         assert command.returncode == 0, out + err
         assert wait_until(

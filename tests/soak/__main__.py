@@ -245,7 +245,7 @@ def _drive(
                     # Long enough for its ground truth to be checked a good while;
                     # those whose truth depends on timing, briefly.
                     if active.expect == "any":
-                        next_change = now + rng.uniform(2.0, 5.0)
+                        next_change = now + rng.uniform(*active.lasts)
                     else:
                         next_change = now + active.settle + rng.uniform(10.0, 20.0)
                 else:

@@ -25,6 +25,9 @@ class Fault:
     stop: Callable[[], None]
     expect: str  # "fail" | "up" | "any"
     settle: float  # seconds before expect applies
+    # How long an "any" fault lasts (seconds, drawn between the two): long
+    # enough for passes to meet it.
+    lasts: tuple[float, float] = (2.0, 5.0)
 
 
 CARDDAV_ONLY = ("CardDAV credentials refused", "412 races on groups")
@@ -217,6 +220,7 @@ def _faults(
             refuse_filing(False),
             "any",
             0,
+            lasts=(6.0, 12.0),  # several passes and a command meet it
         ),
         Fault(
             "stream closed after each event",

@@ -78,6 +78,7 @@ class Ledger:
         self._busy_timeout = busy_timeout
         self._identity = identity(path)  # the file opened, to notice it replaced
         self._key: AccountKey | None = None  # the account bound, to bind a new file to
+        self._named: dict[str, str] = {}  # mailbox names written by this process
 
     # -- opening ----------------------------------------------------------------
 
@@ -171,11 +172,10 @@ class Ledger:
         before the first attempt, the groups it joined and left, the contact it made.
         """
         with self._write() as conn:
-            used = {b for e in planned.values() for m in e.moves for b in (*m.before, *m.after)}
-            conn.executemany(
-                "INSERT OR REPLACE INTO mailboxes (id, name) VALUES (?, ?)",
-                ((i, n) for i, n in (names or {}).items() if i in used),
-            )
+            # The account's mailbox names, for display: written when new or renamed.
+            fresh = [(i, n) for i, n in (names or {}).items() if self._named.get(i) != n]
+            conn.executemany("INSERT OR REPLACE INTO mailboxes (id, name) VALUES (?, ?)", fresh)
+            self._named.update(fresh)
             # Only a decision planned before (a pass killed or stopped part-way)
             # has anything to keep.
             replanned = [
@@ -559,10 +559,15 @@ _quote = json.encoder.encode_basestring
 
 
 def _moves_text(moves: Iterable[EmailMove]) -> str:
-    """A decision's emails as one JSON array of [email, before, after], by email."""
-    return json.dumps(
-        sorted([m.email, sorted(m.before), sorted(m.after)] for m in moves),
-        separators=(",", ":"),
+    """A decision's emails as one JSON array of [email, before, after], by email
+    (thousands per pass: built with the C string encoder, as ``_list``)."""
+    return (
+        "["
+        + ",".join(
+            f"[{_quote(m.email)},{_list(sorted(m.before))},{_list(sorted(m.after))}]"
+            for m in sorted(moves, key=lambda m: m.email)
+        )
+        + "]"
     )
 
 

@@ -249,8 +249,8 @@ class AccountWithEnd(Account):
 
 
 AccountWithEnd.TestCase.settings = settings(
-    max_examples=12,
-    stateful_step_count=12,
+    max_examples=10,
+    stateful_step_count=10,
     deadline=None,
     derandomize=True,  # the same interleavings every run: CI is never flaky
     suppress_health_check=[HealthCheck.too_slow],

@@ -168,7 +168,7 @@ async def one_case(backend: str, operation: str, fault: Fault | None) -> tuple[A
         # command that says so): either way what counts is what follows.
         with contextlib.suppress(Killed, Exception):
             await operate(w, operation, FaultTransport(fault, writes))
-        await passes(w, 2)  # the service restarts and passes
+        await passes(w)  # the service restarts and passes
         out, err = io.StringIO(), io.StringIO()
         code = await undo.run_reset(w.settings, apply=True, out=out, err=err)
         assert code == 0, f"{err.getvalue()}\n{out.getvalue()}"

@@ -84,6 +84,24 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE contact_uid IS NOT NULL OR id IN (SELECT decision FROM decision_moves);
     CREATE INDEX decisions_open ON decisions(outcome) WHERE outcome IN ('pending', 'partial')
     """,
+    # 4: a decision's emails grouped by where they were and where they went (a
+    # JSON array of [before, after, [emails]]): a sender's mail mostly moves
+    # together, so a pass encodes and writes less than half as much.
+    """
+    UPDATE decision_moves SET moves = (
+        SELECT json_group_array(json_array(json(before), json(after), json(emails)))
+        FROM (
+            SELECT before, after, json_group_array(email) AS emails
+            FROM (
+                SELECT json_extract(value, '$[0]') AS email,
+                       json_extract(value, '$[1]') AS before,
+                       json_extract(value, '$[2]') AS after
+                FROM json_each(decision_moves.moves) ORDER BY email
+            )
+            GROUP BY before, after ORDER BY before, after
+        )
+    )
+    """,
 )
 
 VERSION = len(MIGRATIONS)

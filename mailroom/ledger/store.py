@@ -306,7 +306,7 @@ class Ledger:
         the decisions themselves stay. Returns how many emails' moves went."""
         with self._write() as conn:
             gone = sum(
-                len(json.loads(row[0]))
+                len(_moves(row[0]))
                 for row in conn.execute(
                     "SELECT moves FROM decision_moves WHERE decision IN (SELECT id FROM "
                     "decisions WHERE finished IS NOT NULL AND finished < ?)",
@@ -559,20 +559,33 @@ _quote = json.encoder.encode_basestring
 
 
 def _moves_text(moves: Iterable[EmailMove]) -> str:
-    """A decision's emails as one JSON array of [email, before, after], by email
-    (thousands per pass: built with the C string encoder, as ``_list``)."""
+    """A decision's emails as one JSON array of [before, after, [emails]], grouped
+    by where they were and where they went (a sender's mail mostly moves
+    together: thousands of emails per pass become a few hundred groups, built
+    with the C string encoder as ``_list``)."""
+    groups: dict[tuple[frozenset[str], frozenset[str]], list[str]] = {}
+    for m in moves:
+        groups.setdefault((m.before, m.after), []).append(m.email)
     return (
         "["
         + ",".join(
-            f"[{_quote(m.email)},{_list(sorted(m.before))},{_list(sorted(m.after))}]"
-            for m in sorted(moves, key=lambda m: m.email)
+            sorted(
+                f"[{_list(sorted(before))},{_list(sorted(after))},{_list(sorted(emails))}]"
+                for (before, after), emails in groups.items()
+            )
         )
         + "]"
     )
 
 
 def _moves(text: str) -> list[EmailMove]:
-    return [EmailMove(e, frozenset(b), frozenset(a)) for e, b, a in json.loads(text)]
+    moves = [
+        EmailMove(email, frozenset(before), frozenset(after))
+        for before, after, emails in json.loads(text)
+        for email in emails
+    ]
+    moves.sort(key=lambda m: m.email)
+    return moves
 
 
 def _decision(row: sqlite3.Row, moves: list[EmailMove]) -> Decision:

@@ -3,6 +3,7 @@ file can fail is an error naming it, never lost data."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -241,6 +242,36 @@ def test_a_file_of_the_first_schema_is_migrated_with_its_decisions(tmp_path: Pat
     )
     assert old.effects.contact_name is None and old.intent.rule is None
     assert schema.version(ledger._conn) == schema.VERSION
+
+
+def test_a_file_of_the_third_schema_has_its_moves_grouped(tmp_path: Path) -> None:
+    path = tmp_path / "mailroom.db"
+    conn = sqlite3.connect(path)
+    for script in schema.MIGRATIONS[:3]:
+        conn.executescript(script)
+    conn.execute(
+        "INSERT INTO decisions (id, started, finished, subject, kind, category, trigger, "
+        "outcome, planned) VALUES (3, 1.0, 2.0, 'a@x.example', 'triage', 'Feed', 'push', "
+        "'done', 1)"
+    )
+    # Schema 3 wrote one [email, before, after] per email, by email.
+    conn.execute(
+        'INSERT INTO decision_moves VALUES (3, \'[["M1",["l","s"],["f"]],'
+        '["M2",["s"],["f"]],["M3",["s"],["f"]]]\')'
+    )
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    ledger, how = Ledger.open(path)
+    assert how.migrated_from == 3
+    (stored,) = ledger._conn.execute("SELECT moves FROM decision_moves").fetchone()
+    assert json.loads(stored) == [[["l", "s"], ["f"], ["M1"]], [["s"], ["f"], ["M2", "M3"]]]
+    (old,) = ledger.history()
+    assert old.effects.moves == (
+        EmailMove("M1", frozenset({"s", "l"}), frozenset({"f"})),
+        EmailMove("M2", frozenset({"s"}), frozenset({"f"})),
+        EmailMove("M3", frozenset({"s"}), frozenset({"f"})),
+    )
 
 
 text = st.text(min_size=1, max_size=40)

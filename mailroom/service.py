@@ -467,7 +467,11 @@ class App:
             ledger = clients.ledger
             if ledger is None:  # a dry run writes nothing: no writer to wait for
                 return summarise(await clients.triage.poll(trigger))
-            async with writer.hold("the service's pass", wait=wait, waiting=waiting):
+            # Stopping, a pass still waiting for the lock has written nothing:
+            # it gives up at once rather than hold the shutdown for a command.
+            async with writer.hold(
+                "the service's pass", wait=wait, waiting=waiting, give_up=stop.is_set
+            ):
                 if time.monotonic() >= next_prune[0]:
                     # Email-level detail past its retention, once a day.
                     next_prune[0] = time.monotonic() + 86400.0

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 from mailroom.net import api_client
 from mailroom.operate.report import Report
 from mailroom.operate.rules import fastmail_rules
+from mailroom.operate.writing import writing
 from mailroom.service import make_clients
 from mailroom.settings import Settings
 from mailroom.triage.account import Need
+from mailroom.writer.lock import WriterBusy
 
 
 async def provision_account(
@@ -46,7 +50,14 @@ async def run_setup(
                     report.info(f"would create {need}")
             report.info("dry run: nothing written; add --apply to create these")
         else:
-            for need, error in await clients.provisioner.provision(create_screener=create_screener):
+            try:
+                # Creating mailboxes and groups writes the account: one writer at a time.
+                async with writing(settings, "setup", sys.stderr):
+                    made = await clients.provisioner.provision(create_screener=create_screener)
+            except WriterBusy as exc:
+                report.bad(str(exc))
+                made = []
+            for need, error in made:
                 if error is None:
                     report.ok(f"created {need}")
                 else:

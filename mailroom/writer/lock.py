@@ -103,10 +103,12 @@ class WriterLock:
         *,
         wait: float,
         waiting: Callable[[Holder | None], None] = lambda _: None,
+        give_up: Callable[[], bool] = lambda: False,
     ) -> AsyncIterator[None]:
         """Hold the lock for the block, waiting at most ``wait`` seconds for it
-        (:class:`WriterBusy` past that). ``waiting`` hears who holds it when the
-        wait begins, and None once it ends."""
+        (:class:`WriterBusy` past that, or as soon as ``give_up()`` is true: a
+        service stopping never waits for a command to finish). ``waiting``
+        hears who holds it when the wait begins, and None once it ends."""
         if self._fd is not None:  # reentrant: already ours
             yield
             return
@@ -117,6 +119,8 @@ class WriterLock:
                 if not said:
                     waiting(holder)
                     said = True
+                if give_up():
+                    raise WriterBusy(f"{holder} is writing this account; stopped waiting for it")
                 if self._clock() >= deadline:
                     raise WriterBusy(
                         f"{holder} is writing this account (lock {self.path}); "

@@ -11,6 +11,7 @@ import asyncio
 import io
 import os
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from mailroom.operate.undo import run_reset, run_undo
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from mailroom.writer.lock import Holder, WriterBusy, WriterLock
-from tests.push.harness import Running, running
+from tests.push.harness import FAST, Running, running
 
 pytestmark = pytest.mark.anyio
 
@@ -216,3 +217,43 @@ async def test_reset_beside_the_service_with_a_rule_larger_than_a_round(
         kinds = [(d.intent.kind, d.outcome) for d in ledger.history()]
         assert len(kinds) == 12  # 5 senders + the rule, each triaged and undone once
         assert kinds.count((DecisionKind.UNDO, Outcome.DONE)) == 6
+
+
+async def test_a_service_stopping_never_waits_for_a_command(tmp_path: Path) -> None:
+    """SIGTERM while a pass waits for a command's lock: the pass has written
+    nothing, so it gives up at once instead of holding the shutdown for up to
+    half its deadline (here 300 s)."""
+    command = WriterLock(tmp_path)
+    with Sandbox() as sb:
+        slow = replace(FAST, pass_timeout=600.0)
+        async with running(sb, slow, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
+            assert command.try_acquire("mailroom reset") is None
+            ids = run.label("waits@acme.example")
+            await run.until(lambda: run.app.telemetry.record.waiting_for is not None)
+            # Leaving the block stops the service and allows it 10 s to exit.
+        command.release()
+        assert not run.triaged(ids)  # the pass never began: the label stays for the next
+
+
+async def test_setup_creates_only_while_it_holds_the_writer_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailroom.operate import writing as writing_module
+    from mailroom.operate.report import Report
+    from mailroom.operate.setup import run_setup
+
+    with Sandbox() as sb:
+        settings = load_settings(env(sb, tmp_path))
+        other = WriterLock(tmp_path)
+        assert other.try_acquire("the service's pass") is None
+        monkeypatch.setattr(writing_module, "COMMAND_WAIT", 0.0)
+        out = io.StringIO()
+        code = await run_setup(settings, apply=True, create_screener=True, report=Report(out))
+        assert code == 1
+        assert "the service's pass" in out.getvalue() and "created" not in out.getvalue()
+        assert sb.contacts.groups_named("Imbox") == 0  # nothing made beside another writer
+        other.release()
+        out = io.StringIO()
+        code = await run_setup(settings, apply=True, create_screener=True, report=Report(out))
+        assert code == 0, out.getvalue()
+        assert sb.contacts.groups_named("Imbox") == 1

@@ -100,11 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "status":
-        from mailroom.operate.status import run_status
+        from mailroom.commands.status import run_status
 
         return run_status(args.url)
     if args.command == "systemd-unit":
-        from mailroom.operate.unit import UnitError, UnitKind, render_unit
+        from mailroom.commands.unit import UnitError, UnitKind, render_unit
 
         kind = UnitKind.USER if args.user else UnitKind.TEMPLATE if args.template else None
         try:
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings is None:
             return EXIT_CONFIG
         if args.command == "triage":
-            from mailroom.operate.decide import run_triage
+            from mailroom.commands.triage import run_triage
 
             return asyncio.run(
                 run_triage(
@@ -148,29 +148,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         if args.command == "undo":
-            from mailroom.operate.undo import run_undo
+            from mailroom.commands.undo import run_undo
 
             return asyncio.run(
                 run_undo(settings, args.sender, apply=args.apply, out=sys.stdout, err=sys.stderr)
             )
         if args.command == "reset":
-            from mailroom.operate.undo import run_reset
+            from mailroom.commands.undo import run_reset
 
             return asyncio.run(
                 run_reset(settings, apply=args.apply, out=sys.stdout, err=sys.stderr)
             )
         if args.command == "screener":
-            from mailroom.operate.screener import run_screener
+            from mailroom.commands.screener import run_screener
 
             return asyncio.run(run_screener(settings, sys.stdout, sys.stderr, as_json=args.json))
         if args.command == "check":
-            from mailroom.operate.check import run_check
-            from mailroom.operate.report import Report
+            from mailroom.commands.check import run_check
+            from mailroom.commands.report import Report
 
             return asyncio.run(run_check(settings, Report()))
         if args.command == "setup":
-            from mailroom.operate.report import Report
-            from mailroom.operate.setup import run_setup
+            from mailroom.commands.report import Report
+            from mailroom.commands.setup import run_setup
 
             return asyncio.run(
                 run_setup(
@@ -198,8 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
+    from mailroom.commands.history import parse_since, run_history
     from mailroom.ledger.store import Filter
-    from mailroom.operate.history import parse_since, run_history
     from mailroom.settings import load_ledger_path
 
     try:
@@ -222,7 +222,7 @@ def _history(args: argparse.Namespace) -> int:
 def _undo_first(subject: str) -> int | None:
     """``undo``'s checks that need no credentials: the subject's form, and whether
     the ledger holds anything to undo (then there is no token to ask for)."""
-    from mailroom.operate.undo import nothing_to_undo, subject_problem
+    from mailroom.commands.undo import nothing_to_undo, subject_problem
     from mailroom.settings import load_ledger_path
 
     problem = subject_problem(subject)

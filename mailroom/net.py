@@ -21,6 +21,7 @@ import httpx
 
 from mailroom.core.retry_after import parse_retry_after
 from mailroom.core.transport import describe_transport_error
+from mailroom.errors import ServerError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def discovered(value: T | None, step: str) -> T:
     return value
 
 
-class TransportFailure(Exception):
+class TransportFailure(ServerError):
     """The request never got an HTTP answer (refused, reset, timed out)."""
 
     def __init__(self, what: str, exc: Exception) -> None:
@@ -75,7 +76,7 @@ class ResponseTooLarge(TransportFailure):
         )
 
 
-class RetryExhausted(Exception):
+class RetryExhausted(ServerError):
     """429/503 answers outlasted the retry budget."""
 
     def __init__(self, what: str, status: int, wait: float | None) -> None:

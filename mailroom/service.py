@@ -1,8 +1,10 @@
-"""The running service: composition, start-up, and the push supervisor.
+"""The running service: start-up, the push supervisor over the triage pass,
+/health and /metrics, and the signals that stop it.
 
-Dependencies point inward: this module builds the clients and the triage
-workflow, hands ``poll()`` to the push supervisor, and serves /health and
-/metrics from the same telemetry the supervisor writes.
+Dependencies point inward: ``wiring`` connects to the account, this module
+hands the triage pass (``Triage.run_pass``) to the push supervisor, under the
+account's writer lock, and serves /health and /metrics from the same
+telemetry the supervisor writes.
 """
 
 from __future__ import annotations
@@ -12,22 +14,17 @@ import contextlib
 import logging
 import signal
 import time
-from urllib.parse import urlsplit
 
 import httpx
 
 from mailroom import __version__
-from mailroom.carddav.book import CardDavBook
-from mailroom.carddav.client import CardDavAuthError, CardDavClient
-from mailroom.contacts.book import ContactBook, ContactsBackend, ContactsError
-from mailroom.contacts.select import ContactsUnavailable, Selection, choose_backend
+from mailroom.carddav.client import CardDavAuthError
+from mailroom.contacts.book import ContactsError
+from mailroom.contacts.select import ContactsUnavailable
 from mailroom.core import redact
 from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind, Trigger
-from mailroom.jmap.client import JmapClient
-from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.errors import JmapAuthError, JmapError
-from mailroom.jmap.session import Session
-from mailroom.ledger.model import AccountKey, DecisionKind, Outcome
+from mailroom.ledger.model import DecisionKind, Outcome
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Filter, Ledger, LedgerAccountError
 from mailroom.net import api_client
@@ -43,14 +40,12 @@ from mailroom.push.policy import PushPolicy
 from mailroom.push.stream import stream_client
 from mailroom.push.supervisor import PassSummary, Supervisor
 from mailroom.settings import Settings
-from mailroom.triage.provisioning import Provisioner
 from mailroom.triage.workflow import (
     AccountConflict,
-    PollResult,
+    PassResult,
     SetupError,
-    Triage,
-    TriageConfig,
 )
+from mailroom.wiring import Clients, make_clients
 from mailroom.writer.lock import WriterBusy, WriterLock
 
 log = logging.getLogger(__name__)
@@ -88,7 +83,7 @@ def classify(exc: BaseException) -> Failure:
     return Failure(FailureKind.UNEXPECTED, f"unexpected {type(exc).__name__}: {text}")
 
 
-def summarise(result: PollResult) -> PassSummary:
+def summarise(result: PassResult) -> PassSummary:
     """A pass in which senders were attempted and every one failed counts as failed."""
     failure = None
     if result.failures and not result.senders_triaged:
@@ -129,122 +124,6 @@ def policy_from(settings: Settings) -> PushPolicy:
     return PushPolicy(poll_interval=settings.poll_interval, debounce=settings.debounce_seconds)
 
 
-class Clients:
-    """The JMAP client, the contacts backend chosen for this server, and the workflow.
-
-    The backend is known only once the JMAP session is: ``connect()`` reads
-    it, chooses (``MAILROOM_CONTACTS``), and opens the address book.
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        http: httpx.AsyncClient,
-        *,
-        dry_run: bool = False,
-        ledger: Ledger | None = None,
-    ):
-        self.settings = settings
-        self.dry_run = dry_run
-        self.ledger = ledger
-        self.jmap = JmapClient(http, settings.jmap_session_url, settings.jmap_token)
-        self.carddav: CardDavClient | None = None
-        if settings.carddav_password is not None:
-            self.carddav = CardDavClient(
-                http, settings.carddav_url, settings.carddav_username, settings.carddav_password
-            )
-        self.selection: Selection | None = None
-        self.book: ContactBook | None = None
-        self.book_description = ""
-        self._triage: Triage | None = None
-        self._provisioner: Provisioner | None = None
-
-    @property
-    def triage(self) -> Triage:
-        if self._triage is None:
-            raise RuntimeError("Clients.connect() has not run")
-        return self._triage
-
-    @property
-    def provisioner(self) -> Provisioner:
-        """What `mailroom check` and `mailroom setup` use to review and make the account."""
-        if self._provisioner is None:
-            raise RuntimeError("Clients.connect() has not run")
-        return self._provisioner
-
-    def choose(self) -> Selection:
-        """The contacts backend for the discovered session (raises ContactsUnavailable)."""
-        return choose_backend(
-            self.settings.contacts,
-            jmap_contacts=self.jmap.session.contacts_account_id is not None,
-            carddav_configured=self.carddav is not None,
-        )
-
-    async def connect(self) -> Selection:
-        """Discover JMAP, check the ledger records this account (a dry run only
-        reads it), choose the contacts backend and open its address book."""
-        await self.jmap.discover()
-        if self.ledger is not None:
-            key = account_key(self.settings.jmap_session_url, self.jmap.session)
-            if self.dry_run:
-                self.ledger.check(key)
-            else:
-                self.ledger.bind(key)
-        selection = self.choose()
-        book: ContactBook
-        if selection.backend is ContactsBackend.JMAP:
-            book = JmapContactBook(self.jmap)
-        else:
-            if self.carddav is None:
-                raise ContactsUnavailable("CardDAV chosen but not configured")
-            book = CardDavBook(self.carddav)
-        self.book_description = await book.open()
-        if self.selection != selection or self._triage is None:
-            cfg = self.settings
-            config = TriageConfig(
-                cfg.categories,
-                cfg.screener_mailbox,
-                cfg.error_label,
-                cfg.back_label,
-                cfg.domain_label,
-            )
-            ledger = None if self.dry_run else self.ledger  # a dry run writes nothing
-            self._triage = Triage(self.jmap, book, config, dry_run=self.dry_run, ledger=ledger)
-            self._provisioner = Provisioner(self.jmap, book, config)
-            log.info(
-                "contacts",
-                extra={
-                    "fields": {
-                        "backend": selection.backend.value,
-                        "why": selection.reason,
-                        "book": self.book_description,
-                    }
-                },
-            )
-        self.selection, self.book = selection, book
-        return selection
-
-
-def account_key(session_url: str, session: Session) -> AccountKey:
-    """Which account a ledger records: the server's origin, the user, the account."""
-    parts = urlsplit(session_url)
-    return AccountKey(
-        f"{parts.scheme.lower()}://{(parts.netloc or '').lower()}",
-        session.username,
-        session.account_id,
-    )
-
-
-def make_clients(
-    settings: Settings,
-    http: httpx.AsyncClient,
-    *,
-    dry_run: bool = False,
-    ledger: Ledger | None = None,
-) -> Clients:
-    return Clients(settings, http, dry_run=dry_run, ledger=ledger)
-
-
 async def start(
     clients: Clients,
     telemetry: Telemetry,
@@ -282,7 +161,7 @@ async def start(
         except REMOTE_ERRORS as exc:
             auth = auth_failure(exc)
             if auth is not None:
-                telemetry.poll_finished("startup", 0.0, error=str(exc), auth_rejected=auth)
+                telemetry.pass_finished("startup", 0.0, error=str(exc), auth_rejected=auth)
             delay = AUTH_RETRY_SECONDS if auth else backoff.next_delay()
             what = auth or ("JMAP" if isinstance(exc, JmapError) else "contacts server")
             why = f"{what} {'rejected the credentials' if auth else 'unreachable'}"
@@ -466,7 +345,7 @@ class App:
         async def run_pass(trigger: Trigger) -> PassSummary:
             ledger = clients.ledger
             if ledger is None:  # a dry run writes nothing: no writer to wait for
-                return summarise(await clients.triage.poll(trigger))
+                return summarise(await clients.triage.run_pass(trigger))
             # Stopping, a pass still waiting for the lock has written nothing:
             # it gives up at once rather than hold the shutdown for a command.
             async with writer.hold(
@@ -476,7 +355,7 @@ class App:
                     # Email-level detail past its retention, once a day.
                     next_prune[0] = time.monotonic() + 86400.0
                     ledger.prune(time.time() - retention)
-                return summarise(await clients.triage.poll(trigger))
+                return summarise(await clients.triage.run_pass(trigger))
 
         self.supervisor = Supervisor(
             policy=policy,
@@ -495,7 +374,7 @@ class App:
 
 
 async def run_until_signalled(settings: Settings, *, dry_run: bool = False) -> int:
-    """Run until SIGTERM or SIGINT; an in-flight poll is finished first."""
+    """Run until SIGTERM or SIGINT; a pass in flight is finished first."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

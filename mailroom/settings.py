@@ -17,17 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from mailroom.contacts.select import ContactsChoice
-from mailroom.core import redact
-from mailroom.core.secret import Secret
-from mailroom.core.urls import insecure_reason
-from mailroom.ledger.location import FILE_NAME, ledger_path
-from mailroom.triage.categories import (
+from mailroom.account.categories import (
     DEFAULT_CATEGORIES_JSON,
     Categories,
     CategoryError,
     parse_categories,
 )
+from mailroom.contacts.select import ContactsChoice
+from mailroom.core import redact
+from mailroom.core.secret import Secret
+from mailroom.core.urls import insecure_reason
+from mailroom.errors import ConfigError
+from mailroom.ledger.location import FILE_NAME, ledger_path
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("console", "json")
@@ -39,7 +40,7 @@ SECRET_CREDENTIALS = {
 }
 
 
-class SettingsError(ValueError):
+class SettingsError(ConfigError):
     """Invalid settings; ``problems`` holds one line per problem."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.account.provisioning import Provisioner
 from mailroom.carddav.book import CardDavBook
 from mailroom.carddav.client import CardDavClient
 from mailroom.contacts.book import Change, ContactBook, ContactKind, ContactsBackend, Known, Want
@@ -15,8 +17,6 @@ from mailroom.core.secret import Secret
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.sandbox.server import Sandbox
-from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
-from mailroom.triage.provisioning import Provisioner
 from mailroom.triage.workflow import Triage, TriageConfig
 from tests.integration.servers import (  # noqa: F401  (fixtures for every test)
     any_cyrus,

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
+from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.account.review import review_account
 from mailroom.carddav import vcard
 from mailroom.contacts.book import ContactsBackend
-from mailroom.triage.account import review_account
-from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
 from tests.conftest import Harness
 from tests.test_workflow import label
 
@@ -43,7 +43,7 @@ async def test_a_group_deleted_then_recreated_by_setup_is_picked_up(harness: Har
     eid = h.mail.deliver("j@x.com")
     label(h, eid, "@ToJail")
     for _ in range(2):  # the category fails, pass after pass
-        failed = await h.triage.poll()
+        failed = await h.triage.run_pass()
         assert failed.missing == {"contact group 'Jail'"}
         assert h.mail.mailbox_names(eid) == {"Screener", "@ToJail"}
 
@@ -51,7 +51,7 @@ async def test_a_group_deleted_then_recreated_by_setup_is_picked_up(harness: Har
     assert done.returncode == 0, done.stdout + done.stderr
     assert "created contact group 'Jail'" in done.stdout
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert (result.senders_triaged, result.missing) == (1, set())
     assert h.contacts.groups_of_address("j@x.com") == {"Jail"}
     assert h.mail.mailbox_names(eid) == {"Jail"}
@@ -74,7 +74,7 @@ async def test_every_contact_with_the_address_moves(harness: Harness) -> None:
     eid = h.mail.deliver("dup@x.com")
     label(h, eid, "@ToJail")
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert (result.senders_triaged, result.failures) == (1, 0)
     for uid in ("twin-a", "twin-b"):
@@ -99,7 +99,7 @@ async def test_one_contact_with_two_addresses_in_two_categories_is_a_conflict(
     label(h, work, "@ToFeed")
     label(h, home, "@ToJail")
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert (result.conflicts, result.senders_triaged) == (2, 0)
     assert h.contacts.groups_of_address("work@x.com") == set()
@@ -111,18 +111,18 @@ async def test_a_refused_join_never_leaves_the_contact_in_no_group(harness: Harn
     h = harness
     first, second = h.mail.deliver("mover@x.com"), h.mail.deliver("mover@x.com")
     label(h, first, "@ToFeed")
-    await h.triage.poll()
+    await h.triage.run_pass()
     assert h.contacts.groups_of_address("mover@x.com") == {"Feed"}
 
     h.contacts.refuse_groups.add("Jail")  # the server refuses the new group's write
     label(h, second, "@ToJail")
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert result.failures == 1
     assert h.contacts.groups_of_address("mover@x.com") == {"Feed"}  # still routed
     assert "@ToJail" in h.mail.mailbox_names(second)  # retried next pass
     h.contacts.refuse_groups.clear()
-    again = await h.triage.poll()
+    again = await h.triage.run_pass()
     assert (again.senders_triaged, again.failures) == (1, 0)
     assert h.contacts.groups_of_address("mover@x.com") == {"Jail"}
 
@@ -141,7 +141,7 @@ async def test_the_users_own_mail_is_never_triaged_or_refiled(harness: Harness) 
         label(h, eid, "@ToImbox")
     label(h, friend, "@ToImbox")
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert result.senders == [("friend@x.com", "Imbox")]
     for eid in (test_mail, alias_mail):
@@ -159,7 +159,7 @@ async def test_an_email_with_several_from_addresses_gets_the_error_label(
     eid = h.mail.deliver("first@x.com")
     h.mail.emails[eid].from_.append({"name": "", "email": "second@x.com"})
     label(h, eid, "@ToFeed")
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert result.senders_triaged == 0
     assert h.mail.mailbox_names(eid) == {"Screener", "@ToFeed", "@MailroomError"}
     assert h.contacts.contact_uid("first@x.com") is None
@@ -170,7 +170,7 @@ async def test_a_broken_card_blocks_only_its_own_address(dav_harness: Harness) -
     h.contacts.write("broken.vcf", "BEGIN:VCARD\r\nEMAIL:jimbob@x.com\r\nthis is not a vcard")
     for sender in ("jimbob@x.com", "bob@x.com"):
         label(h, h.mail.deliver(sender), "@ToFeed")
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert result.senders == [("bob@x.com", "Feed")]
     assert result.failures == 1  # jimbob: its card must be fixed first
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mailroom.triage.categories import (
+from mailroom.account.categories import (
     DEFAULT_CATEGORIES_JSON,
     CategoryError,
     parse_categories,

@@ -35,7 +35,7 @@ async def triage_with(
             await ready(jmap, book, triage)
             for first, *_ in ids.values():
                 sb.mail.set_mailboxes(first, {"Screener", "@ToFeed"})
-            result = await triage.poll()
+            result = await triage.run_pass()
             assert result.failures == 0
             assert result.senders_triaged == len(senders)
             for sender_ids in ids.values():
@@ -90,7 +90,7 @@ async def test_an_unexpected_error_for_one_sender_fails_that_sender_only(
 
     monkeypatch.setattr(vcard, "new_contact", choking(vcard.new_contact))
     monkeypatch.setattr(jscontact, "new_card", choking(jscontact.new_card))
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert (result.senders_triaged, result.failures) == (1, 1)
     assert result.last_error == "vobject choked on an odd card"
     assert h.mail.mailbox_names(good) == {"Feed"}
@@ -105,7 +105,7 @@ async def test_carddav_credentials_rejected_fail_the_whole_pass(dav_harness: Har
         label(h, h.mail.deliver(sender), "@ToFeed")
     h.sandbox.faults.force("carddav", 401)
     with pytest.raises(CardDavAuthError):
-        await h.triage.poll()
+        await h.triage.run_pass()
     assert len(h.mail.emails_in("@ToFeed")) == 2  # nothing lost
 
 
@@ -117,7 +117,7 @@ async def test_one_email_refusing_the_error_label_blocks_nobody(harness: Harness
     h.mail.refuse_updates.add(torn)  # …which the server refuses
     fine = h.mail.deliver("fine@x.com")
     label(h, fine, "@ToImbox")
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert result.unflagged == 1
     assert result.senders_triaged == 1
     assert "@ToImbox" not in h.mail.mailbox_names(fine)
@@ -176,14 +176,14 @@ async def absurd_answer(h: Harness, route: str) -> str:
     h.sandbox.faults.huge_answer = 600 * 1024 * 1024  # never read
     if route == "api":  # the scan itself: the pass fails (and is retried)
         with pytest.raises(JmapTransportError) as info:
-            await h.triage.poll()
+            await h.triage.run_pass()
         message = str(info.value)
     else:  # a contacts read: that pass's senders fail
-        result = await h.triage.poll()
+        result = await h.triage.run_pass()
         assert result.failures == 1
         message = str(result.last_error)
     assert "@ToFeed" in h.mail.mailbox_names(eid)  # nothing lost: the next pass triages
-    again = await h.triage.poll()
+    again = await h.triage.run_pass()
     assert again.senders == [("big@x.example", "Feed")]
     return message
 
@@ -201,17 +201,17 @@ async def test_a_carddav_answer_of_absurd_size_is_abandoned(dav_harness: Harness
 async def test_a_changed_session_is_fetched_again_and_used(harness: Harness) -> None:
     h = harness
     label(h, h.mail.deliver("before@x.example"), "@ToFeed")
-    await h.triage.poll()
+    await h.triage.run_pass()
     # The server moves its API (a new apiUrl) and says so in sessionState.
     h.sandbox.api_path = "/jmap/api-v2/"
     h.sandbox.session_state += 1
     label(h, h.mail.deliver("after@x.example"), "@ToFeed")
-    first = await h.triage.poll()  # answered on the old URL, learns of the change
+    first = await h.triage.run_pass()  # answered on the old URL, learns of the change
     assert h.jmap.session.api_url.endswith("/jmap/api-v2/")
     assert h.jmap.session.state == "1"
     moved = h.sandbox.api_paths.get("/jmap/api-v2/", 0)
     label(h, h.mail.deliver("later@x.example"), "@ToFeed")
-    second = await h.triage.poll()
+    second = await h.triage.run_pass()
     assert h.sandbox.api_paths.get("/jmap/api-v2/", 0) > moved  # the new URL in use
     assert first.senders + second.senders == [
         ("after@x.example", "Feed"),

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailroom.jmap import moves
-from mailroom.triage.planning import patch_for
+from mailroom.triage.refile import patch_for
 
 BOXES = st.frozensets(st.sampled_from(["screener", "feed", "inbox", "label", "jail"]), min_size=1)
 

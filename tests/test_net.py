@@ -120,7 +120,7 @@ async def test_a_whole_pass_over_tls_reuses_one_connection(tmp_path: Path) -> No
                 for n in range(3):
                     eid = sb.mail.deliver(f"tls{n}@x.example")
                     sb.mail.set_mailboxes(eid, {"Screener", "@ToFeed"})
-                    result = await h.triage.poll()
+                    result = await h.triage.run_pass()
                     assert result.senders_triaged == 1
                     assert sb.mail.mailbox_names(eid) == {"Feed"}
                 assert proxy.connections_accepted == before  # no new TCP or TLS handshake

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from mailroom.operate.check import run_check
-from mailroom.operate.report import Report
-from mailroom.operate.rules import fastmail_rules
-from mailroom.operate.setup import run_setup
-from mailroom.operate.status import default_url, run_status
-from mailroom.operate.unit import UnitError, UnitKind, render_unit
+from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.account.fastmail_rules import fastmail_rules
+from mailroom.commands.check import run_check
+from mailroom.commands.report import Report
+from mailroom.commands.setup import run_setup
+from mailroom.commands.status import default_url, run_status
+from mailroom.commands.unit import UnitError, UnitKind, render_unit
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
-from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
 from tests.push.harness import FAST, running
 
 pytestmark = pytest.mark.anyio

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
-from mailroom.triage.planning import (
-    MailboxMap,
+from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.account.mailboxes import MailboxMap, resolve_mailboxes
+from mailroom.triage.refile import (
     patch_for,
     plan_groups,
     plan_label_removal,
     plan_refile,
-    plan_scan,
-    resolve_mailboxes,
     target_mailboxes,
 )
+from mailroom.triage.scan import plan_scan
 
 CATS = parse_categories(DEFAULT_CATEGORIES_JSON)
 BOXES = MailboxMap(

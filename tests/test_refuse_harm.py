@@ -113,7 +113,7 @@ def test_no_secret_leaks_through_logs_health_status_or_failures(tmp_path: Path) 
     assert TOKEN not in failure.message and PASSWORD not in failure.message
     # 3. /health
     telemetry = make_telemetry(settings)
-    telemetry.poll_finished("push", 0.1, error=leak)
+    telemetry.pass_finished("push", 0.1, error=leak)
     server = ObservabilityServer(telemetry, "127.0.0.1", 0)
     _, body, _ = server.route("GET", "/health")
     assert redact.MASK.encode() in body and TOKEN.encode() not in body

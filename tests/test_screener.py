@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailroom.operate.screener import Waiting, render, run_screener, waiting
+from mailroom.commands.screener import Waiting, render, run_screener, waiting
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 

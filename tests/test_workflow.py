@@ -7,11 +7,11 @@ from typing import Any
 import httpx
 import pytest
 
+from mailroom.account.provisioning import Provisioner
 from mailroom.carddav import vcard
 from mailroom.contacts.book import ContactsBackend
 from mailroom.sandbox.mailstore import MailStore, MethodError
 from mailroom.sandbox.server import Sandbox
-from mailroom.triage.provisioning import Provisioner
 from tests.conftest import Harness, open_harness, ready
 
 pytestmark = pytest.mark.anyio
@@ -35,7 +35,7 @@ async def test_label_one_email_triages_the_sender(harness: Harness) -> None:
     other = h.mail.deliver("someone@else.com")
     label(h, ids[1], "@ToFeed")
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert dict(result.triaged) == {"Feed": 1}
     assert result.emails_refiled == 3
@@ -56,7 +56,7 @@ async def test_person_gets_chain_groups_inbox_and_name(harness: Harness) -> None
     archived = h.mail.deliver("jane@example.org", name="Jane Q. Doe", mailboxes=["Archive"])
     label(h, first, "@ToPerson")
 
-    await h.triage.poll()
+    await h.triage.run_pass()
 
     assert h.contacts.groups_of_address("jane@example.org") == {"Person", "Imbox"}
     assert h.mail.mailbox_names(first) == {"Person", "Imbox", "Inbox"}
@@ -73,7 +73,7 @@ async def test_conflict_flags_emails_and_touches_nothing_else(harness: Harness) 
     label(h, a, "@ToFeed")
     label(h, b, "@ToJail")
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert result.conflicts == 1
     assert result.senders_triaged == 0
@@ -82,7 +82,7 @@ async def test_conflict_flags_emails_and_touches_nothing_else(harness: Harness) 
     assert h.contacts.contact_uid("mixed@x.com") is None
     # Flagged emails are skipped from now on: a second poll writes nothing.
     before = h.mail.states()
-    again = await h.triage.poll()
+    again = await h.triage.run_pass()
     assert (again.conflicts, again.senders_triaged) == (0, 0)
     assert h.mail.states() == before
 
@@ -91,13 +91,13 @@ async def test_retriage_person_to_feed(harness: Harness) -> None:
     h = harness
     ids = [h.mail.deliver("pat@x.com", name="Pat Smith") for _ in range(2)]
     label(h, ids[0], "@ToPerson")
-    await h.triage.poll()
+    await h.triage.run_pass()
     assert h.contacts.groups_of_address("pat@x.com") == {"Person", "Imbox"}
     assert h.mail.mailbox_names(ids[1]) == {"Person", "Imbox", "Inbox"}
     kept = h.mail.deliver("pat@x.com", name="Pat Smith", mailboxes=["Inbox"])  # the user's
 
     label(h, ids[1], "@ToFeed")
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert dict(result.triaged) == {"Feed": 1}
     assert h.contacts.groups_of_address("pat@x.com") == {"Feed"}
@@ -120,7 +120,7 @@ async def test_existing_contact_data_is_kept(harness: Harness) -> None:
     eid = h.mail.deliver("front@dentist.example", name="Front Desk")
     label(h, eid, "@ToPaperTrail")
 
-    await h.triage.poll()
+    await h.triage.run_pass()
 
     text = h.contacts.contact_text("front@dentist.example") or ""
     card = vcard.parse(text)
@@ -137,7 +137,7 @@ async def test_from_filter_text_match_is_confirmed(harness: Harness) -> None:
     jimbob = h.mail.deliver("jimbob@x.com")
     label(h, bob, "@ToJail")
 
-    await h.triage.poll()
+    await h.triage.run_pass()
 
     assert h.mail.mailbox_names(bob) == {"Jail"}
     assert h.mail.mailbox_names(jimbob) == {"Screener"}
@@ -150,7 +150,7 @@ async def test_trash_and_junk_are_never_touched(harness: Harness) -> None:
     spam = h.mail.deliver("x@y.com", mailboxes=["Spam"])
     label(h, eid, "@ToFeed")
 
-    await h.triage.poll()
+    await h.triage.run_pass()
 
     assert h.mail.mailbox_names(trashed) == {"Trash"}
     assert h.mail.mailbox_names(spam) == {"Spam"}
@@ -161,12 +161,12 @@ async def test_idempotent_second_poll_writes_nothing(harness: Harness) -> None:
     h = harness
     eid = h.mail.deliver("a@b.com")
     label(h, eid, "@ToImbox")
-    await h.triage.poll()
+    await h.triage.run_pass()
     states = h.mail.states()
     cards = {k: v.etag for k, v in h.contacts.cards.items()}
     before = h.sandbox.total_requests()
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert h.sandbox.total_requests() - before == 1  # one request, a read
     assert h.mail.states() == states
@@ -182,7 +182,7 @@ async def test_requests_per_sender_do_not_grow_with_mail(harness: Harness) -> No
         ids = [h.mail.deliver(address) for _ in range(emails)]
         label(h, ids[0], "@ToFeed")
         before = h.sandbox.total_requests()
-        await h.triage.poll()
+        await h.triage.run_pass()
         assert all(h.mail.mailbox_names(i) == {"Feed"} for i in ids)
         return h.sandbox.total_requests() - before
 
@@ -204,7 +204,7 @@ async def test_300_emails_from_one_sender_paging_and_chunking() -> None:
             await ready(jmap, book, triage)
             for eid in ids[:120]:  # more labelled emails than one scan page
                 sb.mail.set_mailboxes(eid, {"Screener", "@ToFeed"})
-            result = await triage.poll()
+            result = await triage.run_pass()
             assert result.emails_refiled == 300
             assert all(sb.mail.mailbox_names(e) == {"Feed"} for e in ids)
             assert not sb.mail.emails_in("@ToFeed")
@@ -219,14 +219,14 @@ async def test_one_sender_failing_does_not_stop_others(harness: Harness) -> None
     label(h, bad, "@ToFeed")
     h.mail.refuse_updates.add(bad)  # the server refuses this one email
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert (result.senders_triaged, result.failures) == (1, 1)
     assert h.mail.mailbox_names(good) == {"Feed"}
     assert h.mail.mailbox_names(bad) == {"Screener", "@ToFeed"}  # label kept: retried
 
     h.mail.refuse_updates.clear()
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert (result.senders_triaged, result.failures) == (1, 0)
     assert h.mail.mailbox_names(bad) == {"Feed"}
 
@@ -240,7 +240,7 @@ async def test_a_sender_whose_contact_fails_among_many(harness: Harness) -> None
     refused = senders[3]
     h.contacts.refuse_addresses.add(refused)  # its contact cannot be written
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert (result.senders_triaged, result.failures) == (7, 1)
     assert h.mail.mailbox_names(ids[refused]) == {"Screener", "@ToPerson"}
@@ -254,7 +254,7 @@ async def test_a_sender_whose_contact_fails_among_many(harness: Harness) -> None
             assert h.mail.mailbox_names(ids[s]) == {"Person", "Imbox", "Inbox"}
 
     h.contacts.refuse_addresses.clear()
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert (result.senders_triaged, result.failures) == (1, 0)
     assert h.contacts.groups_of_address(refused) == {"Person", "Imbox"}
 
@@ -269,7 +269,7 @@ async def test_refused_update_keeps_the_label(harness: Harness) -> None:
             raise MethodError("forbidden")
 
     h.mail.before_method = refuse
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert result.failures == 1
     assert "@ToJail" in h.mail.mailbox_names(eid)
     # Contact work done before the failure is kept and not repeated wrongly.
@@ -296,7 +296,7 @@ async def test_412_race_on_a_group_loses_no_member(dav_harness: Harness) -> None
             h.contacts.write(feed, text)
 
     h.contacts.before_put = concurrent_edit
-    await h.triage.poll()
+    await h.triage.run_pass()
 
     assert raced == [feed]
     uid = h.contacts.contact_uid("race@x.com")
@@ -313,9 +313,9 @@ async def test_a_deleted_group_fails_its_category_only_until_setup(harness: Harn
     feed = h.mail.deliver("f@x.com")
     label(h, feed, "@ToFeed")
 
-    first = await h.triage.poll()
+    first = await h.triage.run_pass()
     assert (first.senders_triaged, first.failures) == (1, 1)  # Feed went on
-    second = await h.triage.poll()  # never recreated behind the user's back
+    second = await h.triage.run_pass()  # never recreated behind the user's back
     assert second.failures == 1
     assert second.missing == {"contact group 'Jail'"}
     assert "run `mailroom setup --apply`" in str(second.last_error)
@@ -323,7 +323,7 @@ async def test_a_deleted_group_fails_its_category_only_until_setup(harness: Harn
     assert not h.contacts.groups_named("Jail")
 
     await Provisioner(h.jmap, h.book, h.triage.config).provision()  # `mailroom setup --apply`
-    third = await h.triage.poll()
+    third = await h.triage.run_pass()
     assert (third.senders_triaged, third.missing) == (1, set())
     assert h.contacts.groups_of_address("j@x.com") == {"Jail"}
 
@@ -338,7 +338,7 @@ async def test_a_deleted_destination_fails_its_category_and_health_names_it(
         h.mail._bump(mailboxes=True)
     eid = h.mail.deliver("bank@x.com")
     label(h, eid, "@ToPaperTrail")
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert result.failures == 1 and "mailbox 'Paper Trail'" in result.missing
     assert "@ToPaperTrail" in h.mail.mailbox_names(eid)
 
@@ -348,17 +348,17 @@ async def test_renamed_label_mailbox_is_resolved_again(harness: Harness) -> None
     old = h.mail.mailbox_id("@ToFeed")
     h.mail.mailboxes[old].name = "Old Feed Label"
     eid = h.mail.deliver("n@x.com")
-    result = await h.triage.poll()  # notices, creates a new @ToFeed
+    result = await h.triage.run_pass()  # notices, creates a new @ToFeed
     assert result.senders_triaged == 0
     label(h, eid, "@ToFeed")
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert result.senders_triaged == 1
     assert h.mail.mailbox_names(eid) == {"Feed"}
 
 
 async def test_idle_poll_is_one_request(harness: Harness) -> None:
     before = harness.sandbox.total_requests()
-    result = await harness.triage.poll()
+    result = await harness.triage.run_pass()
     assert harness.sandbox.total_requests() - before == 1
     assert result.seen_states == harness.mail.states()
 
@@ -367,7 +367,7 @@ async def test_unreadable_sender_gets_error_label(harness: Harness) -> None:
     h = harness
     eid = h.mail.deliver("nobody")  # no @: not an address
     label(h, eid, "@ToFeed")
-    await h.triage.poll()
+    await h.triage.run_pass()
     assert "@MailroomError" in h.mail.mailbox_names(eid)
 
 
@@ -380,7 +380,7 @@ async def test_requests_per_pass_are_constant_in_senders(harness: Harness, sende
         label(h, first, "@ToFeed")
     before = h.sandbox.total_requests()
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert (result.senders_triaged, result.failures) == (senders, 0)
     assert result.emails_refiled == 2 * senders
@@ -414,7 +414,7 @@ async def test_an_existing_contact_gets_only_its_empty_fields_filled(harness: Ha
     label(h, desk, "@ToPaperTrail")
     label(h, mum, "@ToPerson")
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert result.senders_triaged == 2
     card = vcard.parse(h.contacts.contact_text("desk@dentist.example") or "")
@@ -441,7 +441,7 @@ async def _label_a_thousand(h: Harness) -> None:
         for _ in range(10):
             label(h, h.mail.deliver(f"all{i}@batch.example"), "@ToFeed")
     before = h.sandbox.total_requests()
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert (result.senders_triaged, result.emails_refiled) == (100, 1000)
     assert not h.mail.emails_in("@ToFeed")
     # The scan's first page (500, the stand-in's maxObjectsInGet) and the rest
@@ -463,7 +463,7 @@ async def test_a_pass_of_many_senders_keeps_every_filter_modest(harness: Harness
     for eid in ids:
         label(h, eid, "@ToPaperTrail")
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert (result.senders_triaged, result.failures) == (250, 0)
     assert all(h.mail.mailbox_names(eid) == {"Paper Trail"} for eid in ids)
@@ -501,14 +501,14 @@ async def test_a_set_answer_of_the_wrong_shape_fails_one_sender(
     label(h, fine, "@ToFeed")
     refuse_for(h, "odd@x.example", shape)
 
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
 
     assert result.senders == [("fine@x.example", "Feed")]
     assert result.failures == 1
     assert h.mail.mailbox_names(fine) == {"Feed"}
     assert "@ToFeed" in h.mail.mailbox_names(odd)  # kept: retried next pass
     h.mail.after_method = None
-    again = await h.triage.poll()
+    again = await h.triage.run_pass()
     assert again.senders == [("odd@x.example", "Feed")]
 
 
@@ -522,7 +522,7 @@ async def test_records_the_server_throttles_are_sent_again_after_a_pause(
     # Every record refused once or twice (not applied), then let through.
     h.mail.throttle = {"ContactCard/set": 1, "Email/set": 2}
     h.sleeps.waits.clear()
-    result = await h.triage.poll()
+    result = await h.triage.run_pass()
     assert (result.senders_triaged, result.failures) == (3, 0)
     assert all(h.mail.mailbox_names(eid) == {"Jail"} for eid in ids)
     assert 1.0 in h.sleeps.waits

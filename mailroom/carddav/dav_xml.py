@@ -13,6 +13,8 @@ from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
 
+from mailroom.errors import ServerError
+
 DAV = "DAV:"
 CARD = "urn:ietf:params:xml:ns:carddav"
 
@@ -21,7 +23,7 @@ def tag(ns: str, name: str) -> str:
     return f"{{{ns}}}{name}"
 
 
-class DavXmlError(ValueError):
+class DavXmlError(ServerError, ValueError):
     """The server's XML is malformed or not a multistatus."""
 
 

@@ -17,13 +17,14 @@ import vobject
 from mailroom.contacts import uids
 from mailroom.contacts.book import ContactKind
 from mailroom.contacts.names import company_name, split_name
+from mailroom.errors import ServerError
 
 KIND = "x-addressbookserver-kind"
 MEMBER = "x-addressbookserver-member"
 UUID_PREFIX = uids.URN_UUID
 
 
-class VCardError(ValueError):
+class VCardError(ServerError, ValueError):
     """A card that cannot be parsed or lacks what Mailroom needs."""
 
 

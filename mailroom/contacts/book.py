@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Literal, Protocol
 
 from mailroom.contacts import uids
+from mailroom.errors import ServerError
 
 ContactKind = Literal["person", "company"]
 
@@ -32,7 +33,7 @@ class ContactAction(StrEnum):
     KEEP = "keep"
 
 
-class ContactsError(Exception):
+class ContactsError(ServerError):
     """A contacts failure that is not the credentials (those propagate as auth errors)."""
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mailroom.contacts.book import ContactsBackend
+from mailroom.errors import ConfigError
 
 JMAP_CONTACTS = "urn:ietf:params:jmap:contacts"
 
@@ -18,7 +19,7 @@ class ContactsChoice(StrEnum):
     CARDDAV = "carddav"
 
 
-class ContactsUnavailable(Exception):
+class ContactsUnavailable(ConfigError):
     """The backend asked for cannot be used: the settings or the server must change."""
 
 

@@ -1,1 +1,2 @@
-"""Whole-domain decisions: which domain a sender is of, which domains may be decided."""
+"""Whole-domain decisions: which domain a sender is of, which domains may be
+decided, and the rules a pass carries out."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mailroom.errors import ServerError
 
-class JmapError(Exception):
+
+class JmapError(ServerError):
     """Base class for everything the JMAP client raises."""
 
 

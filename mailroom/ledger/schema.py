@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from mailroom.errors import StorageError
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: decisions, the emails they re-filed, the mailboxes' names (for display).
     """
@@ -107,7 +109,7 @@ MIGRATIONS: tuple[str, ...] = (
 VERSION = len(MIGRATIONS)
 
 
-class SchemaTooNew(Exception):
+class SchemaTooNew(StorageError):
     """The file was written by a newer Mailroom: never downgraded."""
 
 

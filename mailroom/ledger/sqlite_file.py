@@ -18,12 +18,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailroom.errors import StorageError
 from mailroom.ledger import schema
 
 BUSY_TIMEOUT_S = 5.0  # another process (the CLI) holding the write lock
 
 
-class LedgerError(Exception):
+class LedgerError(StorageError):
     """The ledger cannot be used; the message names the file and what to do."""
 
     @property

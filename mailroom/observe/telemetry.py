@@ -24,7 +24,7 @@ from mailroom.observe.metrics import CREDENTIAL_SERVICES, HEALTH_STATUSES, Metri
 from mailroom.observe.status_page import PageView
 from mailroom.observe.systemd import SystemdNotifier
 
-log = logging.getLogger("mailroom.push")
+log = logging.getLogger(__name__)
 
 LIVENESS_MIN_STALE = 120.0
 PATH_KEPT = 1000  # transitions kept in Telemetry.path
@@ -181,7 +181,7 @@ class Telemetry:
         with self._lock:
             self.metrics.internal_errors.inc()
 
-    def poll_finished(
+    def pass_finished(
         self,
         trigger: Trigger | str,
         duration: float,

@@ -16,7 +16,7 @@ class PushAudit:
         self.window = window
         self._suspects: dict[str, float] = {}  # type -> when the poll saw it move
 
-    def polled(
+    def pass_saw(
         self,
         seen: Mapping[str, str],
         known_before: Mapping[str, str],

@@ -47,10 +47,10 @@ class Debouncer:
         self.running = True
         return True
 
-    def poll_started(self) -> None:
+    def pass_began(self) -> None:
         """A poll started for another reason (timer, catch-up): it covers pending events."""
         self.first_at = self.last_at = None
         self.running = True
 
-    def poll_finished(self) -> None:
+    def pass_finished(self) -> None:
         self.running = False

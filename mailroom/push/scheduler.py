@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from mailroom.core.vocabulary import Trigger
 from mailroom.push.audit import PushAudit
 from mailroom.push.debounce import Debouncer
+from mailroom.push.jmap_states import StateTracker
 from mailroom.push.messages import Action, CancelPass, Collapsed, PassFinished, StartPass
 from mailroom.push.policy import PushPolicy
-from mailroom.push.states import StateTracker
 
 DEFERRED_KEPT = 1000  # state events held during one pass; older ones add nothing
 DEFERRED_BYTES = 64 * 1024  # and their size: past either, they are merged into the newest
@@ -51,7 +51,7 @@ class PassScheduler:
 
     def start(self, trigger: Trigger, now: float, out: list[Action]) -> None:
         if trigger is not Trigger.PUSH:
-            self.debouncer.poll_started()  # it covers whatever was pending
+            self.debouncer.pass_began()  # it covers whatever was pending
         self.running = trigger
         self.started_at = now
         self.cancel_sent = False
@@ -90,12 +90,12 @@ class PassScheduler:
         started = self.started_at if self.started_at is not None else now
         self.started_at = None
         self.last_end = now
-        self.debouncer.poll_finished()
+        self.debouncer.pass_finished()
         if msg.ok:
             own = {name: set(values) for name, values in msg.own_states.items()}
-            self.tracker.polled(msg.seen_states, own)
+            self.tracker.pass_saw(msg.seen_states, own)
             if trigger is Trigger.FALLBACK and connected:
-                self.audit.polled(msg.seen_states, self._known_before, own, now)
+                self.audit.pass_saw(msg.seen_states, self._known_before, own, now)
         deferred, self._deferred = self._deferred, []
         self._deferred_bytes = 0
         for states in deferred:

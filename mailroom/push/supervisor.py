@@ -47,7 +47,7 @@ from mailroom.push.messages import (
 from mailroom.push.policy import PushPolicy
 from mailroom.push.stream import read_stream
 
-log = logging.getLogger("mailroom.push")
+log = logging.getLogger(__name__)
 # Stream items read but not yet handled: a server flooding the stream is read
 # no faster than the core keeps up, so memory stays flat.
 STREAM_BACKLOG = 256
@@ -327,7 +327,7 @@ class Supervisor:
             level = logging.INFO if busy or trigger is not Trigger.FALLBACK else logging.DEBUG
             log.log(level, "poll finished", extra={"fields": fields})
         if failure is not None:
-            self.telemetry.poll_finished(
+            self.telemetry.pass_finished(
                 trigger,
                 duration,
                 error=failure.message,
@@ -337,7 +337,7 @@ class Supervisor:
                 missing=summary.missing if summary is not None else None,
             )
         elif summary is not None:
-            self.telemetry.poll_finished(
+            self.telemetry.pass_finished(
                 trigger,
                 duration,
                 triaged=dict(summary.triaged),

@@ -25,12 +25,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, Categories, parse_categories
 from mailroom.carddav import vcard
 from mailroom.sandbox.contactstore import ContactStore, DavError
 from mailroom.sandbox.faults import Faults, Route, StreamMode
 from mailroom.sandbox.jscontacts import ContactCardApi
 from mailroom.sandbox.mailstore import ACCOUNT_ID, MailStore, RequestError
-from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, Categories, parse_categories
 
 Flavour = Literal["fastmail", "rfc"]
 CONTACTS = "urn:ietf:params:jmap:contacts"

@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from mailroom.account.categories import Categories
 from mailroom.contacts.book import ContactAction
 from mailroom.jmap.client import JmapClient
 from mailroom.ledger.model import Decision, DecisionKind, Effects, EmailMove, Intent
 from mailroom.ledger.store import Ledger
-from mailroom.triage.categories import Categories
-from mailroom.triage.planning import SenderWork, mailbox_ids_of, patched
 from mailroom.triage.records import SenderRecord, Stage
+from mailroom.triage.refile import patched
+from mailroom.triage.scan import SenderWork, mailbox_ids_of
 
 COMPLETED = "completed after an interrupted pass (the labels were off, the mail where planned)"
 SUPERSEDED = (

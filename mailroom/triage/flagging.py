@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import logging
 
+from mailroom.account.mailboxes import MailboxMap
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapSetError
-from mailroom.triage.planning import MailboxMap, ScanPlan
-from mailroom.triage.records import PollResult
+from mailroom.triage.records import PassResult
 from mailroom.triage.rehearsal import Rehearsal
+from mailroom.triage.scan import ScanPlan
 from mailroom.triage.steps import Flag
 
-log = logging.getLogger("mailroom.triage.workflow")
+log = logging.getLogger(__name__)
 
 
 async def flag_untriageable(
-    plan: ScanPlan, result: PollResult, boxes: MailboxMap, error_label: str, flag: Flag
+    plan: ScanPlan, result: PassResult, boxes: MailboxMap, error_label: str, flag: Flag
 ) -> None:
     """The error label on what cannot be triaged, each with a log line saying why."""
     own = [eid for ids in plan.own.values() for eid in ids]
@@ -62,7 +63,7 @@ async def add_error_label(
     jmap: JmapClient,
     boxes: MailboxMap,
     ids: list[str],
-    result: PollResult,
+    result: PassResult,
     rehearsal: Rehearsal | None = None,
 ) -> None:
     """The error label on ``ids`` (a dry run only says so). Emails refusing it are

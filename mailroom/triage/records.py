@@ -9,7 +9,7 @@ from typing import Any
 
 from mailroom.contacts.book import Change, Known
 from mailroom.jmap.client import SetOutcome
-from mailroom.triage.planning import SenderWork
+from mailroom.triage.scan import SenderWork
 
 
 class Stage(StrEnum):
@@ -49,7 +49,7 @@ class SenderRecord:
 
 
 @dataclass
-class PollResult:
+class PassResult:
     """What one poll did, and the JMAP states it saw and produced."""
 
     triaged: Counter[str] = field(default_factory=Counter)  # category -> senders

@@ -7,7 +7,7 @@ from typing import Any
 
 from mailroom.triage.records import SenderRecord
 
-log = logging.getLogger("mailroom.triage.workflow")
+log = logging.getLogger(__name__)
 
 REHEARSALS_KEPT = 10_000  # plans already logged in a dry run (then DEBUG)
 

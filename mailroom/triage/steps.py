@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from mailroom.account.categories import Categories
+from mailroom.account.mailboxes import MailboxMap
 from mailroom.contacts import uids
 from mailroom.contacts.book import (
     Change,
@@ -29,19 +31,11 @@ from mailroom.contacts.book import (
 from mailroom.jmap.client import JmapClient, any_of_chunks
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapSetError
 from mailroom.jmap.moves import NOT_FILED
-from mailroom.triage.categories import Categories
-from mailroom.triage.planning import (
-    MailboxMap,
-    mailbox_ids_of,
-    patched,
-    plan_groups,
-    plan_label_removal,
-    plan_refile,
-    sender_of,
-)
-from mailroom.triage.records import PollResult, SenderRecord, Stage
+from mailroom.triage.records import PassResult, SenderRecord, Stage
+from mailroom.triage.refile import patched, plan_groups, plan_label_removal, plan_refile
+from mailroom.triage.scan import mailbox_ids_of, sender_of
 
-log = logging.getLogger("mailroom.triage.workflow")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Failures the servers can cause: logged without a traceback.
 EXPECTED_ERRORS = (JmapError, ContactsError)
@@ -50,7 +44,7 @@ EMAIL_PROPERTIES = ("id", "from", "mailboxIds")
 # large labelling costs round trips / PAGES_AT_ONCE.
 PAGES_AT_ONCE = 4
 
-Flag = Callable[[list[str], PollResult], Awaitable[None]]
+Flag = Callable[[list[str], PassResult], Awaitable[None]]
 
 
 @dataclass
@@ -61,7 +55,7 @@ class Pass:
     book: ContactBook
     categories: Categories
     boxes: MailboxMap
-    result: PollResult
+    result: PassResult
     flag: Flag  # gives emails the error label (logged and counted if refused)
     groups_stale: bool = False  # a managed group vanished: look again next pass
     # sender -> the uid an open decision of theirs planned for the contact it

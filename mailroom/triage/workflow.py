@@ -15,28 +15,24 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from mailroom.account.categories import Category
+from mailroom.account.config import TriageConfig
+from mailroom.account.mailboxes import MailboxMap, SetupError, map_mailboxes, still_valid
+from mailroom.account.provisioning import Provisioner
+from mailroom.account.review import SETUP_HINT, missing_message
 from mailroom.contacts.book import ContactBook
 from mailroom.core.vocabulary import Trigger
+from mailroom.domains.rules import DomainRules, rehearse_domains
 from mailroom.jmap.client import Call, JmapClient
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError
 from mailroom.ledger.model import Decision
 from mailroom.ledger.store import Ledger
-from mailroom.triage.account import SETUP_HINT, missing_message
+from mailroom.takeback.sendback import SendBack
 from mailroom.triage.bookkeeping import Bookkeeper, settle_stale
-from mailroom.triage.categories import Category
-from mailroom.triage.domainrules import DomainRules, rehearse_domains
 from mailroom.triage.flagging import add_error_label, flag_untriageable
-from mailroom.triage.mailbox_map import SetupError, map_mailboxes, still_valid
-from mailroom.triage.planning import (
-    MailboxMap,
-    ScanPlan,
-    SenderWork,
-    plan_scan,
-)
-from mailroom.triage.provisioning import Provisioner, TriageConfig
-from mailroom.triage.records import PollResult, SenderRecord
+from mailroom.triage.records import PassResult, SenderRecord
 from mailroom.triage.rehearsal import Rehearsal
-from mailroom.triage.sendback import SendBack
+from mailroom.triage.scan import ScanPlan, SenderWork, plan_scan
 from mailroom.triage.steps import (
     EMAIL_PROPERTIES,
     PAGES_AT_ONCE,
@@ -49,7 +45,7 @@ from mailroom.triage.steps import (
     write_contacts,
 )
 
-__all__ = ["AccountConflict", "PollResult", "SetupError", "Triage", "TriageConfig"]
+__all__ = ["AccountConflict", "PassResult", "SetupError", "Triage", "TriageConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -146,8 +142,8 @@ class Triage:
 
     # -- poll -------------------------------------------------------------------
 
-    async def poll(self, trigger: Trigger = Trigger.FALLBACK) -> PollResult:
-        result = PollResult()
+    async def run_pass(self, trigger: Trigger = Trigger.FALLBACK) -> PassResult:
+        result = PassResult()
         emails = await self._scan(result)
         result.off.update(self.mailboxes.off)
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
@@ -171,7 +167,7 @@ class Triage:
 
     async def decide(
         self, sender: str, category: Category
-    ) -> tuple[PollResult, list[SenderRecord]]:
+    ) -> tuple[PassResult, list[SenderRecord]]:
         """``mailroom triage``: one sender into ``category`` without a labelled email,
         by the pass's own steps (its writes are the same conditional ones, so it is
         safe beside the running service). Never the account's own address."""
@@ -180,14 +176,14 @@ class Triage:
             raise AccountConflict(
                 f"{sender} is this account's own address: your own mail is never triaged"
             )
-        result = PollResult()
+        result = PassResult()
         work = SenderWork(sender, category, "")
         bookkeeper = self._bookkeeper(Trigger.CLI)
         bookkeeper.intents([work])
         return result, await self._decide([work], bookkeeper, result)
 
     async def _with_domains(
-        self, plan: ScanPlan, trigger: Trigger, result: PollResult
+        self, plan: ScanPlan, trigger: Trigger, result: PassResult
     ) -> list[SenderWork]:
         if self._ledger is None:  # a dry run: only said
             return rehearse_domains(plan, self._rehearsal)
@@ -204,7 +200,7 @@ class Triage:
         rule, works = await rules.decide(domain, category, self._own, apply=not self.dry_run)
         bookkeeper = self._bookkeeper(Trigger.CLI)
         bookkeeper.intents(works)
-        return rule, await self._decide(works, bookkeeper, PollResult())
+        return rule, await self._decide(works, bookkeeper, PassResult())
 
     def _bookkeeper(self, trigger: Trigger) -> Bookkeeper:
         return Bookkeeper(
@@ -212,7 +208,7 @@ class Triage:
         )
 
     async def _decide(
-        self, works: list[SenderWork], bookkeeper: Bookkeeper, result: PollResult
+        self, works: list[SenderWork], bookkeeper: Bookkeeper, result: PassResult
     ) -> list[SenderRecord]:
         """The senders through the pass's steps; every sender's record, however it ended."""
         groups = self._config.categories.contact_groups
@@ -270,7 +266,7 @@ class Triage:
             )
         return everyone
 
-    async def _scan(self, result: PollResult) -> list[dict[str, Any]]:
+    async def _scan(self, result: PassResult) -> list[dict[str, Any]]:
         """Every email in a triage-label mailbox; one request when there are few."""
         for _attempt in range(2):
             boxes = self.mailboxes
@@ -316,6 +312,6 @@ class Triage:
             return emails
         raise JmapProtocolError("mailboxes keep changing during the scan")
 
-    async def _flag(self, ids: list[str], result: PollResult) -> None:
+    async def _flag(self, ids: list[str], result: PassResult) -> None:
         rehearsal = self._rehearsal if self.dry_run else None
         await add_error_label(self._jmap, self.mailboxes, ids, result, rehearsal)

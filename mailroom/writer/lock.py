@@ -23,12 +23,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailroom.errors import BusyError
+
 FILE_NAME = "writer.lock"
 MAX_HOLDER_BYTES = 4096  # what the holder wrote; anything longer is not ours
 POLL_S = 0.2  # how often a waiting writer tries again
 
 
-class WriterBusy(Exception):
+class WriterBusy(BusyError):
     """Another process kept the account's writer lock past the wait allowed."""
 
 

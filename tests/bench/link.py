@@ -152,7 +152,7 @@ def link_requests_per_pass(contacts: ContactsBackend, counts: tuple[int, ...]) -
                                 sb.mail.set_mailboxes(eid, {"Screener", "@ToFeed"})
                     before = sb.total_requests()
                     started = time.monotonic()
-                    result = await triage.poll()
+                    result = await triage.run_pass()
                     out["passes"].append(
                         {
                             "senders": n,
@@ -256,9 +256,9 @@ def link_takeback(senders: int = 100, emails: int = 10) -> dict[str, Any]:
 
 
 async def _takeback(link: Link, state: Path, senders: int, emails: int) -> dict[str, Any]:
+    from mailroom.commands.triage import run_triage
+    from mailroom.commands.undo import run_reset, run_undo
     from mailroom.ledger.store import Ledger
-    from mailroom.operate.decide import run_triage
-    from mailroom.operate.undo import run_reset, run_undo
     from mailroom.settings import load_settings
     from mailroom.triage.workflow import Triage
     from tests.conftest import Sleeps, make_clients, ready
@@ -279,7 +279,7 @@ async def _takeback(link: Link, state: Path, senders: int, emails: int) -> dict[
         ledger, _ = Ledger.open(state / "mailroom.db")
         triage = Triage(jmap, book, plain.config, ledger=ledger)
         await ready(jmap, book, triage)
-        result = await triage.poll()
+        result = await triage.run_pass()
         ledger.close()
     out["triaged"] = result.senders_triaged
 
@@ -340,11 +340,11 @@ def link_domain_rules(rule_counts: tuple[int, ...] = (0, 1, 100)) -> dict[str, A
                         )
                         ledger.finish([rule])
                         made += 1
-                    await triage.poll()  # warm
+                    await triage.run_pass()  # warm
                     times, requests = [], []
                     for _ in range(5):
                         before, started = sb.total_requests(), time.monotonic()
-                        await triage.poll()
+                        await triage.run_pass()
                         times.append(time.monotonic() - started)
                         requests.append(sb.total_requests() - before)
                     out["passes"].append(

@@ -266,7 +266,7 @@ def bench_idle_poll_requests() -> dict[str, Any]:
                 jmap, _, book, triage = make_clients(sb, http, Sleeps())
                 await ready(jmap, book, triage)
                 before = sb.total_requests()
-                await triage.poll()
+                await triage.run_pass()
                 return sb.total_requests() - before
 
     return {"requests": asyncio.run(run()), "target": 1}

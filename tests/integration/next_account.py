@@ -15,14 +15,14 @@ from typing import Any
 
 import httpx
 
+from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.account.provisioning import Provisioner
 from mailroom.contacts import uids
 from mailroom.core.secret import Secret
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.jscontact import email_phrase
 from mailroom.jmap.session import Session
-from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
-from mailroom.triage.provisioning import Provisioner
 from mailroom.triage.workflow import Triage, TriageConfig
 from tests.integration.cyrus import Cyrus
 

@@ -69,11 +69,11 @@ async def test_a_retriage_moves_the_one_contact_whatever_the_address(
     sender = unique(local)
     first, second = deliver(a.cyrus, sender, 2, "Olivia O'Brien")
     a.cyrus.label(first, "@ToFeed")
-    assert (await a.triage.poll()).senders_triaged == 1
+    assert (await a.triage.run_pass()).senders_triaged == 1
     assert a.groups_of(sender.lower()) == {"Feed"}
 
     a.cyrus.label(second, "@ToJail")
-    result = await a.triage.poll()
+    result = await a.triage.run_pass()
 
     assert (result.senders_triaged, result.failures) == (1, 0)
     assert len(a.cards_with(sender)) == 1  # found again, not made a second time
@@ -91,12 +91,12 @@ async def test_fifty_senders_with_every_kind_of_address_in_one_pass(account: Nex
     for sender in senders:
         (email,) = a.cyrus.wait_for_mail(sender, 1)
         a.cyrus.label(email, "@ToFeed")
-    assert (await a.triage.poll()).senders_triaged == 50
+    assert (await a.triage.run_pass()).senders_triaged == 50
     # Everything again, to Paper Trail: fifty quoted phrases in one OR.
     for sender in senders:
         (email,) = a.cyrus.emails_from(sender)
         a.cyrus.label(email, "@ToPaperTrail")
-    result = await a.triage.poll()
+    result = await a.triage.run_pass()
     assert (result.senders_triaged, result.failures) == (50, 0)
     for sender in senders:
         assert a.groups_of(sender.lower()) == {"Paper Trail"}, sender
@@ -112,11 +112,11 @@ async def test_retriage_between_every_pair_of_categories(account: NextAccount) -
     mail = {s: deliver(a.cyrus, s, 2) for s in senders.values()}
     for (old, _), sender in senders.items():
         a.cyrus.label(mail[sender][0], LABELS[old])
-    assert (await a.triage.poll()).senders_triaged == len(pairs)
+    assert (await a.triage.run_pass()).senders_triaged == len(pairs)
     for (_, new), sender in senders.items():
         a.cyrus.label(mail[sender][1], LABELS[new])
 
-    result = await a.triage.poll()
+    result = await a.triage.run_pass()
 
     assert (result.senders_triaged, result.failures) == (len(pairs), 0)
     destinations = set(CATEGORIES)
@@ -135,7 +135,7 @@ async def test_conflicting_labels_flag_the_sender_and_write_no_contact(
     first, second = deliver(a.cyrus, sender, 2)
     a.cyrus.label(first, "@ToFeed")
     a.cyrus.label(second, "@ToJail")
-    result = await a.triage.poll()
+    result = await a.triage.run_pass()
     assert (result.conflicts, result.senders_triaged) == (1, 0)
     assert a.cards_with(sender) == []
     boxes = a.cyrus.emails_from(sender)
@@ -158,7 +158,7 @@ async def test_one_sender_failing_among_many(cyrus_next: Cyrus) -> None:
         jail = f"user/{cyrus_next.account}/Jail{tag}"
         assert imap.setacl(jail, cyrus_next.account, "lrs")[0] == "OK"
 
-        result = await a.triage.poll()
+        result = await a.triage.run_pass()
 
         assert (result.senders_triaged, result.failures) == (3, 1)
         for s in good:
@@ -168,7 +168,7 @@ async def test_one_sender_failing_among_many(cyrus_next: Cyrus) -> None:
 
         assert imap.setacl(jail, cyrus_next.account, "lrswipkxtecdan")[0] == "OK"
         imap.logout()
-        again = await a.triage.poll()  # the next pass retries it
+        again = await a.triage.run_pass()  # the next pass retries it
         assert (again.senders_triaged, again.failures) == (1, 0)
         assert cyrus_next.emails_from(bad)[mail[bad][0]] == {f"Jail{tag}"}
 
@@ -183,7 +183,7 @@ async def test_paging_and_small_request_limits(cyrus_next: Cyrus) -> None:
             target = "Feed" if limits["max_calls_in_request"] == 1 else "Paper Trail"
             for s in senders:
                 cyrus_next.label(mail[s][limits["max_calls_in_request"] - 1], LABELS[target])
-            result = await a.triage.poll()
+            result = await a.triage.run_pass()
             assert (result.senders_triaged, result.failures) == (7, 0), limits
             for s in senders:
                 assert a.groups_of(s) == {target}
@@ -197,7 +197,7 @@ async def test_a_dry_run_changes_nothing(cyrus_next: Cyrus) -> None:
         a = await open_account(cyrus_next, http, dry_run=True)
         cyrus_next.label(email, "@ToFeed")
         before = (cyrus_next.emails_from(sender), a.groups())
-        await a.triage.poll()
+        await a.triage.run_pass()
         assert (cyrus_next.emails_from(sender), a.groups()) == before
         assert a.cards_with(sender) == []
         cyrus_next.label(email, "@ToFeed", on=False)  # the account is shared by later tests
@@ -213,7 +213,7 @@ async def test_new_contacts_get_bare_uids_that_vcard3_readers_resolve(
     sender = unique("fresh")
     (email,) = deliver(a.cyrus, sender)
     a.cyrus.label(email, "@ToPerson")
-    await a.triage.poll()
+    await a.triage.run_pass()
     (card,) = a.cards_with(sender)
     assert BARE_UUID.fullmatch(card["uid"])
     assert card["@type"] == "Card" and card["version"] == "1.0"
@@ -263,12 +263,12 @@ async def test_member_keys_are_compared_by_meaning(account: NextAccount) -> None
     assert a.groups_of(sender) == {"Feed"}
 
     a.cyrus.label(email, "@ToFeed")  # already there: no second key
-    await a.triage.poll()
+    await a.triage.run_pass()
     assert sorted(a.member_keys("Feed", uid)) == sorted([uid, f"urn:uuid:{uid}"])
 
     (email,) = a.cyrus.emails_from(sender)
     a.cyrus.label(email, "@ToJail")
-    result = await a.triage.poll()
+    result = await a.triage.run_pass()
 
     assert (result.senders_triaged, result.failures) == (1, 0)
     assert a.member_keys("Feed", uid) == []  # every spelling gone
@@ -289,7 +289,7 @@ async def test_a_contact_in_a_read_only_book_joins_its_group_without_a_fill(
     async with httpx.AsyncClient(timeout=30) as http:
         fresh = await open_account(a.cyrus, http)  # sees the new read-only book
         a.cyrus.label(email, "@ToImbox")
-        result = await fresh.triage.poll()
+        result = await fresh.triage.run_pass()
     assert (result.senders_triaged, result.failures) == (1, 0)
     (card,) = a.cards_with(sender)
     assert card["id"] == card_id and "name" not in card  # never written
@@ -330,7 +330,7 @@ async def test_apple_style_groups_and_contacts_used_and_changed_over_jmap(
         a = await open_tagged(cyrus_next, http, tag)
         assert a.groups_of(sender) == {f"Feed{tag}"}  # the DAV member, read over JMAP
         cyrus_next.label(email, f"@ToJail{tag}")
-        result = await a.triage.poll()
+        result = await a.triage.run_pass()
         assert (result.senders_triaged, result.failures) == (1, 0)
         assert a.groups_of(sender) == {f"Jail{tag}"}
 
@@ -353,7 +353,7 @@ async def test_jmap_made_groups_read_and_changed_over_carddav(cyrus_next: Cyrus)
     async with httpx.AsyncClient(timeout=30) as http:
         a = await open_tagged(cyrus_next, http, tag)
         cyrus_next.label(email, f"@ToFeed{tag}")
-        await a.triage.poll()
+        await a.triage.run_pass()
         (card,) = a.cards_with(sender)
         feed = a.groups()[f"Feed{tag}"]
         # A legacy spelling beside it, as an earlier Mailroom wrote it over JMAP.
@@ -409,7 +409,7 @@ async def test_sent_and_drafts_are_never_refiled(account: NextAccount) -> None:
     mail = a.cyrus.wait_for_mail(sender, 3)
     (screened,) = [e for e, boxes in mail.items() if boxes == {"Screener"}]
     a.cyrus.label(screened, "@ToImbox")
-    result = await a.triage.poll()
+    result = await a.triage.run_pass()
     assert (result.senders_triaged, result.failures) == (1, 0)
     boxes = sorted(a.cyrus.emails_from(sender).values(), key=sorted)
     assert {frozenset(b) for b in boxes} == {

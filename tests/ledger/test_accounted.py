@@ -10,13 +10,13 @@ from typing import Literal
 
 import pytest
 
+from mailroom.commands.check import run_check
+from mailroom.commands.report import Report
+from mailroom.commands.status import run_status
+from mailroom.commands.undo import run_reset, run_undo
 from mailroom.core.vocabulary import Trigger
 from mailroom.ledger.model import AccountKey, DecisionKind, Outcome
 from mailroom.ledger.store import Ledger
-from mailroom.operate.check import run_check
-from mailroom.operate.report import Report
-from mailroom.operate.status import run_status
-from mailroom.operate.undo import run_reset, run_undo
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from tests.conftest import Harness
@@ -39,7 +39,7 @@ async def test_a_refused_refile_never_loses_mail(
     ids = [h.mail.deliver("lost@acme.example") for _ in range(3)]
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
     h.mail.no_insert[h.mail.mailbox_id("Feed")] = mode
-    result = await triage.poll()
+    result = await triage.run_pass()
     assert (result.senders_triaged, result.failures) == (0, 1)
     assert set(h.mail.emails) >= set(ids)  # none gone
     assert h.mail.mailbox_names(ids[0]) == {"Screener", "@ToFeed"}  # label kept: retried
@@ -48,7 +48,7 @@ async def test_a_refused_refile_never_loses_mail(
     assert decision.outcome is Outcome.PARTIAL and decision.reason
     assert "Feed" in decision.reason or h.mail.mailbox_id("Feed") in decision.reason
     del h.mail.no_insert[h.mail.mailbox_id("Feed")]  # the user fixes the rights
-    again = await triage.poll()
+    again = await triage.run_pass()
     assert (again.senders_triaged, again.failures) == (1, 0)
     assert all(h.mail.mailbox_names(i) == {"Feed"} for i in ids)
     (done,) = ledger.history()  # the same decision, finished
@@ -67,12 +67,12 @@ async def test_a_decision_refused_part_way_is_taken_back_by_reset(
     triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
     h.mail.refuse_updates.add(ids[2])
-    await triage.poll()
+    await triage.run_pass()
     assert h.contacts.groups_of_address(sender) == {"Feed"}  # the contact write landed
     assert h.mail.mailbox_names(ids[2]) == {"Screener"}
     h.mail.set_mailboxes(ids[0], {"Feed"})  # the user takes the label off by hand
     h.mail.refuse_updates.clear()
-    await triage.poll()
+    await triage.run_pass()
     (decision,) = ledger.history()
     assert decision.outcome is Outcome.PARTIAL
     code, out, err = await reset(h, tmp_path, apply=True)
@@ -92,10 +92,10 @@ async def test_to_screener_takes_back_a_decision_that_stopped_part_way(
     triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
     h.mail.refuse_updates.add(ids[1])
-    await triage.poll()
+    await triage.run_pass()
     h.mail.refuse_updates.clear()
     h.mail.set_mailboxes(ids[0], {"Feed", "@ToScreener"})  # changed their mind instead
-    result = await triage.poll(Trigger.PUSH)
+    result = await triage.run_pass(Trigger.PUSH)
     assert (result.sent_back, result.failures) == (1, 0)
     assert h.contacts.groups_of_address(sender) == set()
     assert h.contacts.contact_uid(sender) is None
@@ -119,7 +119,7 @@ async def test_a_contact_planned_before_a_crash_is_made_under_its_planned_uid(
     (pending,) = ledger.pending()
     planned = pending.effects.contact_uid
     assert planned is not None and h.contacts.contact_uid(sender) is None
-    await triage.poll()  # the restarted service
+    await triage.run_pass()  # the restarted service
     (done,) = ledger.history()
     assert done.id == pending.id and done.outcome is Outcome.DONE
     assert h.contacts.contact_uid(sender) == planned
@@ -140,9 +140,9 @@ async def test_mailroom_s_own_fill_is_not_a_change_by_someone_else(
     before = account(h, [sender], ids)
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     h.mail.set_mailboxes(ids[0], {"Screener", first})
-    await triage.poll()
+    await triage.run_pass()
     h.mail.set_mailboxes(ids[1], {*h.mail.mailbox_names(ids[1]), then})
-    await triage.poll()
+    await triage.run_pass()
     code, out, err = await reset(h, tmp_path, apply=True)
     assert code == 0, err
     assert "contact kept" not in out
@@ -158,7 +158,7 @@ async def test_a_ledger_of_another_account_refuses_and_writes_nothing(
     ids = [h.mail.deliver(sender)]
     triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     other = AccountKey("https://jmap.example.net", "someone-else", "u999")
     ledger.bind(other)  # a ledger first used with another account
     rows = len(ledger.history())

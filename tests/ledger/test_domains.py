@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mailroom.commands.triage import run_triage
+from mailroom.commands.undo import run_undo
 from mailroom.ledger.model import DecisionKind, Intent
-from mailroom.operate.decide import run_triage
-from mailroom.operate.undo import run_undo
 from mailroom.settings import load_settings
 from tests.conftest import Harness
 from tests.ledger.test_pass_ledger import with_ledger
@@ -54,7 +54,7 @@ async def test_a_label_with_whole_domain_decides_for_the_domain_and_later_sender
     lookalike = h.mail.deliver("x@notacme.example")
     h.mail.set_mailboxes(labelled, {"Screener", "@ToFeed", "@WholeDomain"})
 
-    await triage.poll()
+    await triage.run_pass()
 
     assert h.mail.mailbox_names(labelled) == {"Feed"}  # both labels off
     assert h.mail.mailbox_names(waiting) == {"Feed"}  # a subdomain's sender, now
@@ -65,7 +65,7 @@ async def test_a_label_with_whole_domain_decides_for_the_domain_and_later_sender
     assert list(rules) == ["acme.example"] and rules["acme.example"].intent.category == "Feed"
 
     later = h.mail.deliver("new.person@acme.example", name="New")  # arrives later
-    await triage.poll()
+    await triage.run_pass()
     assert h.mail.mailbox_names(later) == {"Feed"}
     assert h.contacts.groups_of_address("new.person@acme.example") == {"Feed"}
     (latest,) = [d for d in ledger.history() if d.intent.subject == "new.person@acme.example"]
@@ -78,12 +78,12 @@ async def test_a_single_address_wins_over_its_domain(harness: Harness, tmp_path:
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     own_mind = h.mail.deliver("boss@acme.example")
     h.mail.set_mailboxes(own_mind, {"Screener", "@ToImbox"})
-    await triage.poll()
+    await triage.run_pass()
     code, _, err = await triage_cmd(h, tmp_path, "@acme.example", "Feed")
     assert code == 0, err
     again = h.mail.deliver("boss@acme.example")  # a rule would file it: it must not
     h.mail.set_mailboxes(again, {"Screener"})
-    await triage.poll()
+    await triage.run_pass()
     assert h.contacts.groups_of_address("boss@acme.example") == {"Imbox"}
     assert h.mail.mailbox_names(again) == {"Screener"}
 
@@ -103,7 +103,7 @@ async def test_triage_at_domain_from_the_command_line_and_undo_it(
     assert code == 0, err
     assert all(h.mail.mailbox_names(i) == {"Paper Trail"} for i in ids.values())
     later = h.mail.deliver("c@shop.example")
-    await triage.poll()
+    await triage.run_pass()
     assert h.mail.mailbox_names(later) == {"Paper Trail"}
 
     out = await undo_cmd(h, tmp_path, "@shop.example")
@@ -114,7 +114,7 @@ async def test_triage_at_domain_from_the_command_line_and_undo_it(
     assert all(h.mail.mailbox_names(i) == {"Screener"} for i in [*ids.values(), later])
     assert ledger.domain_rules() == {}
     newest = h.mail.deliver("d@shop.example")
-    await triage.poll()
+    await triage.run_pass()
     assert h.mail.mailbox_names(newest) == {"Screener"}  # no rule any more
     assert h.mail.mailbox_names(later) == {"Screener"}  # not re-triaged either
 
@@ -152,7 +152,7 @@ async def test_a_whole_domain_label_on_a_provider_gets_the_error_label(
     triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("friend@gmail.com")
     h.mail.set_mailboxes(email, {"Screener", "@ToFeed", "@WholeDomain"})
-    result = await triage.poll()
+    result = await triage.run_pass()
     assert result.senders_triaged == 0
     assert "@MailroomError" in h.mail.mailbox_names(email)
     assert ledger.domain_rules() == {}
@@ -164,12 +164,12 @@ async def test_rules_cost_one_query_and_nothing_without_rules(
     h = harness
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     before = h.sandbox.total_requests()
-    await triage.poll()
+    await triage.run_pass()
     assert h.sandbox.total_requests() - before == 1  # no rules: the scan alone
     for n in range(30):  # thirty rules, one query
         await triage_cmd(h, tmp_path, f"@d{n}.example", "Feed")
     before = h.sandbox.total_requests()
-    await triage.poll()
+    await triage.run_pass()
     assert h.sandbox.total_requests() - before == 2  # the scan, and one rules query
 
 
@@ -181,7 +181,7 @@ async def test_a_rule_for_a_category_no_longer_configured_waits(
     (rule,) = ledger.begin([Intent("@old.example", DecisionKind.TRIAGE, "Gone", "cli")])
     ledger.finish([rule])  # made when the settings had a category "Gone"
     email = h.mail.deliver("x@old.example")
-    result = await triage.poll()  # never an exception: the rule waits, named
+    result = await triage.run_pass()  # never an exception: the rule waits, named
     assert (result.senders_triaged, result.failures) == (0, 0)
     assert h.mail.mailbox_names(email) == {"Screener"}
     assert "domain rules for a category the settings no longer have" in caplog.text

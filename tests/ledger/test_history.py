@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from mailroom.commands.history import run_history
 from mailroom.ledger.store import Filter
-from mailroom.operate.history import run_history
 from tests.conftest import Harness
 from tests.ledger.test_pass_ledger import with_ledger
 
@@ -34,11 +34,11 @@ async def test_history_shows_each_decision_and_a_senders_whole_trail(
     first = h.mail.deliver("pat@acme.example")
     second = h.mail.deliver("pat@acme.example")
     h.mail.set_mailboxes(first, {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     h.mail.set_mailboxes(first, {"Feed", "@ToImbox"})
     other = h.mail.deliver("zed@mail.acme.example")
     h.mail.set_mailboxes(other, {"Screener", "@ToJail"})
-    await triage.poll()
+    await triage.run_pass()
 
     everyone = history(path, Filter()).splitlines()
     assert len(everyone) == 3

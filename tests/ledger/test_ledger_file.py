@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from mailroom.commands import triage as decide
+from mailroom.commands.undo import nothing_to_undo, run_undo, subject_problem
 from mailroom.domains.names import normal, refusal
 from mailroom.ledger import schema
 from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.model import AccountKey, DecisionKind, Intent
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
-from mailroom.operate import decide
-from mailroom.operate.undo import nothing_to_undo, run_undo, subject_problem
 from mailroom.sandbox.server import Sandbox
 from mailroom.service import App
 from mailroom.settings import load_settings
@@ -137,7 +137,7 @@ async def test_an_undo_past_retention_says_the_emails_stay(
     triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("old@acme.example")
     h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     assert ledger.prune(older_than=1e12) == 1
     env = {
         **h.sandbox.env(h.backend.value),

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
+from mailroom.commands import undo as undo_command
+from mailroom.commands.triage import run_triage
+from mailroom.commands.undo import run_reset, run_undo
 from mailroom.jmap.client import JmapClient, SetOutcome
 from mailroom.ledger.model import DecisionKind, Outcome
 from mailroom.ledger.store import Ledger
-from mailroom.operate import undo as undo_command
-from mailroom.operate.decide import run_triage
-from mailroom.operate.undo import run_reset, run_undo
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from mailroom.writer.lock import Holder, WriterBusy, WriterLock
@@ -238,9 +238,9 @@ async def test_a_service_stopping_never_waits_for_a_command(tmp_path: Path) -> N
 async def test_setup_creates_only_while_it_holds_the_writer_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailroom.operate import writing as writing_module
-    from mailroom.operate.report import Report
-    from mailroom.operate.setup import run_setup
+    from mailroom.commands.report import Report
+    from mailroom.commands.setup import run_setup
+    from mailroom.writer import commands as writing_module
 
     with Sandbox() as sb:
         settings = load_settings(env(sb, tmp_path))

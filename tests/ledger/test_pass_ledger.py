@@ -37,7 +37,7 @@ async def test_each_decision_is_recorded_exactly(harness: Harness, tmp_path: Pat
     ids = [h.mail.deliver("news@acme.example", name="Acme News") for _ in range(3)]
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
     before = boxes(h, ids)
-    result = await triage.poll(Trigger.PUSH)
+    result = await triage.run_pass(Trigger.PUSH)
     assert result.senders_triaged == 1
     after = boxes(h, ids)
     (decision,) = ledger.history()
@@ -58,9 +58,9 @@ async def test_a_re_triage_records_the_category_it_left(harness: Harness, tmp_pa
     triage, ledger = with_ledger(h, tmp_path / "l.db")
     first = h.mail.deliver("pat@acme.example")
     h.mail.set_mailboxes(first, {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     h.mail.set_mailboxes(first, {"Feed", "@ToImbox"})
-    await triage.poll()
+    await triage.run_pass()
     latest, earliest = ledger.history()
     assert earliest.intent.category == "Feed" and latest.intent.category == "Imbox"
     assert latest.effects.previous == "Feed"
@@ -80,13 +80,13 @@ async def test_an_unwritable_ledger_stops_the_pass_with_the_account_untouched(
     h.mail.set_mailboxes(odd, {"Screener", "@ToFeed", "@ToImbox"})
     ledger._conn.execute("PRAGMA query_only = ON")  # as a read-only file is
     with pytest.raises(LedgerError, match=r"ledger .*l\.db: .*readonly.*writable"):
-        await triage.poll()
+        await triage.run_pass()
     assert h.mail.mailbox_names(ids[0]) == {"Screener", "@ToFeed"}
     assert h.mail.mailbox_names(ids[1]) == {"Screener"}
     assert h.mail.mailbox_names(odd) == {"Screener", "@ToFeed", "@ToImbox"}  # not flagged
     assert h.contacts.contact_uid("held@acme.example") is None
     ledger._conn.execute("PRAGMA query_only = OFF")  # fixed: the next pass does it all
-    await triage.poll()
+    await triage.run_pass()
     assert h.mail.mailbox_names(ids[0]) == {"Feed"}
     assert [d.outcome for d in ledger.history()] == [Outcome.DONE]
 
@@ -100,19 +100,19 @@ async def test_a_pass_killed_after_its_intents_is_completed_not_repeated(
     email = h.mail.deliver("again@acme.example")
     h.mail.set_mailboxes(email, {"Screener", "@ToPaperTrail"})
     h.contacts.refuse_addresses.add("again@acme.example")  # refused once its writes began
-    await triage.poll()
+    await triage.run_pass()
     (stopped,) = ledger.history()
     # Its writes began: whatever landed stands (here: nothing but what undo finds).
     assert stopped.outcome is Outcome.PARTIAL and stopped.reason
     h.contacts.refuse_addresses.clear()
-    await triage.poll()  # the label is still there: the same record is taken up
+    await triage.run_pass()  # the label is still there: the same record is taken up
     (done,) = ledger.history()
     assert done.id == stopped.id and done.outcome is Outcome.DONE and done.reason is None
     # A pass that wrote its intents and was killed: the next pass takes that record.
     other = h.mail.deliver("killed@acme.example")
     h.mail.set_mailboxes(other, {"Screener", "@ToFeed"})
     (killed,) = ledger.begin([Intent("killed@acme.example", DecisionKind.TRIAGE, "Feed", "push")])
-    await triage.poll()
+    await triage.run_pass()
     finished = ledger.decision(killed)
     assert finished is not None and finished.outcome is Outcome.DONE
     assert [d.id for d in ledger.history()] == [killed, stopped.id]
@@ -140,7 +140,7 @@ async def crash_at(monkeypatch: pytest.MonkeyPatch, triage: Triage, where: str) 
     else:
         monkeypatch.setattr(workflow, where, die)
     with pytest.raises(Killed):
-        await triage.poll()
+        await triage.run_pass()
     monkeypatch.undo()
 
 
@@ -155,7 +155,7 @@ async def test_a_pass_killed_after_unlabelling_is_completed_by_the_next(
     await crash_at(monkeypatch, triage, "outcomes")  # the account done, the ledger not
     assert h.mail.mailbox_names(ids[0]) == {"Imbox", "Inbox"}
     (pending,) = ledger.pending()
-    await triage.poll()  # nothing labelled: it checks the account and closes the record
+    await triage.run_pass()  # nothing labelled: it checks the account and closes the record
     done = ledger.decision(pending.id)
     assert done is not None and done.outcome is Outcome.DONE and done.reason == COMPLETED
     assert set(done.effects.moves) == {EmailMove(i, before[i], boxes(h, ids)[i]) for i in ids}
@@ -171,7 +171,7 @@ async def test_a_crash_before_refiling_then_the_same_label_again_keeps_the_first
     before = boxes(h, ids)
     await crash_at(monkeypatch, triage, "unlabel")  # contact made, mail re-filed, label on
     assert h.mail.mailbox_names(ids[1]) == {"Feed"}
-    await triage.poll()
+    await triage.run_pass()
     (decision,) = ledger.history()
     assert decision.outcome is Outcome.DONE and decision.reason is None
     # Where each email was before the first attempt, not where the crash left it.
@@ -199,7 +199,7 @@ async def test_interrupted_decisions_whose_labels_went_are_closed_honestly(
     h.mail.set_mailboxes(late, {"Screener", "@ToFeed"})
     await crash_at(monkeypatch, triage, "refile")  # late's contact written, then killed
     h.mail.set_mailboxes(late, {"Screener", "@ToImbox"})  # and relabelled
-    await triage.poll()
+    await triage.run_pass()
     got = {(d.intent.subject, d.intent.category): d for d in ledger.history()}
     # Its writes began: what landed stands (undo and reset take it back).
     assert got["part@acme.example", "Feed"].reason == PART_WAY
@@ -228,7 +228,7 @@ async def test_a_sender_whose_category_is_broken_is_recorded_failed(
         jail = h.mail.mailbox_id("Jail")
         del h.mail.mailboxes[jail]
         h.mail._bump(mailboxes=True)
-    await triage.poll()
+    await triage.run_pass()
     (decision,) = ledger.history()
     assert decision.outcome is Outcome.FAILED
     assert decision.reason is not None and "mailbox 'Jail'" in decision.reason
@@ -240,9 +240,9 @@ async def test_leaving_a_child_category_records_the_child(harness: Harness, tmp_
     triage, ledger = with_ledger(h, tmp_path / "l.db")
     email = h.mail.deliver("friend@acme.example")
     h.mail.set_mailboxes(email, {"Screener", "@ToPerson"})
-    await triage.poll()
+    await triage.run_pass()
     h.mail.set_mailboxes(email, {"Person", "Inbox", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     latest = ledger.history()[0]
     assert latest.effects.previous == "Person"  # not Imbox, its parent
     assert latest.effects.left == ("Imbox", "Person")

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from mailroom.commands.undo import run_reset
 from mailroom.contacts.book import ContactsBackend
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapError
 from mailroom.ledger.store import Ledger
-from mailroom.operate.undo import run_reset
 from mailroom.settings import load_settings
 from tests.conftest import Harness, put_contact
 from tests.ledger.test_pass_ledger import boxes, with_ledger
@@ -61,11 +61,11 @@ async def test_reset_after_50_decisions_returns_the_account_to_before(
     triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
     for n, email in enumerate(first):
         h.mail.set_mailboxes(email, {*h.mail.mailbox_names(email), LABELS[n % 4]})
-    await triage.poll()
+    await triage.run_pass()
     # Ten change their minds: 50 decisions in all.
     for n, email in enumerate(first[:10]):
         h.mail.set_mailboxes(email, {*h.mail.mailbox_names(email), LABELS[(n + 1) % 4]})
-    await triage.poll()
+    await triage.run_pass()
     assert len(ledger.history()) == 50
     assert account(h, senders, ids) != before
 
@@ -90,7 +90,7 @@ async def test_an_interrupted_reset_finishes_when_run_again(
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     for email in ids:
         h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
 
     real = JmapClient.update_emails
 
@@ -117,7 +117,7 @@ async def test_a_reset_costs_the_same_requests_whatever_the_senders(
     for n in range(senders):
         ids = [h.mail.deliver(f"c{n}@count.example", name=f"C {n}") for _ in range(3)]
         h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     before = h.sandbox.total_requests()
     code, _, err = await reset(h, tmp_path, apply=True)
     assert code == 0, err

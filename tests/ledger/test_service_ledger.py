@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from mailroom.commands.triage import run_triage
+from mailroom.commands.undo import run_undo
 from mailroom.ledger.store import Ledger
-from mailroom.operate.decide import run_triage
-from mailroom.operate.undo import run_undo
 from mailroom.sandbox.server import Sandbox
 from mailroom.service import EXIT_CONFIG, App
 from mailroom.settings import load_settings

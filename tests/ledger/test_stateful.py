@@ -25,13 +25,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.commands import triage as decide
+from mailroom.commands import undo
 from mailroom.ledger.model import Outcome
 from mailroom.ledger.store import Filter, Ledger
-from mailroom.operate import decide, undo
 from mailroom.sandbox.server import Sandbox
-from mailroom.service import make_clients
 from mailroom.settings import load_settings
-from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.wiring import make_clients
 from mailroom.writer.lock import WriterLock
 from tests.ledger.sweep import KINDS, Fault, FaultTransport, Killed
 from tests.ledger.test_sweep import commands_through
@@ -103,7 +104,7 @@ class Account(RuleBasedStateMachine):
                 clients = make_clients(load_settings(self.env), http, ledger=ledger)
                 await clients.connect()
                 await clients.triage.setup()
-                await clients.triage.poll()
+                await clients.triage.run_pass()
         finally:
             ledger.close()
 

@@ -19,11 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
+from mailroom.commands import triage as decide
+from mailroom.commands import undo
 from mailroom.ledger.store import Ledger
-from mailroom.operate import decide, undo
 from mailroom.sandbox.server import Sandbox
-from mailroom.service import Clients, make_clients
 from mailroom.settings import Settings, load_settings
+from mailroom.wiring import Clients, make_clients
 from tests.ledger.sweep import KINDS, Fault, FaultTransport, Killed, Writes
 
 pytestmark = pytest.mark.anyio
@@ -106,7 +107,7 @@ async def service(w: World, transport: httpx.AsyncBaseTransport) -> AsyncIterato
 async def passes(w: World, n: int = 1, transport: httpx.AsyncBaseTransport | None = None) -> None:
     async with service(w, transport or httpx.AsyncHTTPTransport()) as clients:
         for _ in range(n):
-            await clients.triage.poll()
+            await clients.triage.run_pass()
 
 
 @contextlib.contextmanager

@@ -23,9 +23,9 @@ async def test_the_label_takes_every_decision_back(harness: Harness, tmp_path: P
     ids = [h.mail.deliver("vic@acme.example", name="Vic") for _ in range(3)]
     before = boxes(h, ids)
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     h.mail.set_mailboxes(ids[1], {"Feed", "@ToJail"})  # a change of mind
-    await triage.poll()
+    await triage.run_pass()
     assert h.contacts.groups_of_address("vic@acme.example") == {"Jail"}
 
     h.mail.set_mailboxes(ids[2], {"Jail", "@ToScreener"})  # from the phone
@@ -42,7 +42,7 @@ async def test_the_label_takes_every_decision_back(harness: Harness, tmp_path: P
                 groups_when_off.append(h.contacts.groups_of_address("vic@acme.example"))
 
     h.mail.before_method = watch
-    result = await triage.poll(Trigger.PUSH)
+    result = await triage.run_pass(Trigger.PUSH)
     h.mail.before_method = None
     assert groups_when_off == [set()]  # off once, last
 
@@ -51,7 +51,7 @@ async def test_the_label_takes_every_decision_back(harness: Harness, tmp_path: P
     assert h.contacts.contact_uid("vic@acme.example") is None  # Mailroom made it
     undos = [d for d in ledger.history() if d.intent.kind is DecisionKind.UNDO]
     assert [(d.intent.trigger, d.outcome) for d in undos] == [("push", Outcome.DONE)] * 2
-    assert (await triage.poll()).sent_back == 0  # done once
+    assert (await triage.run_pass()).sent_back == 0  # done once
 
 
 async def test_a_sender_mailroom_never_decided_gets_the_error_label(
@@ -61,7 +61,7 @@ async def test_a_sender_mailroom_never_decided_gets_the_error_label(
     triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("new@acme.example")
     h.mail.set_mailboxes(email, {"Screener", "@ToScreener"})
-    result = await triage.poll()
+    result = await triage.run_pass()
     assert result.sent_back == 0
     assert h.mail.mailbox_names(email) == {"Screener", "@ToScreener", "@MailroomError"}
     assert ledger.history() == []
@@ -73,7 +73,7 @@ async def test_with_a_triage_label_too_it_is_a_conflict(harness: Harness, tmp_pa
     ids = [h.mail.deliver("two@acme.example") for _ in range(2)]
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
     h.mail.set_mailboxes(ids[1], {"Screener", "@ToScreener"})
-    result = await triage.poll()
+    result = await triage.run_pass()
     assert (result.conflicts, result.senders_triaged, result.sent_back) == (1, 0, 0)
     assert all("@MailroomError" in h.mail.mailbox_names(i) for i in ids)
 
@@ -85,12 +85,12 @@ async def test_a_dry_run_only_says_it(
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("dry@acme.example")
     h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     h.mail.set_mailboxes(email, {"Feed", "@ToScreener"})
     dry = Triage(h.jmap, h.book, triage.config, dry_run=True)
     await dry.setup()
     with caplog.at_level(logging.INFO):
-        result = await dry.poll()
+        result = await dry.run_pass()
     assert result.sent_back == 0
     assert "dry run: would put sender back in the Screener" in caplog.text
     assert h.mail.mailbox_names(email) == {"Feed", "@ToScreener"}
@@ -102,12 +102,12 @@ async def test_a_sender_already_back_just_loses_the_label(harness: Harness, tmp_
     triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("twice@acme.example")
     h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     h.mail.set_mailboxes(email, {"Feed", "@ToScreener"})
-    await triage.poll()
+    await triage.run_pass()
     assert h.mail.mailbox_names(email) == {"Screener"}
     h.mail.set_mailboxes(email, {"Screener", "@ToScreener"})  # again: nothing stands
-    result = await triage.poll()
+    result = await triage.run_pass()
     assert (result.sent_back, result.failures) == (1, 0)
     assert h.mail.mailbox_names(email) == {"Screener"}  # no error label
     assert len(ledger.history()) == 2

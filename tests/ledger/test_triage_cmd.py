@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mailroom.commands.triage import run_triage
 from mailroom.ledger.model import Outcome
 from mailroom.ledger.store import Ledger
-from mailroom.operate.decide import run_triage
 from mailroom.settings import load_settings
 from tests.conftest import Harness
 

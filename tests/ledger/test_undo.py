@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mailroom.carddav import vcard
+from mailroom.commands.undo import run_undo
 from mailroom.ledger.model import DecisionKind, Outcome
-from mailroom.operate.undo import run_undo
 from mailroom.settings import load_settings
 from tests.conftest import Harness, put_contact
 from tests.ledger.test_pass_ledger import boxes, with_ledger
@@ -38,7 +38,7 @@ async def test_undo_puts_a_first_triage_back_in_the_screener(
     ids = [h.mail.deliver("news@acme.example", name="News") for _ in range(3)]
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
     before = boxes(h, ids)
-    await triage.poll()
+    await triage.run_pass()
     assert h.contacts.groups_of_address("news@acme.example") == {"Feed"}
     triaged = boxes(h, ids)
 
@@ -67,10 +67,10 @@ async def test_undo_of_a_re_triage_restores_the_category_before(
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     ids = [h.mail.deliver("pat@acme.example") for _ in range(2)]
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     in_feed = boxes(h, ids)
     h.mail.set_mailboxes(ids[0], {"Feed", "@ToImbox"})
-    await triage.poll()
+    await triage.run_pass()
     assert h.contacts.groups_of_address("pat@acme.example") == {"Imbox"}
     out = await undo(h, tmp_path, "pat@acme.example", apply=True)
     assert "back from Imbox to Feed" in out
@@ -89,7 +89,7 @@ async def test_an_email_the_user_moved_since_is_left_alone(
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     ids = [h.mail.deliver("mixed@acme.example") for _ in range(2)]
     h.mail.set_mailboxes(ids[0], {"Screener", "@ToPaperTrail"})
-    await triage.poll()
+    await triage.run_pass()
     h.mail.set_mailboxes(ids[1], {"Archive"})  # the user filed it away
     out = await undo(h, tmp_path, "mixed@acme.example", apply=True)
     assert f"  email {ids[1]}: left alone (moved since)" in out
@@ -110,7 +110,7 @@ async def test_an_undo_never_makes_a_contact_the_user_deleted(
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("gone@acme.example")
     h.mail.set_mailboxes(email, {"Screener", "@ToJail"})
-    await triage.poll()
+    await triage.run_pass()
     uid = h.contacts.contact_uid("gone@acme.example")
     assert uid is not None
     delete_contact(h, "gone@acme.example")  # the user deletes the contact
@@ -146,7 +146,7 @@ async def test_the_contact_mailroom_made_is_deleted_by_the_undo(
     triage, ledger = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("Ann.Lee@acme.example", name="Ann Lee")
     h.mail.set_mailboxes(email, {"Screener", "@ToPerson"})
-    await triage.poll()
+    await triage.run_pass()
     (made,) = ledger.history()
     assert made.effects.contact_created
     assert (made.effects.contact_name, made.effects.contact_kind) == ("Ann Lee", "person")
@@ -165,7 +165,7 @@ async def test_a_contact_the_user_changed_since_stays(harness: Harness, tmp_path
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("bo@acme.example", name="Bo")
     h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     edit_contact(h, "bo@acme.example", "TEL:+1 555 0100")  # the user adds a phone
     out = await undo(h, tmp_path, "bo@acme.example", apply=True)
     assert "the contact Mailroom made stays: it was changed since Mailroom made it" in out
@@ -180,7 +180,7 @@ async def test_a_contact_the_user_had_before_stays(harness: Harness, tmp_path: P
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("cy@acme.example", name="Cy")
     h.mail.set_mailboxes(email, {"Screener", "@ToFeed"})
-    await triage.poll()
+    await triage.run_pass()
     out = await undo(h, tmp_path, "cy@acme.example", apply=True)
     assert "delete the contact" not in out and "contact deleted" not in out
     assert h.contacts.contact_uid("cy@acme.example") is not None
@@ -194,7 +194,7 @@ async def test_a_company_contact_mailroom_made_is_deleted_too(
     triage, _ = with_ledger(h, tmp_path / "mailroom.db")
     email = h.mail.deliver("billing@shop.example", name="Shop Billing")
     h.mail.set_mailboxes(email, {"Screener", "@ToPaperTrail"})
-    await triage.poll()
+    await triage.run_pass()
     done = await undo(h, tmp_path, "billing@shop.example", apply=True)
     assert "  contact deleted" in done
     assert h.contacts.contact_uid("billing@shop.example") is None

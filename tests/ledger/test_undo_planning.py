@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailroom.ledger.model import Decision, DecisionKind, Effects, EmailMove, Intent, Outcome
-from mailroom.undo.planning import DELETED, MOVED, plan_undo
+from mailroom.takeback.plan import DELETED, MOVED, plan_undo
 
 LABELS = frozenset({"@feed", "@jail", "@err", "@back"})
 SCREENER, FEED, ARCHIVE = "screener", "feed", "archive"

@@ -30,7 +30,7 @@ def value(t: Telemetry, series: str) -> float:
 def test_the_health_verdict_follows_the_clock_at_each_scrape() -> None:
     clock = Clock()
     t = telemetry(clock)
-    t.poll_finished("startup", 0.1)
+    t.pass_finished("startup", 0.1)
     assert value(t, 'mailroom_health_status{status="warn"}') == 1  # push not connected yet
     assert value(t, 'mailroom_health_status{status="pass"}') == 0
     clock.now += 121  # two intervals without a successful pass
@@ -44,17 +44,17 @@ def test_credentials_rejected_by_service() -> None:
     t = telemetry(clock)
     for service in ("jmap", "carddav", "stream"):
         assert value(t, f'mailroom_credentials_rejected{{service="{service}"}}') == 0
-    t.poll_finished("push", 0.1, error="rejected", auth_rejected="CardDAV (HTTP 401)")
+    t.pass_finished("push", 0.1, error="rejected", auth_rejected="CardDAV (HTTP 401)")
     assert value(t, 'mailroom_credentials_rejected{service="carddav"}') == 1
     assert value(t, 'mailroom_credentials_rejected{service="jmap"}') == 0
     t.push_auth_rejected("EventSource (HTTP 403)")
     assert value(t, 'mailroom_credentials_rejected{service="stream"}') == 1
     assert value(t, 'mailroom_health_status{status="fail"}') == 1
-    t.poll_finished("push", 0.1)  # the password was fixed: the next pass succeeds
+    t.pass_finished("push", 0.1)  # the password was fixed: the next pass succeeds
     t.push_auth_rejected(None)
     assert value(t, 'mailroom_credentials_rejected{service="carddav"}') == 0
     assert value(t, 'mailroom_credentials_rejected{service="stream"}') == 0
-    t.poll_finished("push", 0.1, error="rejected", auth_rejected="JMAP (HTTP 401)")
+    t.pass_finished("push", 0.1, error="rejected", auth_rejected="JMAP (HTTP 401)")
     assert value(t, 'mailroom_credentials_rejected{service="jmap"}') == 1
 
 
@@ -63,7 +63,7 @@ def test_the_history_is_bounded_and_newest_first() -> None:
     t = telemetry(clock)
     for n in range(80):
         clock.now += 1
-        t.poll_finished("push", 0.1, triaged={"Feed": 1}, senders=((f"s{n}@x", "Feed"),))
+        t.pass_finished("push", 0.1, triaged={"Feed": 1}, senders=((f"s{n}@x", "Feed"),))
     page = t.page()
     assert len(page.passes) == 20 and len(page.senders) == 50
     assert page.senders[0].sender == "s79@x" and page.passes[0].senders == 1

@@ -12,7 +12,7 @@ from mailroom.push.audit import PushAudit
 from mailroom.push.backoff import Backoff
 from mailroom.push.connection import ConnectionMachine
 from mailroom.push.debounce import Debouncer
-from mailroom.push.states import StateTracker
+from mailroom.push.jmap_states import StateTracker
 
 
 class FixedRandom(random.Random):
@@ -82,16 +82,16 @@ def test_debounce_events_during_poll_give_one_follow_up() -> None:
     d.event(3.5)
     d.event(4.0)
     assert d.due_at() is None  # never two polls at once
-    d.poll_finished()
+    d.pass_finished()
     assert d.due_at() == 7.0
     assert d.take(7.0)
-    d.poll_finished()
+    d.pass_finished()
     assert d.due_at() is None
 
 
 def test_tracker_ignores_own_writes_and_known_states() -> None:
     t = StateTracker()
-    t.polled({"Email": "1", "Mailbox": "1"}, {"Email": {"2"}, "Mailbox": {"2"}})
+    t.pass_saw({"Email": "1", "Mailbox": "1"}, {"Email": {"2"}, "Mailbox": {"2"}})
     assert not t.push({"Email": "2", "Mailbox": "2"})  # our own echo
     assert not t.push({"Email": "2"})  # already known
     assert t.push({"Email": "3"})  # the user did something
@@ -100,14 +100,14 @@ def test_tracker_ignores_own_writes_and_known_states() -> None:
 
 def test_tracker_connect_snapshot_is_compared() -> None:
     t = StateTracker()
-    t.polled({"Email": "7", "Mailbox": "4"}, {})
+    t.pass_saw({"Email": "7", "Mailbox": "4"}, {})
     assert not t.push({"Email": "7", "Mailbox": "4"})  # snapshot equal: nothing to do
     assert t.push({"Email": "8", "Mailbox": "4"})  # changed while disconnected
 
 
 def test_audit_detects_a_missed_push() -> None:
     a = PushAudit(window=8)
-    a.polled({"Email": "5"}, {"Email": "4"}, {}, now=100)
+    a.pass_saw({"Email": "5"}, {"Email": "4"}, {}, now=100)
     assert a.deadline() == 108
     assert not a.missed(107.9)
     assert a.missed(108)
@@ -115,12 +115,12 @@ def test_audit_detects_a_missed_push() -> None:
 
 def test_audit_satisfied_by_a_late_push_and_own_writes() -> None:
     a = PushAudit(window=8)
-    a.polled({"Email": "5"}, {"Email": "4"}, {}, now=100)
+    a.pass_saw({"Email": "5"}, {"Email": "4"}, {}, now=100)
     a.pushed({"Email": "5"})
     assert a.deadline() is None
-    a.polled({"Email": "6"}, {"Email": "5"}, {"Email": {"6"}}, now=200)
+    a.pass_saw({"Email": "6"}, {"Email": "5"}, {"Email": {"6"}}, now=200)
     assert a.deadline() is None
-    a.polled({"Email": "6"}, {}, {}, now=300)  # no baseline yet
+    a.pass_saw({"Email": "6"}, {}, {}, now=300)  # no baseline yet
     assert a.deadline() is None
 
 

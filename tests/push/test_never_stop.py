@@ -31,7 +31,7 @@ QUICK = replace(FAST, poll_interval=1.0)
 async def test_a_pass_raising_anything_is_a_failed_pass_and_the_next_runs(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = Triage.poll
+    real = Triage.run_pass
     calls = {"n": 0}
 
     async def flaky(self: Triage, trigger: Trigger):  # type: ignore[no-untyped-def]
@@ -40,7 +40,7 @@ async def test_a_pass_raising_anything_is_a_failed_pass_and_the_next_runs(
             raise RuntimeError("maxCallsInRequest below 3, or any bug")
         return await real(self, trigger)
 
-    monkeypatch.setattr(Triage, "poll", flaky)
+    monkeypatch.setattr(Triage, "run_pass", flaky)
     caplog.set_level(logging.ERROR, "mailroom.push")
     with Sandbox() as sb:
         async with running(sb, QUICK) as run:

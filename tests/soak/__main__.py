@@ -28,11 +28,11 @@ from pathlib import Path
 
 import httpx
 
+from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+from mailroom.commands.setup import provision_account
 from mailroom.ledger.store import Filter, Ledger
-from mailroom.operate.setup import provision_account
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
-from mailroom.triage.categories import DEFAULT_CATEGORIES_JSON, parse_categories
 from tests.soak.chaos import Fault, make_faults
 from tests.soak.cli_user import CliUser
 from tests.soak.service import SOAK_POLICY

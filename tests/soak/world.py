@@ -17,11 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailroom.account.categories import Categories, Category
 from mailroom.carddav import vcard
 from mailroom.ledger.model import Decision, DecisionKind, Outcome
 from mailroom.sandbox import vcard_versions
 from mailroom.sandbox.server import Sandbox
-from mailroom.triage.categories import Categories, Category
 
 ERROR_LABEL = "@MailroomError"
 BACK_LABEL = "@ToScreener"  # the sender back in the Screener, every decision taken back

@@ -19,6 +19,8 @@ import sys
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
+from mailroom.errors import ConfigError
+
 # Measured RSS is about 40 MB, idle or under a flood: the cap leaves room for
 # a large pass and stops a runaway long before it hurts the machine.
 MEMORY_MAX = "200M"
@@ -32,7 +34,7 @@ class UnitKind(StrEnum):
     USER = "user"
 
 
-class UnitError(Exception):
+class UnitError(ConfigError):
     """The unit asked for cannot work from where Mailroom is installed."""
 
 

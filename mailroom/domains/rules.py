@@ -15,17 +15,18 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+from mailroom.account.categories import Categories, Category
+from mailroom.account.mailboxes import MailboxMap
 from mailroom.domains.names import domain_of, refusal, registrable, rule_for
 from mailroom.jmap.client import JmapClient, any_of_chunks
 from mailroom.ledger.model import Decision, DecisionKind, Effects, Intent
 from mailroom.ledger.store import Filter, Ledger
-from mailroom.triage.categories import Categories, Category
-from mailroom.triage.planning import MailboxMap, ScanPlan, SenderWork, mailbox_ids_of, sender_of
-from mailroom.triage.records import PollResult
+from mailroom.triage.records import PassResult
 from mailroom.triage.rehearsal import Rehearsal
+from mailroom.triage.scan import ScanPlan, SenderWork, mailbox_ids_of, sender_of
 from mailroom.triage.steps import EMAIL_PROPERTIES, PAGES_AT_ONCE, Flag
 
-log = logging.getLogger("mailroom.triage.workflow")
+log = logging.getLogger(__name__)
 TRAIL = 10_000  # a domain's own decisions read
 
 
@@ -77,7 +78,7 @@ class DomainRules:
         trigger: str,
         own: frozenset[str],
         flag: Flag,
-        result: PollResult,
+        result: PassResult,
     ) -> list[SenderWork]:
         """The labelled senders, and the senders whole-domain rules triage now.
 

@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
+from mailroom.account.mailboxes import resolve_mailboxes
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapError
 from mailroom.net import api_client
 from mailroom.settings import Settings
-from mailroom.triage.planning import resolve_mailboxes, sender_of
+from mailroom.triage.scan import sender_of
 
 EXIT_ERROR, EXIT_CONFIG = 1, 2
 MAX_SUBJECT = 200  # characters shown

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailroom.contacts.book import ContactKind
+from mailroom.errors import ConfigError
 
 _KEYS = {"name", "label", "contact_group", "destination", "parent", "add_to_inbox", "contact_type"}
 
@@ -29,7 +30,7 @@ class Category:
     contact_type: ContactKind
 
 
-class CategoryError(ValueError):
+class CategoryError(ConfigError):
     """Invalid category configuration; ``problems`` has one line per problem."""
 
     def __init__(self, problems: Sequence[str]) -> None:

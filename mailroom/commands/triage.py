@@ -17,20 +17,17 @@ import tempfile
 from pathlib import Path
 from typing import TextIO
 
-from mailroom.contacts.book import ContactsError
+from mailroom.account.categories import Category
 from mailroom.domains.names import normal, refusal
-from mailroom.jmap.errors import JmapError
+from mailroom.errors import MailroomError
 from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
 from mailroom.net import api_client
-from mailroom.operate.writing import writing
-from mailroom.service import make_clients
 from mailroom.settings import Settings
-from mailroom.triage.categories import Category
 from mailroom.triage.records import SenderRecord, Stage
-from mailroom.triage.workflow import AccountConflict
-from mailroom.writer.lock import WriterBusy
+from mailroom.wiring import make_clients
+from mailroom.writer.commands import writing
 
 EXIT_ERROR, EXIT_CONFIG = 1, 2
 
@@ -86,7 +83,7 @@ async def run_triage(
             await clients.connect()
             await clients.triage.setup()
             _, records = await clients.triage.decide(sender, category)
-    except (JmapError, ContactsError, LedgerError, AccountConflict, WriterBusy) as exc:
+    except MailroomError as exc:
         print(f"mailroom triage: {exc}", file=err)
         return EXIT_ERROR
     finally:
@@ -118,7 +115,7 @@ async def _domain(
                 await clients.connect()
                 await clients.triage.setup()
                 _, records = await clients.triage.decide_domain(domain, category, ledger)
-        except (JmapError, ContactsError, LedgerError, AccountConflict, WriterBusy) as exc:
+        except MailroomError as exc:
             print(f"mailroom triage: {exc}", file=err)
             return EXIT_ERROR
         finally:

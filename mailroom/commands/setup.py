@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from mailroom.account.fastmail_rules import fastmail_rules
+from mailroom.account.review import Need
+from mailroom.commands.report import Report
 from mailroom.net import api_client
-from mailroom.operate.report import Report
-from mailroom.operate.rules import fastmail_rules
-from mailroom.operate.writing import writing
-from mailroom.service import make_clients
 from mailroom.settings import Settings
-from mailroom.triage.account import Need
+from mailroom.wiring import make_clients
+from mailroom.writer.commands import writing
 from mailroom.writer.lock import WriterBusy
 
 

@@ -31,7 +31,7 @@ class StateTracker:
         self.known.update(states)
         return news
 
-    def polled(self, seen: Mapping[str, str], own: Mapping[str, set[str]]) -> None:
+    def pass_saw(self, seen: Mapping[str, str], own: Mapping[str, set[str]]) -> None:
         """A poll saw ``seen`` (when it started) and its writes produced ``own``."""
         for name, values in own.items():
             kept = self._own.setdefault(name, deque(maxlen=OWN_STATES_KEPT))

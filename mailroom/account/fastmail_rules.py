@@ -7,7 +7,7 @@ Imbox group, and the more specific rule must win), the Screener catch-all last.
 
 from __future__ import annotations
 
-from mailroom.triage.categories import Categories, Category
+from mailroom.account.categories import Categories, Category
 
 
 def _depth(categories: Categories, category: Category) -> int:

@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from mailroom.account.mailboxes import MailboxMap
 from mailroom.contacts import uids
 from mailroom.contacts.book import (
     Change,
@@ -29,8 +30,9 @@ from mailroom.core.vocabulary import Trigger
 from mailroom.jmap.client import JmapClient
 from mailroom.ledger.model import Decision, DecisionKind, Effects, Intent
 from mailroom.ledger.store import Ledger
-from mailroom.triage.planning import MailboxMap, mailbox_ids_of, patch_for
-from mailroom.undo.planning import UndoPlan, plan_undo, with_contact
+from mailroom.takeback.plan import UndoPlan, plan_undo, with_contact
+from mailroom.triage.refile import patch_for
+from mailroom.triage.scan import mailbox_ids_of
 
 
 @dataclass

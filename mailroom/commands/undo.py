@@ -16,23 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from mailroom.contacts.book import ContactsError
+from mailroom.account.mailboxes import map_mailboxes
 from mailroom.core.vocabulary import Trigger
 from mailroom.domains.names import is_domain_name, normal
+from mailroom.errors import MailroomError
 from mailroom.jmap.client import MAILBOXES, mailboxes_in
-from mailroom.jmap.errors import JmapError
 from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.model import DecisionKind, Effects, Intent
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import MAX_VARIABLES, Filter, Ledger
 from mailroom.net import api_client
-from mailroom.operate.writing import writing
-from mailroom.service import make_clients
 from mailroom.settings import Settings
-from mailroom.triage.mailbox_map import SetupError, map_mailboxes
-from mailroom.triage.takeback import TakeBack, Undone
-from mailroom.undo.planning import PRUNED, UndoPlan, describe, undoable
-from mailroom.writer.lock import WriterBusy
+from mailroom.takeback.apply import TakeBack, Undone
+from mailroom.takeback.plan import PRUNED, UndoPlan, describe, undoable
+from mailroom.wiring import make_clients
+from mailroom.writer.commands import writing
 
 EXIT_ERROR = 1
 TRAIL = 10_000  # a sender's decisions read to find the one to take back
@@ -129,7 +127,7 @@ async def run_undo(
                 return 0
             (undone,) = await s.takeback.apply(plans, ledger, Trigger.CLI)
             return _report([undone], out, err)
-    except (JmapError, ContactsError, LedgerError, SetupError, WriterBusy) as exc:
+    except MailroomError as exc:
         print(f"mailroom undo: {exc}", file=err)
         return EXIT_ERROR
     finally:
@@ -200,7 +198,7 @@ async def run_reset(settings: Settings, *, apply: bool, out: TextIO, err: TextIO
         # between its rounds.
         async with writing(settings, "reset", err), _session(settings, ledger, apply=True) as s:
             return await _reset(s, out, err)
-    except (JmapError, ContactsError, LedgerError, SetupError, WriterBusy) as exc:
+    except MailroomError as exc:
         print(f"mailroom reset: {exc}", file=err)
         return EXIT_ERROR
     finally:

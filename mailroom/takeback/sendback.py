@@ -17,18 +17,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mailroom.account.mailboxes import MailboxMap
 from mailroom.contacts.book import ContactBook
 from mailroom.core.vocabulary import Trigger
 from mailroom.jmap.client import JmapClient
 from mailroom.ledger.store import Filter, Ledger
-from mailroom.triage.planning import MailboxMap, patch_for
-from mailroom.triage.records import PollResult
+from mailroom.takeback.apply import TakeBack
+from mailroom.takeback.plan import undoable
+from mailroom.triage.records import PassResult
+from mailroom.triage.refile import patch_for
 from mailroom.triage.rehearsal import Rehearsal
 from mailroom.triage.steps import Flag
-from mailroom.triage.takeback import TakeBack
-from mailroom.undo.planning import undoable
 
-log = logging.getLogger("mailroom.triage.workflow")
+log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 20  # levels taken back in one pass; a deeper trail goes on next pass
 TRAIL = 10_000  # a sender's decisions read to find the one to take back
@@ -45,7 +46,7 @@ class SendBack:
     flag: Flag
     rehearsal: Rehearsal | None = None  # a dry run: say, never write
 
-    async def run(self, labelled: Labelled, trigger: Trigger, result: PollResult) -> None:
+    async def run(self, labelled: Labelled, trigger: Trigger, result: PassResult) -> None:
         if not labelled:
             return
         if self.ledger is None:
@@ -111,7 +112,7 @@ class SendBack:
         return frozenset({*b.labels.values(), b.error_label, *b.extra_labels} - {""})
 
     async def _unlabel(
-        self, labelled: Labelled, now: Mapping[str, frozenset[str]], result: PollResult
+        self, labelled: Labelled, now: Mapping[str, frozenset[str]], result: PassResult
     ) -> None:
         """The label off, last (``now``: where the rounds put the labelled emails
         they restored); an email holding nothing else goes to the Screener, never

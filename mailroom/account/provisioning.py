@@ -7,24 +7,14 @@ account lacks is the user's to create, on their word (`setup --apply`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
+from mailroom.account.config import TriageConfig
+from mailroom.account.review import AccountReview, Need, NeedKind, review_account
 from mailroom.contacts.book import ContactBook, ContactsError
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapError
-from mailroom.triage.account import AccountReview, Need, NeedKind, review_account
-from mailroom.triage.categories import Categories
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TriageConfig:
-    categories: Categories
-    screener_mailbox: str
-    error_label: str
-    back_label: str = "@ToScreener"  # a sender back to the Screener
-    domain_label: str = "@WholeDomain"  # the triage label decides for the domain
 
 
 class Provisioner:

@@ -11,17 +11,17 @@ import asyncio
 import contextlib
 import time
 
+from mailroom.commands.report import Report
 from mailroom.contacts.book import ContactsAuthError, ContactsBackend, ContactsError
 from mailroom.contacts.select import ContactsUnavailable
 from mailroom.core.vocabulary import WATCHED_TYPES
 from mailroom.jmap.errors import JmapAuthError, JmapError
 from mailroom.net import api_client
-from mailroom.operate.report import Report
 from mailroom.push.messages import StreamFailed, StreamItem, StreamMessage, StreamRefused
 from mailroom.push.sse import Event
 from mailroom.push.stream import read_stream, stream_client
-from mailroom.service import Clients, make_clients
 from mailroom.settings import Settings
+from mailroom.wiring import Clients, make_clients
 
 STREAM_WAIT = 10.0
 CHECK_PING = 5  # asked of the server so a quiet account still answers within the wait

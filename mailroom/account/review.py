@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mailroom.triage.categories import Categories
+from mailroom.account.categories import Categories
 
 # Triage removes labels and re-files: none of these may serve as a label.
 ROLE_MAILBOXES = frozenset({"inbox", "archive", "sent", "drafts", "trash", "junk"})

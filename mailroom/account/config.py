@@ -1,0 +1,17 @@
+"""What the settings tell the pass about the account: the categories, the
+Screener, and the names of the labels Mailroom acts on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailroom.account.categories import Categories
+
+
+@dataclass(frozen=True)
+class TriageConfig:
+    categories: Categories
+    screener_mailbox: str
+    error_label: str
+    back_label: str = "@ToScreener"  # a sender back to the Screener
+    domain_label: str = "@WholeDomain"  # the triage label decides for the domain

@@ -1,1 +1,0 @@
-"""The operator's commands: check, setup, status, the systemd unit."""

@@ -15,13 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Everything: unit, stand-in and (when Cyrus can be started) integration tests.
+# Everything: unit, stand-in and (when Cyrus can be started) integration tests,
+# on WORKERS processes (pytest-xdist; the tests of one Cyrus server share a
+# worker, so each server starts once). Most tests wait on loopback servers, not
+# the CPU: two workers per core.
+WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(WORKERS) --dist loadgroup
 
 # Without the Cyrus integration suite.
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not integration"
+	$(BIN)/pytest -q -n $(WORKERS) --dist loadgroup -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

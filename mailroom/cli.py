@@ -1,5 +1,9 @@
-"""Command line: run, check, setup, status, history, triage, undo, reset, screener,
-systemd-unit, monitoring, sandbox, demo."""
+"""The ``mailroom`` command line: a parser, and one small handler per command.
+
+Each handler reads its arguments and calls ``mailroom.commands`` (or the
+service); an error Mailroom names (``MailroomError``) is one line on standard
+error and exit 1, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,185 +12,141 @@ import asyncio
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from mailroom import __version__
+from mailroom.errors import MailroomError
 from mailroom.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mailroom", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"mailroom {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser(
-        "run", help="run the triage service (settings from MAILROOM_* variables)"
-    )
-    run.add_argument(
-        "--dry-run", action="store_true", help="connect, listen and poll, but write nothing"
-    )
-    commands.add_parser(
-        "check", help="check settings, credentials, account and push; writes nothing"
-    )
-    setup = commands.add_parser(
-        "setup", help="create the mailboxes and groups the settings need; print the rules"
-    )
-    setup.add_argument("--apply", action="store_true", help="create them (default: plan only)")
-    setup.add_argument(
-        "--create-screener", action="store_true", help="also create the Screener mailbox"
-    )
-    status = commands.add_parser("status", help="show a running instance's /health")
-    status.add_argument("--url", help="its base or /health URL (default: from MAILROOM_HTTP_*)")
-    unit = commands.add_parser("systemd-unit", help="print the systemd unit for this installation")
-    shape = unit.add_mutually_exclusive_group()
-    shape.add_argument(
-        "--user", action="store_true", help="a user unit (systemctl --user), no root"
-    )
-    shape.add_argument(
-        "--template",
-        action="store_true",
-        help="mailroom@.service: one instance per account, /etc/mailroom/NAME.env",
-    )
-    history = commands.add_parser(
-        "history", help="the decisions Mailroom made, newest first (from the ledger)"
-    )
-    history.add_argument(
-        "subject", nargs="?", help="a sender (its whole trail) or @domain (it and its subdomains)"
-    )
-    history.add_argument("--category", help="only decisions into this category")
-    history.add_argument("--since", help="only decisions from this date (2026-11-30) on")
-    history.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
-    history.add_argument("--json", action="store_true", help="as JSON")
-    decide = commands.add_parser(
-        "triage", help="put a sender in a category without an email (dry by default)"
-    )
-    decide.add_argument(
-        "sender", help="the sender's address, or @domain for the domain and its subdomains"
-    )
-    decide.add_argument("category", help="a category's name or label (Feed, @ToFeed)")
-    decide.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
-    decide.add_argument(
-        "--force", action="store_true", help="decide for a shared mail provider's domain anyway"
-    )
-    undo = commands.add_parser("undo", help="take back a sender's latest decision (dry by default)")
-    undo.add_argument("sender", help="the sender's address, or @domain for a domain's rule")
-    undo.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
-    reset = commands.add_parser(
-        "reset", help="take back every decision, for starting over (dry by default)"
-    )
-    reset.add_argument("--apply", action="store_true", help="do it (default: print the plan)")
-    screener = commands.add_parser(
-        "screener", help="who is waiting in the Screener (read from the account)"
-    )
-    screener.add_argument("--json", action="store_true", help="as JSON")
-    monitoring = commands.add_parser(
-        "monitoring", help="print the Prometheus alert rules or the Grafana dashboard"
-    )
-    monitoring.add_argument("what", choices=("rules", "dashboard"))
-    monitoring.add_argument(
-        "--job", default="mailroom", help="the Prometheus job scraping Mailroom (rules)"
-    )
-    sandbox = commands.add_parser("sandbox", help="run the local Fastmail stand-in")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8765)
-    sandbox.add_argument("--flavour", choices=("fastmail", "rfc"), default="fastmail")
-    sandbox.add_argument("--seed", action="store_true", help="fill the Screener with demo mail")
-    demo = commands.add_parser("demo", help="stand-in + service + a simulated user")
-    demo.add_argument("--poll-interval", type=float, default=60.0)
-    demo.add_argument("--debounce", type=float, default=3.0)
-    demo.add_argument("--pause", type=float, default=2.0, help="seconds between user actions")
-    demo.add_argument("--keep-running", action="store_true")
-    args = parser.parse_args(argv)
+    from mailroom.commands.arguments import build_parser
 
-    if args.command == "status":
-        from mailroom.commands.status import run_status
+    args = build_parser().parse_args(argv)
+    handler = HANDLERS[args.command]
+    try:
+        return handler(args)
+    except MailroomError as exc:
+        print(f"mailroom {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mailroom {args.command}: interrupted", file=sys.stderr)
+        return 130
 
-        return run_status(args.url)
-    if args.command == "systemd-unit":
-        from mailroom.commands.unit import UnitError, UnitKind, render_unit
 
-        kind = UnitKind.USER if args.user else UnitKind.TEMPLATE if args.template else None
-        try:
-            print(render_unit(kind=kind or UnitKind.SYSTEM), end="")
-        except UnitError as exc:
-            print(f"mailroom systemd-unit: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    if args.command == "history":
-        return _history(args)
-    if args.command == "monitoring":
-        if args.what == "rules":
-            from mailroom.monitoring.rules import render_rules
+def _with_settings(
+    run: Callable[[Settings, argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """A command that needs the settings: invalid ones are listed, exit 2."""
 
-            print(render_rules(args.job), end="")
-        else:
-            from mailroom.monitoring.dashboard import render_dashboard
-
-            print(render_dashboard(), end="")
-        return 0
-    if args.command == "undo":
-        early = _undo_first(args.sender)
-        if early is not None:
-            return early
-    if args.command in ("run", "check", "setup", "screener", "undo", "reset", "triage"):
+    def handler(args: argparse.Namespace) -> int:
         settings = _settings()
         if settings is None:
             return EXIT_CONFIG
-        if args.command == "triage":
-            from mailroom.commands.triage import run_triage
+        return run(settings, args)
 
-            return asyncio.run(
-                run_triage(
-                    settings,
-                    args.sender,
-                    args.category,
-                    apply=args.apply,
-                    out=sys.stdout,
-                    err=sys.stderr,
-                    force=args.force,
-                )
-            )
-        if args.command == "undo":
-            from mailroom.commands.undo import run_undo
+    return handler
 
-            return asyncio.run(
-                run_undo(settings, args.sender, apply=args.apply, out=sys.stdout, err=sys.stderr)
-            )
-        if args.command == "reset":
-            from mailroom.commands.undo import run_reset
 
-            return asyncio.run(
-                run_reset(settings, apply=args.apply, out=sys.stdout, err=sys.stderr)
-            )
-        if args.command == "screener":
-            from mailroom.commands.screener import run_screener
+def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from mailroom.observe.logging import setup_logging
+    from mailroom.service import run_until_signalled
 
-            return asyncio.run(run_screener(settings, sys.stdout, sys.stderr, as_json=args.json))
-        if args.command == "check":
-            from mailroom.commands.check import run_check
-            from mailroom.commands.report import Report
+    setup_logging(settings.log_level, settings.log_format)
+    return asyncio.run(run_until_signalled(settings, dry_run=args.dry_run))
 
-            return asyncio.run(run_check(settings, Report()))
-        if args.command == "setup":
-            from mailroom.commands.report import Report
-            from mailroom.commands.setup import run_setup
 
-            return asyncio.run(
-                run_setup(
-                    settings,
-                    apply=args.apply,
-                    create_screener=args.create_screener,
-                    report=Report(),
-                )
-            )
-        from mailroom.observe.logging import setup_logging
-        from mailroom.service import run_until_signalled
+def _check(settings: Settings, args: argparse.Namespace) -> int:
+    from mailroom.commands.check import run_check
+    from mailroom.commands.report import Report
 
-        setup_logging(settings.log_level, settings.log_format)
-        return asyncio.run(run_until_signalled(settings, dry_run=args.dry_run))
-    if args.command == "sandbox":
-        return _sandbox(args.host, args.port, args.flavour, args.seed)
+    return asyncio.run(run_check(settings, Report()))
+
+
+def _setup(settings: Settings, args: argparse.Namespace) -> int:
+    from mailroom.commands.report import Report
+    from mailroom.commands.setup import run_setup
+
+    return asyncio.run(
+        run_setup(settings, apply=args.apply, create_screener=args.create_screener, report=Report())
+    )
+
+
+def _screener(settings: Settings, args: argparse.Namespace) -> int:
+    from mailroom.commands.screener import run_screener
+
+    return asyncio.run(run_screener(settings, sys.stdout, sys.stderr, as_json=args.json))
+
+
+def _triage(settings: Settings, args: argparse.Namespace) -> int:
+    from mailroom.commands.triage import run_triage
+
+    return asyncio.run(
+        run_triage(
+            settings,
+            args.sender,
+            args.category,
+            apply=args.apply,
+            out=sys.stdout,
+            err=sys.stderr,
+            force=args.force,
+        )
+    )
+
+
+def _undo(args: argparse.Namespace) -> int:
+    early = _undo_first(args.sender)
+    if early is not None:
+        return early
+
+    def undo(settings: Settings, args: argparse.Namespace) -> int:
+        from mailroom.commands.undo import run_undo
+
+        return asyncio.run(
+            run_undo(settings, args.sender, apply=args.apply, out=sys.stdout, err=sys.stderr)
+        )
+
+    return _with_settings(undo)(args)
+
+
+def _reset(settings: Settings, args: argparse.Namespace) -> int:
+    from mailroom.commands.undo import run_reset
+
+    return asyncio.run(run_reset(settings, apply=args.apply, out=sys.stdout, err=sys.stderr))
+
+
+def _status(args: argparse.Namespace) -> int:
+    from mailroom.commands.status import run_status
+
+    return run_status(args.url)
+
+
+def _systemd_unit(args: argparse.Namespace) -> int:
+    from mailroom.commands.unit import UnitError, UnitKind, render_unit
+
+    kind = UnitKind.USER if args.user else UnitKind.TEMPLATE if args.template else None
+    try:
+        print(render_unit(kind=kind or UnitKind.SYSTEM), end="")
+    except UnitError as exc:
+        print(f"mailroom systemd-unit: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def _monitoring(args: argparse.Namespace) -> int:
+    if args.what == "rules":
+        from mailroom.monitoring.rules import render_rules
+
+        print(render_rules(args.job), end="")
+    else:
+        from mailroom.monitoring.dashboard import render_dashboard
+
+        print(render_dashboard(), end="")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
     from mailroom.sandbox.demo import run_demo
 
     return run_demo(
@@ -195,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pause=args.pause,
         keep_running=args.keep_running,
     )
+
+
+def _sandbox_command(args: argparse.Namespace) -> int:
+    return _sandbox(args.host, args.port, args.flavour, args.seed)
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -282,3 +246,20 @@ def _sandbox(host: str, port: int, flavour: str, seed: bool) -> int:
     stop.wait()
     sandbox.stop()
     return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _with_settings(_run),
+    "check": _with_settings(_check),
+    "setup": _with_settings(_setup),
+    "screener": _with_settings(_screener),
+    "triage": _with_settings(_triage),
+    "history": _history,
+    "undo": _undo,
+    "reset": _with_settings(_reset),
+    "status": _status,
+    "systemd-unit": _systemd_unit,
+    "monitoring": _monitoring,
+    "sandbox": _sandbox_command,
+    "demo": _demo,
+}

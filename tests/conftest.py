@@ -26,6 +26,26 @@ from tests.integration.servers import (  # noqa: F401  (fixtures for every test)
     cyrus_stock,
 )
 
+# Under pytest-xdist (``make test``), the tests of one Cyrus server run on one
+# worker (``--dist loadgroup``), so each server starts once per run.
+CYRUS_GROUPS = {
+    "cyrus": "cyrus-3.6",
+    "cyrus_short_timeout": "cyrus-3.6-short-timeout",
+    "cyrus_stock": "cyrus-3.6-stock",
+    "cyrus_next": "cyrus-3.13",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if "any_cyrus" in names and callspec is not None:
+            names.add(callspec.params["any_cyrus"])
+        groups = sorted(CYRUS_GROUPS[n] for n in names if n in CYRUS_GROUPS)
+        if groups:
+            item.add_marker(pytest.mark.xdist_group(groups[0]))
+
 
 @pytest.fixture
 def anyio_backend() -> str:

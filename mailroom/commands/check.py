@@ -15,6 +15,7 @@ from mailroom.commands.report import Report
 from mailroom.contacts.book import ContactsAuthError, ContactsBackend, ContactsError
 from mailroom.contacts.select import ContactsUnavailable
 from mailroom.core.vocabulary import WATCHED_TYPES
+from mailroom.core.words import count
 from mailroom.jmap.errors import JmapAuthError, JmapError
 from mailroom.net import api_client
 from mailroom.push.messages import StreamFailed, StreamItem, StreamMessage, StreamRefused
@@ -49,7 +50,7 @@ async def run_check(settings: Settings, report: Report) -> int:
         if jmap_ok:
             await _stream(clients, report)
     if report.problems:
-        report.info(f"{report.problems} problem(s) found")
+        report.info(f"{count(report.problems, 'problem')} found")
         return 1
     report.ok("all is well: `mailroom run` (or the systemd unit) can start")
     return 0
@@ -108,7 +109,18 @@ async def _account(clients: Clients, report: Report) -> None:
         return
     if not review.has_inbox:
         report.bad("the account has no Inbox (no mailbox with role 'inbox')")
+    mine = [n for n in review.needs if n.purpose != "the Screener"]
+    bare = bool(mine) and not any(n.present for n in mine)
+    if bare:
+        # A new account: one line, not a cross per mailbox and group.
+        report.bad(
+            f"not set up yet: the {len(mine)} mailboxes and contact groups the settings "
+            "need are missing",
+            "run `mailroom setup` to list them, then `mailroom setup --apply` to create them",
+        )
     for need in review.needs:
+        if bare and need in mine:
+            continue
         if need.present:
             report.ok(f"{need} exists")
         elif need.purpose == "the Screener":
@@ -123,7 +135,7 @@ async def _account(clients: Clients, report: Report) -> None:
         else:
             report.bad(f"{need} is missing", ADVICE_SETUP)
     for conflict in review.conflicts:
-        report.bad(conflict, "change the setting it names (see the README's Configuration)")
+        report.bad(conflict, "change the setting it names (docs/configuration.md lists them)")
     try:
         own = await clients.triage.own_addresses()
     except JmapError as exc:

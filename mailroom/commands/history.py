@@ -79,7 +79,7 @@ def render(decisions: Sequence[Decision], names: Mapping[str, str], *, trail: bo
 
 
 def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _line(d: Decision, *, with_subject: bool) -> str:

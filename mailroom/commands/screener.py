@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from mailroom.account.mailboxes import resolve_mailboxes
+from mailroom.core.words import count
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapError
 from mailroom.net import api_client
@@ -87,10 +88,10 @@ def render(senders: list[Waiting]) -> str:
     lines = []
     for w in senders:
         who = f"{w.name} <{w.sender}>" if w.name else w.sender
-        count = f"{w.emails} email{'' if w.emails == 1 else 's'}"
-        when = w.newest[:16].replace("T", " ") or "date unknown"
+        # Local time, with its offset from UTC: a date means nothing without it.
+        when = f"{w.newest[:16].replace('T', ' ')} {w.newest[19:]}" if w.newest else "date unknown"
         since = f", first {w.oldest[:10]}" if w.oldest and w.emails > 1 else ""
-        lines.append(f"{when}  {who}  {count}{since}  “{w.newest_subject}”")
+        lines.append(f"{when}  {who}  {count(w.emails, 'email')}{since}  “{w.newest_subject}”")
     return "\n".join(lines) + "\n"
 
 

@@ -11,6 +11,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from mailroom.core import redact
+
 EXIT = {"pass": 0, "warn": 1, "fail": 2}
 UNREACHABLE = 3
 WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - mapped away
@@ -28,11 +30,15 @@ def default_url(env: dict[str, str] | None = None) -> str:
 
 
 def health_url(url: str) -> str:
-    """``--url`` as given: the instance's base URL (…:8080 or …:8080/) or its /health."""
-    parts = httpx.URL(url)
+    """``--url`` as given: the instance's base URL (…:8080 or …:8080/), its
+    /health, or just ``host:port`` (http is assumed: the page is served plain)."""
+    text = url.strip()
+    if "://" not in text:
+        text = f"http://{text}"
+    parts = httpx.URL(text)
     if parts.path in ("", "/"):
         return str(parts.copy_with(path="/health"))
-    return url
+    return text
 
 
 def run_status(url: str | None, out: TextIO | None = None) -> int:
@@ -40,8 +46,19 @@ def run_status(url: str | None, out: TextIO | None = None) -> int:
     url = health_url(url) if url else default_url()
     try:
         response = httpx.get(url, timeout=5.0)
+    except httpx.ConnectError:
+        print(
+            f"mailroom status: nothing answers at {url}: is `mailroom run` running? "
+            "(`systemctl status mailroom` for the unit; --url for another instance, "
+            "MAILROOM_HTTP_HOST/PORT for where this one listens)",
+            file=out,
+        )
+        return UNREACHABLE
+    except httpx.TimeoutException:
+        print(f"mailroom status: {url} did not answer within 5 s", file=out)
+        return UNREACHABLE
     except (httpx.HTTPError, ValueError) as exc:
-        print(f"mailroom status: cannot read {url}: {exc}", file=out)
+        print(f"mailroom status: cannot read {url}: {redact.scrub(str(exc))}", file=out)
         return UNREACHABLE
     try:
         body = response.json()

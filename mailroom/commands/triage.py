@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mailroom.account.categories import Category
+from mailroom.core.words import count
 from mailroom.domains.names import normal, refusal
 from mailroom.errors import MailroomError
 from mailroom.ledger.location import elsewhere_hint
@@ -123,7 +124,7 @@ async def _domain(
     verb = "decided" if apply else "would decide"
     print(f"{verb} @{domain} (and its subdomains) into {category.name}", file=out)
     print(
-        f"  {len(records)} senders of it waiting in the Screener"
+        f"  {count(len(records), 'sender')} of it waiting in the Screener"
         + (": triaged now" if apply else "")
         + "; new ones are triaged by the service as their mail arrives",
         file=out,

@@ -1,7 +1,7 @@
 """``mailroom undo SENDER`` and ``mailroom reset``: decisions taken back.
 
 Dry by default: each prints what it would do. With ``--apply`` they do it
-with the pass's own batched means (``triage/takeback.py``) and record every
+with the pass's own batched means (``takeback/``) and record every
 undo in the ledger, intent first. ``reset`` undoes everything, a batch of
 senders at a time (its request count is constant per batch), walking each
 sender back to before its first decision; interrupted, it is simply run again.
@@ -11,58 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from mailroom.account.mailboxes import map_mailboxes
 from mailroom.core.vocabulary import Trigger
+from mailroom.core.words import count
 from mailroom.domains.names import is_domain_name, normal
 from mailroom.errors import MailroomError
-from mailroom.jmap.client import MAILBOXES, mailboxes_in
 from mailroom.ledger.location import elsewhere_hint
-from mailroom.ledger.model import DecisionKind, Effects, Intent
 from mailroom.ledger.sqlite_file import LedgerError
-from mailroom.ledger.store import MAX_VARIABLES, Filter, Ledger
-from mailroom.net import api_client
+from mailroom.ledger.store import TRAIL, Filter, Ledger
 from mailroom.settings import Settings
-from mailroom.takeback.apply import TakeBack, Undone
+from mailroom.takeback.apply import Undone
+from mailroom.takeback.domain import undo_rule
 from mailroom.takeback.plan import PRUNED, UndoPlan, describe, undoable
-from mailroom.wiring import make_clients
+from mailroom.takeback.reset import BATCH, reset_all
+from mailroom.takeback.session import Session, open_session
 from mailroom.writer.commands import writing
 
 EXIT_ERROR = 1
-TRAIL = 10_000  # a sender's decisions read to find the one to take back
-BATCH = 100  # senders a reset takes back per round of requests
-
-
-@dataclass
-class Session:
-    ledger: Ledger
-    takeback: TakeBack
-    names: dict[str, str]
-
-
-@contextlib.asynccontextmanager
-async def _session(settings: Settings, ledger: Ledger, *, apply: bool) -> AsyncIterator[Session]:
-    """The servers, for taking back: the mailboxes and the managed groups (the
-    ledger checked to record this account; bound to it when ``apply``)."""
-    async with api_client(settings.poll_interval) as http:
-        clients = make_clients(settings, http, dry_run=not apply, ledger=ledger)
-        await clients.connect()
-        book = clients.book
-        assert book is not None
-        config = clients.triage.config
-        # The mailboxes ride in the request that finds the groups (JMAP
-        # contacts); over CardDAV they are a request of their own.
-        listing = clients.jmap.ride_along(MAILBOXES)
-        await book.find_groups(config.categories.contact_groups)
-        responses = await clients.jmap.answer(listing)
-        boxes = map_mailboxes(config, mailboxes_in(responses, listing.call.call_id)[0])
-        labels = frozenset({*boxes.labels.values(), boxes.error_label, *boxes.extra_labels} - {""})
-        takeback = TakeBack(clients.jmap, book, boxes, labels)
-        yield Session(ledger, takeback, {**ledger.mailbox_names(), **boxes.names})
 
 
 def subject_problem(subject: str) -> str | None:
@@ -119,7 +86,7 @@ async def run_undo(
             if decision is None:
                 print(f"nothing to undo for {sender}", file=out)
                 return 0
-            s = await stack.enter_async_context(_session(settings, ledger, apply=apply))
+            s = await stack.enter_async_context(open_session(settings, ledger, apply=apply))
             plans = await s.takeback.plan([decision], ledger)
             _print_plans(plans, s.names, out)
             if not apply:
@@ -151,7 +118,7 @@ async def _undo_domain(
         file=out,
     )
     ruled = ledger.ruled_by([rule.id])
-    async with _session(settings, ledger, apply=apply) as s:
+    async with open_session(settings, ledger, apply=apply) as s:
         plans = await s.takeback.plan(ruled, ledger)
         for plan in plans:
             for line in describe(plan, s.names):
@@ -159,18 +126,7 @@ async def _undo_domain(
         if not apply:
             print("dry run: nothing changed; run again with --apply to do it", file=out)
             return 0
-        (undo_id,) = ledger.begin(
-            [
-                Intent(
-                    subject=subject,
-                    kind=DecisionKind.UNDO,
-                    category=before,
-                    trigger=Trigger.CLI.value,
-                    undoes=rule.id,
-                )
-            ]
-        )
-        results = await s.takeback.apply(plans, ledger, Trigger.CLI, rule=rule.id)
+        results = await undo_rule(ledger, s.takeback, rule, plans)
         code = _report(results, out, err)
         if code != 0:
             print(
@@ -179,8 +135,6 @@ async def _undo_domain(
                 file=err,
             )
             return code
-        ledger.plan({undo_id: Effects(previous=rule.intent.category)})
-        ledger.finish([undo_id])
         print(f"done: {subject} is no longer decided as {rule.intent.category}", file=out)
         return 0
 
@@ -192,11 +146,11 @@ async def run_reset(settings: Settings, *, apply: bool, out: TextIO, err: TextIO
         return ledger
     try:
         if not apply:
-            async with _session(settings, ledger, apply=False) as s:
+            async with open_session(settings, ledger, apply=False) as s:
                 return await _rehearse_reset(s, out)
         # The whole reset under the writer lock: no pass re-triages a sender
         # between its rounds.
-        async with writing(settings, "reset", err), _session(settings, ledger, apply=True) as s:
+        async with writing(settings, "reset", err), open_session(settings, ledger, apply=True) as s:
             return await _reset(s, out, err)
     except MailroomError as exc:
         print(f"mailroom reset: {exc}", file=err)
@@ -213,7 +167,7 @@ async def _rehearse_reset(s: Session, out: TextIO) -> int:
     for start in range(0, len(standing), BATCH):
         _print_plans(await s.takeback.plan(standing[start : start + BATCH], s.ledger), s.names, out)
     print(
-        f"dry run: {len(standing)} senders would go back to where they were before "
+        f"dry run: {count(len(standing), 'sender')} would go back to where they were before "
         "Mailroom decided (a re-triaged sender through each category it had); "
         "run again with --apply to do it",
         file=out,
@@ -222,46 +176,17 @@ async def _rehearse_reset(s: Session, out: TextIO) -> int:
 
 
 async def _reset(s: Session, out: TextIO, err: TextIO) -> int:
-    undone = 0
-    failed: dict[str, str] = {}
-    # Every domain rule suspended first (its undo begun: a rule being taken
-    # back triages nobody), so a reset cut short never leaves a rule to triage
-    # again the senders it already put back; each rule's undo is finished with
-    # its own round below.
-    rules = s.ledger.domain_rules()
-    if rules:
-        s.ledger.begin(
-            [
-                Intent(
-                    subject=d.intent.subject,
-                    kind=DecisionKind.UNDO,
-                    category=d.effects.previous,
-                    trigger=Trigger.RESET.value,
-                    undoes=d.id,
-                )
-                for d in rules.values()
-            ]
-        )
-    while True:
-        batch = s.ledger.standing(limit=BATCH, skip=failed)
-        if not batch:
-            break
-        plans = await s.takeback.plan(batch, s.ledger)
-        for result in await s.takeback.apply(plans, s.ledger, Trigger.RESET):
-            if result.error is None:
-                undone += 1
-            else:
-                failed[result.plan.sender] = result.error
-        left = len(s.ledger.standing(limit=TRAIL, skip=failed))
+    def progress(undone: int, left: int) -> None:
         if err.isatty():
-            print(f"reset: {undone} decisions taken back, {left} to go", file=err)
-        if len(failed) >= MAX_VARIABLES:
-            break  # something is badly wrong: stop and say so
+            print(f"reset: {count(undone, 'decision')} taken back, {left} to go", file=err)
+
+    undone, failed = await reset_all(s.ledger, s.takeback, progress)
     for sender, why in sorted(failed.items()):
         print(f"failed: {sender}: {why}", file=err)
     if failed:
         print(
-            f"reset: {undone} decisions taken back, {len(failed)} senders failed; "
+            f"reset: {count(undone, 'decision')} taken back, "
+            f"{count(len(failed), 'sender')} failed; "
             "run it again to retry them",
             file=err,
         )
@@ -269,7 +194,7 @@ async def _reset(s: Session, out: TextIO, err: TextIO) -> int:
     if undone == 0:
         print("nothing to reset: no decision stands", file=out)
         return 0
-    print(f"done: {undone} decisions taken back; no decision stands", file=out)
+    print(f"done: {count(undone, 'decision')} taken back; no decision stands", file=out)
     return 0
 
 

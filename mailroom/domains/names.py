@@ -21,7 +21,7 @@ import idna
 from publicsuffixlist import PublicSuffixList
 
 # Shared mail providers: a rule for one of them would decide for millions of
-# unrelated people. Short and documented (README); --force overrides it.
+# unrelated people. Short and documented (docs/decisions.md); --force overrides it.
 PROVIDERS = frozenset(
     {
         "gmail.com",

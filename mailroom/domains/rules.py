@@ -20,14 +20,13 @@ from mailroom.account.mailboxes import MailboxMap
 from mailroom.domains.names import domain_of, refusal, registrable, rule_for
 from mailroom.jmap.client import JmapClient, any_of_chunks
 from mailroom.ledger.model import Decision, DecisionKind, Effects, Intent
-from mailroom.ledger.store import Filter, Ledger
+from mailroom.ledger.store import TRAIL, Filter, Ledger
 from mailroom.triage.records import PassResult
 from mailroom.triage.rehearsal import Rehearsal
 from mailroom.triage.scan import ScanPlan, SenderWork, mailbox_ids_of, sender_of
 from mailroom.triage.steps import EMAIL_PROPERTIES, PAGES_AT_ONCE, Flag
 
 log = logging.getLogger(__name__)
-TRAIL = 10_000  # a domain's own decisions read
 
 
 @dataclass

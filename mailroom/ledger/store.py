@@ -37,6 +37,7 @@ from mailroom.ledger.sqlite_file import (
 )
 
 log = logging.getLogger(__name__)
+TRAIL = 10_000  # a subject's decisions read to find its latest, or the one to take back
 MAX_VARIABLES = 500  # bound parameters per statement (SQLite's floor is 999)
 # What stands: a decision that may have changed the account (done, or stopped
 # part-way). The one definition, in SQL (``Outcome.stands`` is the same in Python).

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from mailroom.core.words import count
 from mailroom.sandbox.mailstore import ACCOUNT_ID
 from mailroom.sandbox.server import Sandbox, free_port
 
@@ -102,7 +103,8 @@ def run_demo(*, poll_interval: float, debounce: float, pause: float, keep_runnin
         "MAILROOM_LOG_FORMAT": env_default("MAILROOM_LOG_FORMAT", "console"),
     }
     _say(
-        f"stand-in running at {sandbox.url} with {len(sandbox.mail.emails)} emails in the Screener"
+        f"stand-in running at {sandbox.url} with "
+        f"{count(len(sandbox.mail.emails), 'email')} in the Screener"
     )
     _say(f"starting: mailroom run (poll interval {poll_interval:g} s, debounce {debounce:g} s)")
     _say(f"status page: http://127.0.0.1:{http_port}/")
@@ -156,12 +158,17 @@ def run_demo(*, poll_interval: float, debounce: float, pause: float, keep_runnin
         left = len(sandbox.mail.emails_in("Screener"))
         _say(
             f"done: {len(latencies)}/{len(SENDERS)} senders triaged, "
-            f"{left} emails left in the Screener, slowest {max(latencies, default=0):.2f} s "
+            f"{count(left, 'email')} left in the Screener, "
+            f"slowest {max(latencies, default=0):.2f} s "
             f"(debounce {debounce:g} s)"
         )
+        if latencies:
+            _take_one_back(env, SENDERS[0].address)
         if keep_running:
-            _say("still running; press Ctrl-C to stop")
+            _say(f"still running: the status page is http://127.0.0.1:{http_port}/ ; Ctrl-C stops")
             service.wait()
+        else:
+            _say("to look around: `mailroom demo --keep-running` leaves it all up")
         return 0 if len(latencies) == len(SENDERS) else 1
     except KeyboardInterrupt:
         return 0
@@ -173,6 +180,22 @@ def run_demo(*, poll_interval: float, debounce: float, pause: float, keep_runnin
             except subprocess.TimeoutExpired:
                 service.kill()
         sandbox.stop()
+
+
+def _take_one_back(env: dict[str, str], sender: str) -> None:
+    """What a user does next: read the ledger, and take one decision back."""
+    for args in (["history", "--limit", "3"], ["undo", sender, "--apply"], ["history", sender]):
+        _say("user runs: mailroom " + " ".join(args))
+        done = subprocess.run(
+            [sys.executable, "-m", "mailroom", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for line in (done.stdout + done.stderr).splitlines():
+            _say(f"  {line}")
 
 
 def _has_mailbox(sandbox: Sandbox, name: str) -> bool:

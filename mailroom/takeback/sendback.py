@@ -20,8 +20,9 @@ from typing import Any
 from mailroom.account.mailboxes import MailboxMap
 from mailroom.contacts.book import ContactBook
 from mailroom.core.vocabulary import Trigger
+from mailroom.core.words import count
 from mailroom.jmap.client import JmapClient
-from mailroom.ledger.store import Filter, Ledger
+from mailroom.ledger.store import TRAIL, Filter, Ledger
 from mailroom.takeback.apply import TakeBack
 from mailroom.takeback.plan import undoable
 from mailroom.triage.records import PassResult
@@ -32,7 +33,6 @@ from mailroom.triage.steps import Flag
 log = logging.getLogger(__name__)
 
 MAX_ROUNDS = 20  # levels taken back in one pass; a deeper trail goes on next pass
-TRAIL = 10_000  # a sender's decisions read to find the one to take back
 
 Labelled = Mapping[str, Mapping[str, frozenset[str]]]  # sender -> email id -> mailbox ids
 
@@ -133,7 +133,7 @@ class SendBack:
         refused = {k: v for k, v in outcome.failures.items() if v.get("type") != "notFound"}
         if refused:
             result.failures += 1
-            result.last_error = f"{len(refused)} emails kept the back-to-Screener label"
+            result.last_error = f"{count(len(refused), 'email')} kept the back-to-Screener label"
 
     def _rehearse(self, labelled: Labelled) -> None:
         assert self.rehearsal is not None

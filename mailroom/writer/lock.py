@@ -47,7 +47,7 @@ class Holder:
         if self.pid is not None:
             text += f" (pid {self.pid})"
         if self.since is not None:
-            text += " since " + time.strftime("%H:%M:%S", time.localtime(self.since))
+            text += " since " + time.strftime("%H:%M:%S %Z", time.localtime(self.since))
         return text
 
 

@@ -57,7 +57,11 @@ class CyrusUnavailable(Exception):
 
 
 def _free_base() -> int:
-    for base in range(18100, 19000, 10):
+    # Each pytest-xdist worker searches its own stretch, so two workers
+    # starting servers at once never pick the same free ports.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = 18100 + 150 * (int(worker) % 5 if worker.isdigit() else 0)
+    for base in range(first, first + 150, 10):
         ok = True
         for port in (base, base + 1, base + 2):
             with socket.socket() as sock:
@@ -68,7 +72,7 @@ def _free_base() -> int:
                     break
         if ok:
             return base
-    raise CyrusUnavailable("no free port range for Cyrus in 18100-19000")
+    raise CyrusUnavailable(f"no free port range for Cyrus in {first}-{first + 150}")
 
 
 @dataclass

@@ -25,8 +25,8 @@ from mailroom.sandbox.server import Sandbox
 from mailroom.service import App
 from mailroom.settings import load_settings
 from tests.conftest import Harness
-from tests.ledger.test_pass_ledger import with_ledger
 from tests.push.harness import FAST, running
+from tests.triage.test_pass_ledger import with_ledger
 
 pytestmark = pytest.mark.anyio
 

@@ -6,15 +6,16 @@ from pathlib import Path
 
 from mailroom.push.diagram import DIAGRAMS, mermaid
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 
 
 def test_mermaid_file_matches_the_class() -> None:
     assert (DIAGRAMS / "connection.mmd").read_text() == mermaid(), "run: make diagrams"
 
 
-def test_readme_shows_the_current_diagram() -> None:
-    assert "```mermaid\n" + mermaid() + "```" in README.read_text(), "paste diagrams/connection.mmd"
+def test_the_design_page_shows_the_current_diagram() -> None:
+    text = DESIGN.read_text()
+    assert "```mermaid\n" + mermaid() + "```" in text, "paste diagrams/connection.mmd"
 
 
 def test_diagram_names_every_state_and_event() -> None:

@@ -13,7 +13,7 @@ from mailroom.commands.undo import run_undo
 from mailroom.ledger.model import DecisionKind, Outcome
 from mailroom.settings import load_settings
 from tests.conftest import Harness, put_contact
-from tests.ledger.test_pass_ledger import boxes, with_ledger
+from tests.triage.test_pass_ledger import boxes, with_ledger
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from mailroom.core.vocabulary import Trigger
 from mailroom.ledger.model import DecisionKind, Outcome
 from mailroom.triage.workflow import Triage
 from tests.conftest import Harness
-from tests.ledger.test_pass_ledger import boxes, with_ledger
+from tests.triage.test_pass_ledger import boxes, with_ledger
 
 pytestmark = pytest.mark.anyio
 

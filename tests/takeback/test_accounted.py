@@ -20,9 +20,9 @@ from mailroom.ledger.store import Ledger
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from tests.conftest import Harness
-from tests.ledger.test_pass_ledger import boxes, crash_at, with_ledger
-from tests.ledger.test_reset import account, reset
 from tests.push.harness import running
+from tests.takeback.test_reset import account, reset
+from tests.triage.test_pass_ledger import boxes, crash_at, with_ledger
 
 pytestmark = pytest.mark.anyio
 
@@ -77,7 +77,7 @@ async def test_a_decision_refused_part_way_is_taken_back_by_reset(
     assert decision.outcome is Outcome.PARTIAL
     code, out, err = await reset(h, tmp_path, apply=True)
     assert code == 0, err
-    assert "done: 1 decisions taken back" in out
+    assert "done: 1 decision taken back" in out
     assert account(h, [sender], ids) == before
     assert h.contacts.contact_uid(sender) is None
 

@@ -14,7 +14,7 @@ from mailroom.account.review import review_account
 from mailroom.carddav import vcard
 from mailroom.contacts.book import ContactsBackend
 from tests.conftest import Harness
-from tests.test_workflow import label
+from tests.triage.test_workflow import label
 
 pytestmark = pytest.mark.anyio
 

@@ -69,7 +69,9 @@ def test_rendering() -> None:
             )
         ]
     )
-    assert text == "2026-11-04 09:00  Ann <a@x.example>  2 emails, first 2026-11-01  “Hello”\n"
+    assert (
+        text == "2026-11-04 09:00 +0000  Ann <a@x.example>  2 emails, first 2026-11-01  “Hello”\n"
+    )
     assert render([]) == "nobody is waiting in the Screener\n"
 
 

@@ -34,8 +34,8 @@ from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from mailroom.wiring import make_clients
 from mailroom.writer.lock import WriterLock
-from tests.ledger.sweep import KINDS, Fault, FaultTransport, Killed
-from tests.ledger.test_sweep import commands_through
+from tests.takeback.sweep import KINDS, Fault, FaultTransport, Killed
+from tests.takeback.test_sweep import commands_through
 
 SENDERS = ("ann@one.example", "bob@two.example", "cy@dom.example", "di@news.dom.example")
 CATEGORIES = parse_categories(DEFAULT_CATEGORIES_JSON)

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from mailroom.commands import undo as undo_command
 from mailroom.commands.triage import run_triage
 from mailroom.commands.undo import run_reset, run_undo
 from mailroom.jmap.client import JmapClient, SetOutcome
@@ -25,6 +24,7 @@ from mailroom.ledger.model import DecisionKind, Outcome
 from mailroom.ledger.store import Ledger
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
+from mailroom.takeback import reset as reset_rounds
 from mailroom.writer.lock import Holder, WriterBusy, WriterLock
 from tests.push.harness import FAST, Running, running
 
@@ -169,7 +169,7 @@ async def test_an_undo_racing_a_re_triage_leaves_the_account_whole(tmp_path: Pat
 async def test_reset_beside_the_service_with_a_rule_larger_than_a_round(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(undo_command, "BATCH", 2)  # five senders: three rounds
+    monkeypatch.setattr(reset_rounds, "BATCH", 2)  # five senders: three rounds
     with Sandbox() as sb:
         async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
             senders = [f"s{n}@rule.example" for n in range(5)]

@@ -12,7 +12,7 @@ from mailroom.commands.undo import run_undo
 from mailroom.ledger.model import DecisionKind, Intent
 from mailroom.settings import load_settings
 from tests.conftest import Harness
-from tests.ledger.test_pass_ledger import with_ledger
+from tests.triage.test_pass_ledger import with_ledger
 
 pytestmark = pytest.mark.anyio
 

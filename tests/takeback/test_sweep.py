@@ -24,8 +24,9 @@ from mailroom.commands import undo
 from mailroom.ledger.store import Ledger
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import Settings, load_settings
+from mailroom.takeback import session as takeback_session
 from mailroom.wiring import Clients, make_clients
-from tests.ledger.sweep import KINDS, Fault, FaultTransport, Killed, Writes
+from tests.takeback.sweep import KINDS, Fault, FaultTransport, Killed, Writes
 
 pytestmark = pytest.mark.anyio
 
@@ -118,7 +119,7 @@ def commands_through(transport: httpx.AsyncBaseTransport) -> Iterator[None]:
     def client(poll_interval: float = 60.0) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=transport, timeout=10.0)
 
-    for module in (undo, decide):
+    for module in (takeback_session, decide):
         patch.setattr(module, "api_client", client)
     try:
         yield

@@ -15,7 +15,7 @@ from mailroom.jmap.errors import JmapError
 from mailroom.ledger.store import Ledger
 from mailroom.settings import load_settings
 from tests.conftest import Harness, put_contact
-from tests.ledger.test_pass_ledger import boxes, with_ledger
+from tests.triage.test_pass_ledger import boxes, with_ledger
 
 pytestmark = pytest.mark.anyio
 

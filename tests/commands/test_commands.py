@@ -99,6 +99,19 @@ async def test_check_names_each_problem_and_its_fix() -> None:
     assert code == 1 and "✗ JMAP:" in text and "fix: check MAILROOM_JMAP_SESSION_URL" in text
 
 
+async def test_check_on_a_new_account_says_once_to_run_setup() -> None:
+    with Sandbox() as sb:
+        sb.mail.ensure_mailbox("Screener")  # the user's own; nothing of Mailroom's yet
+        code, text = await check(sb)
+        assert code == 1
+        lines = [line for line in text.splitlines() if line.startswith("✗")]
+        assert lines == [
+            "✗ not set up yet: the 18 mailboxes and contact groups the settings need are missing"
+        ], text
+        assert "fix: run `mailroom setup` to list them, then `mailroom setup --apply`" in text
+        assert "✓ mailbox 'Screener' (the Screener) exists" in text
+
+
 async def test_check_names_a_contacts_backend_that_cannot_be_used() -> None:
     with Sandbox(flavour="rfc") as sb:  # a server without RFC 9610, like Cyrus
         sb.prepare()
@@ -273,8 +286,12 @@ def test_status_prints_for_a_person_and_exits_by_health(health_server: dict[str,
         health_server["body"] = {**body, "status": status}
         assert run_status(health_server["url"], io.StringIO()) == code
     out = io.StringIO()
-    assert run_status("http://127.0.0.1:9/health", out) == 3
-    assert "cannot read" in out.getvalue()
+    assert run_status("127.0.0.1:9", out) == 3  # host:port alone is enough
+    assert out.getvalue() == (
+        "mailroom status: nothing answers at http://127.0.0.1:9/health: is `mailroom run` "
+        "running? (`systemctl status mailroom` for the unit; --url for another instance, "
+        "MAILROOM_HTTP_HOST/PORT for where this one listens)\n"
+    )
     assert default_url({"MAILROOM_HTTP_HOST": "0.0.0.0", "MAILROOM_HTTP_PORT": "9000"}) == (  # noqa: S104
         "http://127.0.0.1:9000/health"
     )
@@ -289,7 +306,7 @@ async def test_status_against_a_running_service() -> None:
             assert code == 0, out.getvalue()
             assert "PASS" in out.getvalue() and "push:         CONNECTED since" in out.getvalue()
             # The instance's base URL, with or without its slash, reads /health too.
-            for base in (f"http://{host}:{port}", f"http://{host}:{port}/"):
+            for base in (f"http://{host}:{port}", f"http://{host}:{port}/", f"{host}:{port}"):
                 out = io.StringIO()
                 assert await asyncio.to_thread(run_status, base, out) == 0, out.getvalue()
                 assert "PASS" in out.getvalue()

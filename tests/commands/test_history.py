@@ -14,7 +14,7 @@ import pytest
 from mailroom.commands.history import run_history
 from mailroom.ledger.store import Filter
 from tests.conftest import Harness
-from tests.ledger.test_pass_ledger import with_ledger
+from tests.triage.test_pass_ledger import with_ledger
 
 pytestmark = pytest.mark.anyio
 

@@ -1,0 +1,58 @@
+"""``reset``'s rounds: every decision taken back, newest first, a batch of
+senders at a time (a constant number of requests per batch), each sender
+walked back to before its first decision. Interrupted, it is simply run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mailroom.core.vocabulary import Trigger
+from mailroom.ledger.model import DecisionKind, Intent
+from mailroom.ledger.store import MAX_VARIABLES, TRAIL, Ledger
+from mailroom.takeback.apply import TakeBack
+
+BATCH = 100  # senders taken back per round of requests
+
+
+async def reset_all(
+    ledger: Ledger,
+    takeback: TakeBack,
+    progress: Callable[[int, int], None] = lambda undone, left: None,
+) -> tuple[int, dict[str, str]]:
+    """Take back everything that stands; the decisions taken back, and each
+    sender that failed with why. ``progress`` hears (taken back, left) per round."""
+    undone = 0
+    failed: dict[str, str] = {}
+    # Every domain rule suspended first (its undo begun: a rule being taken
+    # back triages nobody), so a reset cut short never leaves a rule to triage
+    # again the senders it already put back; each rule's undo is finished with
+    # its own round below.
+    rules = ledger.domain_rules()
+    if rules:
+        ledger.begin(
+            [
+                Intent(
+                    subject=d.intent.subject,
+                    kind=DecisionKind.UNDO,
+                    category=d.effects.previous,
+                    trigger=Trigger.RESET.value,
+                    undoes=d.id,
+                )
+                for d in rules.values()
+            ]
+        )
+    while True:
+        batch = ledger.standing(limit=BATCH, skip=failed)
+        if not batch:
+            break
+        plans = await takeback.plan(batch, ledger)
+        for result in await takeback.apply(plans, ledger, Trigger.RESET):
+            if result.error is None:
+                undone += 1
+            else:
+                failed[result.plan.sender] = result.error
+        progress(undone, len(ledger.standing(limit=TRAIL, skip=failed)))
+        if len(failed) >= MAX_VARIABLES:
+            break  # something is badly wrong: stop and say so
+    return undone, failed

@@ -18,10 +18,9 @@ from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
 
-from mailroom.carddav import vcard
-from mailroom.carddav.dav_xml import CARD, DAV, tag
-from mailroom.carddav.vcard import VCardError
+from mailroom.sandbox import cards as vcard
 from mailroom.sandbox import vcard_versions
+from mailroom.sandbox.cards import CARD, DAV, CardError, tag
 
 DEFAULT_BOOK = "default"
 SHARED_BOOK = "shared"  # read-only: written by somebody else
@@ -278,7 +277,7 @@ class ContactStore:
             self.before_put(name)
         try:
             parsed = vcard.parse(text, name)
-        except VCardError:
+        except CardError:
             raise DavError(415, "not a vCard") from None
         if self.refuses(parsed):
             raise DavError(507, "the stand-in was told to refuse this contact (quota)")
@@ -308,7 +307,7 @@ class ContactStore:
 def _matches(text: str, flt: Element) -> bool:
     try:
         card = vcard.parse(text)
-    except VCardError:
+    except CardError:
         # A card the parser rejects is still in the store, and a text index
         # still finds it: the raw text is searched.
         needles = [(tm.text or "").casefold() for tm in flt.iter(tag(CARD, "text-match"))]

@@ -29,9 +29,9 @@ from typing import Any
 
 import vobject
 
-from mailroom.carddav import vcard
-from mailroom.carddav.vcard import VCardError
+from mailroom.sandbox import cards as vcard
 from mailroom.sandbox import vcard_versions
+from mailroom.sandbox.cards import CardError
 from mailroom.sandbox.contactstore import BOOKS, DEFAULT_BOOK, ContactStore
 from mailroom.sandbox.mailstore import ACCOUNT_ID, Args, MethodError
 from mailroom.sandbox.textsearch import TextQuery
@@ -88,7 +88,7 @@ class ContactCardApi:
         for name, stored in items:
             try:
                 out[self.card_id(name)] = (name, vcard.parse(stored.text, name), stored.book)
-            except VCardError:
+            except CardError:
                 continue  # what a server cannot read, it does not show over JMAP
         return out
 

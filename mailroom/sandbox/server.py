@@ -21,12 +21,12 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, Categories, parse_categories
-from mailroom.carddav import vcard
+from mailroom.sandbox import cards as vcard
 from mailroom.sandbox.contactstore import ContactStore, DavError
 from mailroom.sandbox.faults import Faults, Route, StreamMode
 from mailroom.sandbox.jscontacts import ContactCardApi
@@ -37,6 +37,26 @@ CONTACTS = "urn:ietf:params:jmap:contacts"
 SUBMISSION = "urn:ietf:params:jmap:submission"
 
 MAX_BODY = 10 * 1024 * 1024
+
+
+# What ``mailroom setup`` makes for the default categories, named here rather
+# than read from the product's category code (the stand-in shares none of it).
+DEFAULT_LABELS = ("@ToImbox", "@ToFeed", "@ToPaperTrail", "@ToJail", "@ToPerson")
+DEFAULT_MAILBOXES = ("Imbox", "Feed", "Paper Trail", "Jail", "Person")
+DEFAULT_GROUPS = ("Imbox", "Feed", "Paper Trail", "Jail", "Person")
+
+
+class Layout(Protocol):
+    """The names a set of categories gives the account (the settings' categories)."""
+
+    @property
+    def labels(self) -> Iterable[str]: ...
+
+    @property
+    def destinations(self) -> Iterable[str]: ...
+
+    @property
+    def contact_groups(self) -> Iterable[str]: ...
 
 
 class Sandbox:
@@ -130,17 +150,20 @@ class Sandbox:
 
     def prepare(
         self,
-        categories: Categories | None = None,
+        categories: Layout | None = None,
         *,
         screener: str = "Screener",
         error_label: str = "@MailroomError",
     ) -> None:
-        """Leave the account as ``mailroom setup --apply --create-screener`` would."""
-        cats = categories or parse_categories(DEFAULT_CATEGORIES_JSON)
+        """Leave the account as ``mailroom setup --apply --create-screener`` would
+        (the default categories' names unless ``categories`` says otherwise)."""
+        labels = DEFAULT_LABELS if categories is None else tuple(categories.labels)
+        boxes = DEFAULT_MAILBOXES if categories is None else tuple(categories.destinations)
+        groups = DEFAULT_GROUPS if categories is None else tuple(categories.contact_groups)
         extra = ("@ToScreener", "@WholeDomain")
-        for name in (screener, error_label, *extra, *cats.labels, *cats.destinations):
+        for name in (screener, error_label, *extra, *labels, *boxes):
             self.mail.ensure_mailbox(name)
-        for group in cats.contact_groups:
+        for group in groups:
             if not self.contacts.groups_named(group):
                 uid = str(uuid.uuid4())
                 self.contacts.write(f"{uid}.vcf", vcard.new_group(uid, group))

@@ -15,7 +15,7 @@ from typing import Any
 
 import vobject
 
-from mailroom.carddav import vcard
+from mailroom.sandbox import cards as vcard
 
 URN = "urn:uuid:"
 KIND4 = "kind"
@@ -66,7 +66,7 @@ def to_v3_text(text: str) -> str:
     """What a CardDAV reader gets by default for a stored card (unreadable: as stored)."""
     try:
         card = vcard.parse(text)
-    except vcard.VCardError:
+    except vcard.CardError:
         return text
     if version(card) != "4.0":
         return text
@@ -85,7 +85,7 @@ def to_v3_text(text: str) -> str:
 def to_v4_text(text: str) -> str:
     try:
         card = vcard.parse(text)
-    except vcard.VCardError:
+    except vcard.CardError:
         return text
     return text if version(card) == "4.0" else str(to_v4(card).serialize())
 

@@ -245,3 +245,36 @@ async def test_carddav_delete_honours_if_match(http: httpx.AsyncClient) -> None:
         gone = await http.delete(url, auth=auth_, headers={"If-Match": etag})
         assert gone.status_code == 204 and "x.vcf" not in sb.contacts.cards
         assert (await http.delete(url, auth=auth_)).status_code == 404
+
+
+def test_the_stand_in_shares_no_code_with_the_clients_it_stands_in_for() -> None:
+    """A bug in the product's vCard, XML or category code must not hide behind
+    the same code on the server side: the stand-in imports only itself."""
+    import ast
+    from pathlib import Path
+
+    import mailroom.sandbox
+
+    root = Path(mailroom.sandbox.__file__).parent
+    for module in root.glob("*.py"):
+        if module.name == "demo.py":  # the demo runs the product, as a user would
+            continue
+        for node in ast.walk(ast.parse(module.read_text())):
+            name = node.module or "" if isinstance(node, ast.ImportFrom) else ""
+            if name.startswith("mailroom"):
+                assert name.startswith("mailroom.sandbox"), f"{module.name}: {name}"
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("mailroom") or alias.name.startswith(
+                        "mailroom.sandbox"
+                    ), f"{module.name}: {alias.name}"
+
+
+def test_the_stand_ins_default_names_are_the_default_categories() -> None:
+    from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categories
+    from mailroom.sandbox.server import DEFAULT_GROUPS, DEFAULT_LABELS, DEFAULT_MAILBOXES
+
+    categories = parse_categories(DEFAULT_CATEGORIES_JSON)
+    assert categories.labels == DEFAULT_LABELS
+    assert categories.destinations == DEFAULT_MAILBOXES
+    assert categories.contact_groups == DEFAULT_GROUPS

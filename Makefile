@@ -23,9 +23,10 @@ WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 test: $(STAMP)
 	$(BIN)/pytest -q -n $(WORKERS) --dist loadgroup
 
-# Without the Cyrus integration suite.
+# The quick loop: without the Cyrus suites and the slow tests (the
+# crash-and-refusal sweep, the stateful model, Prometheus, the browser).
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n $(WORKERS) --dist loadgroup -m "not integration"
+	$(BIN)/pytest -q -n $(WORKERS) --dist loadgroup -m "not integration and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

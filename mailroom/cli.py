@@ -163,7 +163,7 @@ def _sandbox_command(args: argparse.Namespace) -> int:
 
 def _history(args: argparse.Namespace) -> int:
     from mailroom.commands.history import parse_since, run_history
-    from mailroom.ledger.store import Filter
+    from mailroom.ledger.reading import Filter
     from mailroom.settings import load_ledger_path
 
     try:

@@ -10,7 +10,6 @@ telemetry the supervisor writes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -18,15 +17,13 @@ import time
 import httpx
 
 from mailroom import __version__
-from mailroom.carddav.client import CardDavAuthError
-from mailroom.contacts.book import ContactsError
 from mailroom.contacts.select import ContactsUnavailable
-from mailroom.core import redact
-from mailroom.core.vocabulary import WATCHED_TYPES, FailureKind, Trigger
-from mailroom.jmap.errors import JmapAuthError, JmapError
+from mailroom.core.vocabulary import WATCHED_TYPES, Trigger
+from mailroom.failures import classify, summarise
 from mailroom.ledger.model import DecisionKind, Outcome
+from mailroom.ledger.reading import Filter
 from mailroom.ledger.sqlite_file import LedgerError
-from mailroom.ledger.store import Filter, Ledger, LedgerAccountError
+from mailroom.ledger.store import Ledger
 from mailroom.net import api_client
 from mailroom.observe.history import SENDERS_KEPT, TriagedEntry
 from mailroom.observe.http_server import ObservabilityServer
@@ -35,73 +32,23 @@ from mailroom.observe.systemd import SystemdNotifier
 from mailroom.observe.telemetry import Telemetry
 from mailroom.push.backoff import Backoff
 from mailroom.push.connection import STATES, transitions
-from mailroom.push.messages import Failure
 from mailroom.push.policy import PushPolicy
 from mailroom.push.stream import stream_client
 from mailroom.push.supervisor import PassSummary, Supervisor
 from mailroom.settings import Settings
+from mailroom.startup import STARTUP_BACKOFF_CAP, start, wait_fed
 from mailroom.triage.workflow import (
     AccountConflict,
-    PassResult,
-    SetupError,
 )
 from mailroom.wiring import Clients, make_clients
-from mailroom.writer.lock import WriterBusy, WriterLock
+from mailroom.writer.lock import WriterLock
 
 log = logging.getLogger(__name__)
 
-REMOTE_ERRORS: tuple[type[BaseException], ...] = (JmapError, ContactsError, SetupError)
 EXIT_CONFIG = 2  # systemd: RestartPreventExitStatus=2
-AUTH_RETRY_SECONDS = 300.0  # rejected credentials: retry slowly, never hammer
-STARTUP_BACKOFF_CAP = 60.0
 
 
 STREAM_TYPES = ",".join(WATCHED_TYPES)
-
-
-def auth_failure(exc: BaseException) -> str | None:
-    """Who rejected the credentials, if that is what ``exc`` says."""
-    if isinstance(exc, JmapAuthError):
-        return f"JMAP (HTTP {exc.status})"
-    if isinstance(exc, CardDavAuthError):
-        return f"CardDAV (HTTP {exc.status})"
-    return None
-
-
-def classify(exc: BaseException) -> Failure:
-    """The push supervisor's view of an exception from a pass or a discovery."""
-    text = redact.scrub(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
-    rejected_by = auth_failure(exc)
-    if rejected_by is not None:
-        return Failure(FailureKind.AUTH, text, rejected_by)
-    if isinstance(exc, LedgerError):
-        return Failure(FailureKind.LEDGER, text)
-    if isinstance(exc, WriterBusy):
-        return Failure(FailureKind.BUSY, text)
-    if isinstance(exc, (*REMOTE_ERRORS, httpx.HTTPError)):
-        return Failure(FailureKind.REMOTE, text)
-    return Failure(FailureKind.UNEXPECTED, f"unexpected {type(exc).__name__}: {text}")
-
-
-def summarise(result: PassResult) -> PassSummary:
-    """A pass in which senders were attempted and every one failed counts as failed."""
-    failure = None
-    if result.failures and not result.senders_triaged:
-        error = result.last_error or "see the log"
-        failure = Failure(FailureKind.REMOTE, f"every sender failed ({result.failures}): {error}")
-    return PassSummary(
-        seen_states=dict(result.seen_states),
-        own_states={k: frozenset(v) for k, v in result.own_states.items()},
-        triaged=dict(result.triaged),
-        refiled=result.emails_refiled,
-        conflicts=result.conflicts,
-        failures=result.failures,
-        unflagged=result.unflagged,
-        missing=tuple(sorted(result.missing)),
-        off=tuple(sorted(result.off)),
-        senders=tuple(result.senders),
-        failure=failure,
-    )
 
 
 def make_telemetry(
@@ -122,72 +69,6 @@ def make_telemetry(
 
 def policy_from(settings: Settings) -> PushPolicy:
     return PushPolicy(poll_interval=settings.poll_interval, debounce=settings.debounce_seconds)
-
-
-async def start(
-    clients: Clients,
-    telemetry: Telemetry,
-    stop: asyncio.Event,
-    *,
-    base_delay: float = 1.0,
-    systemd: SystemdNotifier | None = None,
-) -> bool:
-    """Discover the servers and resolve the account; retry remote failures.
-
-    A server down at boot is not a reason to be killed: systemd already has
-    READY=1, the watchdog stays fed and /livez passes while the retries go
-    on, and /health and STATUS= say why triage has not started. Returns False
-    if asked to stop before start-up succeeded.
-    """
-    systemd = systemd or SystemdNotifier({})
-    backoff = Backoff(base=base_delay, cap=STARTUP_BACKOFF_CAP, jitter=0.0)
-    while not stop.is_set():
-        try:
-            await clients.connect()
-            await clients.triage.setup()
-            telemetry.starting(None)
-            return True
-        except (AccountConflict, ContactsUnavailable, LedgerAccountError):
-            raise  # the settings or the account must change: retrying cannot help
-        except LedgerError as exc:  # binding the ledger to the account
-            if not exc.passing:
-                raise
-            delay = backoff.next_delay()
-            why = f"the ledger cannot be written, retrying in {delay:.0f} s: {exc}"
-            telemetry.starting(why)
-            systemd.status(f"starting: {why}")
-            log.error("start-up failed; retrying", extra={"fields": {"error": str(exc)}})
-            await _wait_fed(stop, delay, telemetry, systemd)
-        except REMOTE_ERRORS as exc:
-            auth = auth_failure(exc)
-            if auth is not None:
-                telemetry.pass_finished("startup", 0.0, error=str(exc), auth_rejected=auth)
-            delay = AUTH_RETRY_SECONDS if auth else backoff.next_delay()
-            what = auth or ("JMAP" if isinstance(exc, JmapError) else "contacts server")
-            why = f"{what} {'rejected the credentials' if auth else 'unreachable'}"
-            telemetry.starting(f"{why}, retrying in {delay:.0f} s ({redact.scrub(str(exc))})")
-            systemd.status(f"starting: {why}, retrying in {delay:.0f} s")
-            log.error(
-                "start-up failed; retrying",
-                extra={"fields": {"error": str(exc), "retry_in": delay}},
-            )
-            await _wait_fed(stop, delay, telemetry, systemd)
-    return False
-
-
-async def _wait_fed(
-    stop: asyncio.Event, delay: float, telemetry: Telemetry, systemd: SystemdNotifier
-) -> None:
-    """Wait ``delay`` (or until stopped), feeding the watchdog and /livez meanwhile."""
-    loop = asyncio.get_running_loop()
-    until = loop.time() + delay
-    tick = systemd.watchdog_interval or delay
-    while not stop.is_set() and (left := until - loop.time()) > 0:
-        telemetry.heartbeat()
-        systemd.watchdog()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=min(left, tick))
-    telemetry.heartbeat()
 
 
 class App:
@@ -273,7 +154,7 @@ class App:
                 self.telemetry.starting(why)
                 self.systemd.status(f"starting: {why}")
                 log.error("cannot open the ledger; retrying", extra={"fields": {"error": str(exc)}})
-                await _wait_fed(stop, delay, self.telemetry, self.systemd)
+                await wait_fed(stop, delay, self.telemetry, self.systemd)
                 continue
             if opened.moved_aside is not None:
                 log.warning(

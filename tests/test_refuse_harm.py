@@ -14,11 +14,12 @@ import httpx
 import pytest
 
 from mailroom.core import redact
+from mailroom.failures import classify
 from mailroom.observe.http_server import MAX_CONNECTIONS, ObservabilityServer
 from mailroom.observe.logging import ConsoleFormatter, JsonFormatter
 from mailroom.observe.systemd import SystemdNotifier
 from mailroom.sandbox.server import Sandbox
-from mailroom.service import App, classify, make_telemetry
+from mailroom.service import App, make_telemetry
 from mailroom.settings import SettingsError, load_settings
 
 TOKEN = "fmu1-SECRET-token-0123456789"

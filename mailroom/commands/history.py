@@ -16,8 +16,9 @@ from typing import Any, TextIO
 
 from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.model import Decision, DecisionKind, Outcome
+from mailroom.ledger.reading import Filter
 from mailroom.ledger.sqlite_file import LedgerError
-from mailroom.ledger.store import Filter, Ledger
+from mailroom.ledger.store import Ledger
 
 EXIT_ERROR = 1
 

@@ -19,8 +19,9 @@ from mailroom.core.words import count
 from mailroom.domains.names import is_domain_name, normal
 from mailroom.errors import MailroomError
 from mailroom.ledger.location import elsewhere_hint
+from mailroom.ledger.reading import TRAIL, Filter
 from mailroom.ledger.sqlite_file import LedgerError
-from mailroom.ledger.store import TRAIL, Filter, Ledger
+from mailroom.ledger.store import Ledger
 from mailroom.settings import Settings
 from mailroom.takeback.apply import Undone
 from mailroom.takeback.domain import undo_rule

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from mailroom.account.categories import Categories, Category
 from mailroom.account.mailboxes import MailboxMap
 from mailroom.domains.names import domain_of, refusal, registrable, rule_for
-from mailroom.jmap.client import JmapClient, any_of_chunks
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.wire import any_of_chunks
 from mailroom.ledger.model import Decision, DecisionKind, Effects, Intent
-from mailroom.ledger.store import TRAIL, Filter, Ledger
+from mailroom.ledger.reading import TRAIL, Filter
+from mailroom.ledger.store import Ledger
 from mailroom.triage.records import PassResult
 from mailroom.triage.rehearsal import Rehearsal
 from mailroom.triage.scan import ScanPlan, SenderWork, mailbox_ids_of, sender_of

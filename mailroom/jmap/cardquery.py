@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mailroom.jmap.client import Call, JmapClient, Responses, ref
+from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapProtocolError
+from mailroom.jmap.wire import Call, Responses, ref
 
 MAX_QUERY_PAGES = 100  # 100 pages of contacts for one pass: past that the server is lying
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.core.chunks import chunked
-from mailroom.jmap.client import RATE_LIMIT, RATE_LIMIT_WAITS, Call, JmapClient, set_errors
+from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapMethodError
+from mailroom.jmap.wire import RATE_LIMIT, RATE_LIMIT_WAITS, Call, set_errors
 
 METHOD = "ContactCard/set"
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from mailroom.core.chunks import MAX_OR_CONDITIONS, chunked
+from mailroom.core.chunks import chunked
 from mailroom.core.secret import Secret
 from mailroom.jmap import moves
 from mailroom.jmap.errors import (
@@ -25,8 +23,32 @@ from mailroom.jmap.errors import (
     JmapTransportError,
 )
 from mailroom.jmap.session import CONTACTS, CORE, MAIL, SUBMISSION, Session, parse_session
+from mailroom.jmap.wire import (
+    MAILBOXES,
+    MAX_PAGES,
+    RATE_LIMIT,
+    RATE_LIMIT_WAITS,
+    Call,
+    Page,
+    Responses,
+    RideAlong,
+    SetOutcome,
+    absorb,
+    answer_cap,
+    json_of,
+    list_of_objects,
+    mailbox_ids,
+    mailboxes_in,
+    mailboxes_of,
+    note_mailbox_state,
+    page_of,
+    problem_of,
+    query_args,
+    query_ids,
+    ref,
+    set_errors,
+)
 from mailroom.net import (
-    DEFAULT_MAX_BODY,
     Channel,
     RetryExhausted,
     Sleep,
@@ -38,121 +60,6 @@ log = logging.getLogger(__name__)
 USING = [CORE, MAIL]
 CONTACTS_METHODS = ("AddressBook/", "ContactCard/")  # RFC 9610: the contacts account
 SUBMISSION_METHODS = ("Identity/",)  # RFC 8621 §6: the submission account
-
-
-@dataclass(frozen=True)
-class Call:
-    """One method call; ``call_id`` names it for back-references."""
-
-    name: str
-    args: dict[str, Any]
-    call_id: str
-
-
-def any_of(conditions: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """A filter matching any of ``conditions`` (one needs no operator)."""
-    if len(conditions) == 1:
-        return conditions[0]
-    return {"operator": "OR", "conditions": list(conditions)}
-
-
-def any_of_chunks(conditions: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Filters that together match any of ``conditions``, none of them too large."""
-    return [any_of(chunk) for chunk in chunked(conditions, MAX_OR_CONDITIONS)]
-
-
-def ref(call_id: str, name: str, path: str) -> dict[str, str]:
-    """A result reference (RFC 8620 §3.7), e.g. ``ref("q", "Email/query", "/ids")``."""
-    return {"resultOf": call_id, "name": name, "path": path}
-
-
-class Responses:
-    """Method responses of one request, looked up by call id."""
-
-    def __init__(self, items: Sequence[tuple[str, dict[str, Any], str]]) -> None:
-        self._by_id: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for name, args, call_id in items:
-            self._by_id.setdefault(call_id, []).append((name, args))
-
-    def get(self, call_id: str, name: str | None = None) -> dict[str, Any]:
-        """The arguments of the response to ``call_id``; raise on a method error."""
-        entries = self._by_id.get(call_id)
-        if not entries:
-            raise JmapProtocolError(f"no response for call {call_id!r}")
-        for resp_name, args in entries:
-            if resp_name == "error":
-                raise JmapMethodError(
-                    name or call_id,
-                    str(args.get("type", "unknown")),
-                    _text(args.get("description")),
-                )
-            if name is None or resp_name == name:
-                return args
-        raise JmapProtocolError(f"call {call_id!r}: no {name} response")
-
-
-# Pauses before sending again the records a server throttled one by one
-# (a ``rateLimit`` SetError, as Fastmail does rather than HTTP 429).
-RATE_LIMIT = "rateLimit"
-RATE_LIMIT_WAITS = (1.0, 2.0, 4.0)
-
-
-def answer_cap(session: Session) -> int:
-    """The largest JMAP answer read, from what the session lets a request ask for.
-
-    A request asks for at most ``maxObjectsInGet`` objects a call, of a few
-    small properties; 16 KiB each leaves room. Never below the default, never
-    above 256 MiB, whatever the session says.
-    """
-    return min(256 * 1024 * 1024, max(DEFAULT_MAX_BODY, 16 * 1024 * session.max_objects_in_get))
-
-
-def set_errors(value: Any) -> dict[str, dict[str, Any]]:
-    """``notCreated``/``notUpdated`` as id -> SetError, whatever shape the server sent.
-
-    RFC 8620 says a map of SetErrors or null; a list of ids or an error that
-    is not an object still names failures, never crashes the pass.
-    """
-    if isinstance(value, dict):
-        return {
-            str(k): (v if isinstance(v, dict) else {"type": "serverFail", "description": str(v)})
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return {
-            str(k): {"type": "serverFail", "description": "listed as not done, without a reason"}
-            for k in value
-            if isinstance(k, str)
-        }
-    return {}
-
-
-MAX_PAGES = 10_000  # 2.5 million emails at 256 a page: past that the server is lying
-
-
-@dataclass(frozen=True)
-class Page:
-    ids: list[str]
-    emails: list[dict[str, Any]]
-    last: bool  # shorter than the limit applied, or empty: nothing after it
-    state: str  # the Email state when it was read
-
-
-@dataclass
-class SetOutcome:
-    """What a chunked ``/set`` did; ``failures`` holds ids the server refused."""
-
-    new_state: str | None = None
-    mailbox_state: str | None = None
-    updated: set[str] = field(default_factory=set)
-    failures: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests: int = 0
-    # Every Email state the writes produced (a move writes twice): push events
-    # carrying only these are Mailroom's own echoes.
-    states: set[str] = field(default_factory=set)
-    mailbox_states: set[str] = field(default_factory=set)  # likewise, of the Mailbox type
-    # With ``read_back``: each email's mailboxes read right after the write.
-    seen: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 class JmapClient:
@@ -186,7 +93,7 @@ class JmapClient:
 
     async def discover(self) -> Session:
         response = await self._send("GET", self._session_url, what="JMAP session")
-        self._session = parse_session(_json(response, "JMAP session"), str(response.url))
+        self._session = parse_session(json_of(response, "JMAP session"), str(response.url))
         self._channel.max_body = answer_cap(self._session)
         return self._session
 
@@ -248,7 +155,7 @@ class JmapClient:
         response = await self._send(
             "POST", session.api_url, what="JMAP API", repeatable=repeatable, json=body
         )
-        data = _json(response, "JMAP API")
+        data = json_of(response, "JMAP API")
         if isinstance(data, dict):
             await self._follow_session(data.get("sessionState"))
         items = data.get("methodResponses") if isinstance(data, dict) else None
@@ -321,7 +228,7 @@ class JmapClient:
             got = (await self.request([Call("Identity/get", {"ids": None}, "i")])).get(
                 "i", "Identity/get"
             )
-            for identity in _list_of_objects(got, "Identity/get"):
+            for identity in list_of_objects(got, "Identity/get"):
                 email = identity.get("email")
                 # A wildcard identity (*@domain) names a domain, not an address.
                 if (
@@ -348,7 +255,7 @@ class JmapClient:
         """An Email/query and the Email/get of its ids, as one request's calls."""
         q, g = prefix + "q", prefix + "g"
         return [
-            Call("Email/query", _query_args(filter_, position, limit), q),
+            Call("Email/query", query_args(filter_, position, limit), q),
             Call(
                 "Email/get",
                 {"#ids": ref(q, "Email/query", "/ids"), "properties": list(properties)},
@@ -379,12 +286,12 @@ class JmapClient:
                     *self.query_page_calls(filter_, properties, position=position, limit=limit),
                 ]
             )
-            return _page(resp.get("q", "Email/query"), resp.get("g", "Email/get"), limit), resp
+            return page_of(resp.get("q", "Email/query"), resp.get("g", "Email/get"), limit), resp
         # Fewer calls a request than a query and its get: two round trips.
         query = (
-            await self.request([Call("Email/query", _query_args(filter_, position, limit), "q")])
+            await self.request([Call("Email/query", query_args(filter_, position, limit), "q")])
         ).get("q", "Email/query")
-        ids = _ids(query)
+        ids = query_ids(query)
         got: dict[str, Any] = {"list": [], "state": ""}
         if ids:
             got = (
@@ -392,7 +299,7 @@ class JmapClient:
                     [Call("Email/get", {"ids": ids, "properties": list(properties)}, "g")]
                 )
             ).get("g", "Email/get")
-        return _page(query, got, limit), None
+        return page_of(query, got, limit), None
 
     async def query_emails(
         self, filter_: Mapping[str, Any], properties: Sequence[str], *, per_request: int = 1
@@ -436,7 +343,7 @@ class JmapClient:
                 )
             resp = await self.request(calls)
             for i in range(per):
-                page = _page(
+                page = page_of(
                     resp.get(f"p{i}q", "Email/query"), resp.get(f"p{i}g", "Email/get"), size
                 )
                 yield page
@@ -464,7 +371,7 @@ class JmapClient:
         for batch in chunked(calls, session.max_calls_in_request):
             responses = await self.request(batch)
             for call in batch:
-                out.extend(_list_of_objects(responses.get(call.call_id, "Email/get"), "Email/get"))
+                out.extend(list_of_objects(responses.get(call.call_id, "Email/get"), "Email/get"))
         return out
 
     async def update_emails(
@@ -509,11 +416,11 @@ class JmapClient:
         added = SetOutcome()
         if plan.adds:
             added = await self.update_emails(plan.adds, read_back=True)
-            _absorb(outcome, added)
+            absorb(outcome, added)
         safe, not_filed = moves.confirmed(plan, added.failures, added.seen)
         outcome.failures.update(not_filed)
         if safe:
-            _absorb(outcome, await self.update_emails(safe))
+            absorb(outcome, await self.update_emails(safe))
         failed = set(outcome.failures)
         outcome.updated = {e for e in patches if e not in failed}
         for email in outcome.updated:
@@ -541,7 +448,7 @@ class JmapClient:
             for i, chunk in enumerate(batch):
                 calls.append(Call("Email/set", {"update": dict(chunk)}, f"s{i}"))
                 if per_chunk == 2:
-                    calls.append(_mailboxes_of([key for key, _ in chunk], f"g{i}"))
+                    calls.append(mailboxes_of([key for key, _ in chunk], f"g{i}"))
             last = number == len(batches) - 1
             if last and ride_along:
                 calls.append(Call("Mailbox/get", {"ids": []}, "mb"))
@@ -551,17 +458,17 @@ class JmapClient:
                 sent = [key for key, _ in chunk]
                 self._set_answer(resp, f"s{i}", sent, outcome)
                 if read_back:
-                    got = (
-                        resp if per_chunk == 2 else await self.request([_mailboxes_of(sent, "g0")])
-                    )
+                    got = resp if per_chunk == 2 else await self.request([mailboxes_of(sent, "g0")])
                     name = f"g{i}" if per_chunk == 2 else "g0"
-                    for email in _list_of_objects(got.get(name, "Email/get"), "Email/get"):
+                    for email in list_of_objects(got.get(name, "Email/get"), "Email/get"):
                         if isinstance(email.get("id"), str):
-                            outcome.seen[email["id"]] = _mailbox_ids(email)
+                            outcome.seen[email["id"]] = mailbox_ids(email)
             if last and ride_along:
-                _mailbox_state(resp, outcome)
+                note_mailbox_state(resp, outcome)
         if want_state and not ride_along:
-            _mailbox_state(await self.request([Call("Mailbox/get", {"ids": []}, "mb")]), outcome)
+            note_mailbox_state(
+                await self.request([Call("Mailbox/get", {"ids": []}, "mb")]), outcome
+            )
 
     @staticmethod
     def _set_answer(resp: Responses, call_id: str, sent: list[str], outcome: SetOutcome) -> None:
@@ -598,7 +505,7 @@ class JmapClient:
         if status in (401, 403):
             raise JmapAuthError(status, what)
         if status == 400:
-            problem = _problem(response)
+            problem = problem_of(response)
             if problem is not None:
                 raise JmapRequestError(*problem)
         if status != 200:
@@ -606,111 +513,7 @@ class JmapClient:
         return response
 
 
-MAILBOXES = Call("Mailbox/get", {"ids": None}, "m")  # every mailbox
-
-
-def mailboxes_in(responses: Responses, call_id: str) -> tuple[list[dict[str, Any]], str]:
-    """The mailboxes and the Mailbox state a ``MAILBOXES`` call answered."""
-    result = responses.get(call_id, "Mailbox/get")
-    return _list_of_objects(result, "Mailbox/get"), str(result.get("state", ""))
-
-
-@dataclass(eq=False)
-class RideAlong:
-    """A read waiting to ride in another request (``JmapClient.ride_along``)."""
-
-    call: Call
-    responses: Responses | None = None
-
-
-def _mailboxes_of(ids: Sequence[str], call_id: str) -> Call:
-    return Call("Email/get", {"ids": list(ids), "properties": ["id", "mailboxIds"]}, call_id)
-
-
-def _mailbox_ids(email: Mapping[str, Any]) -> frozenset[str]:
-    boxes = email.get("mailboxIds")
-    return frozenset(k for k, v in boxes.items() if v) if isinstance(boxes, dict) else frozenset()
-
-
-def _mailbox_state(resp: Responses, outcome: SetOutcome) -> None:
-    state = resp.get("mb", "Mailbox/get").get("state")
-    outcome.mailbox_state = state if isinstance(state, str) else None
-    if outcome.mailbox_state is not None:
-        outcome.mailbox_states.add(outcome.mailbox_state)
-
-
-def _absorb(into: SetOutcome, part: SetOutcome) -> None:
-    """One step of a move into the move's outcome."""
-    into.requests += part.requests
-    into.states |= part.states
-    into.new_state = part.new_state or into.new_state
-    into.mailbox_state = part.mailbox_state or into.mailbox_state
-    into.mailbox_states |= part.mailbox_states
-    into.failures.update(part.failures)
-    into.seen.update(part.seen)
-
-
 def _translate(exc: TransportFailure | RetryExhausted) -> Exception:
     if isinstance(exc, RetryExhausted):
         return JmapHttpError(exc.status, exc.what, "server busy, retries exhausted")
     return JmapTransportError(str(exc))
-
-
-def _json(response: httpx.Response, what: str) -> Any:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise JmapProtocolError(f"{what}: response is not JSON") from None
-
-
-def _problem(response: httpx.Response) -> tuple[str, str] | None:
-    try:
-        data = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if isinstance(data, dict) and isinstance(data.get("type"), str):
-        return data["type"], _text(data.get("detail")) or ""
-    return None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _list_of_objects(result: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
-    items = result.get("list")
-    if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
-        raise JmapProtocolError(f"{what}: 'list' is not a list of objects")
-    return items
-
-
-def _query_args(filter_: Mapping[str, Any], position: int, limit: int) -> dict[str, Any]:
-    return {
-        "filter": filter_,
-        "sort": [{"property": "receivedAt", "isAscending": True}],
-        "position": position,
-        "limit": limit,
-    }
-
-
-def _ids(query: Mapping[str, Any]) -> list[str]:
-    ids = query.get("ids")
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise JmapProtocolError("Email/query: ids is not a list of strings")
-    return ids
-
-
-def _page(query: Mapping[str, Any], got: Mapping[str, Any], asked: int) -> Page:
-    ids = _ids(query)
-    # A server may clamp the limit (RFC 8620 §5.5) and says so in "limit".
-    limit = query.get("limit")
-    applied = asked
-    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < asked:
-        applied = limit
-    state = got.get("state")
-    return Page(
-        ids=ids,
-        emails=_list_of_objects(got, "Email/get"),
-        last=len(ids) < applied or not ids,
-        state=state if isinstance(state, str) else "",
-    )

@@ -35,9 +35,10 @@ from mailroom.contacts.book import (
 from mailroom.jmap import cardset, jscontact
 from mailroom.jmap.cardquery import objects, query_cards
 from mailroom.jmap.cardset import CardSetPlan, CardSetResult, Writes
-from mailroom.jmap.client import Call, JmapClient, Responses, any_of_chunks
+from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapError
 from mailroom.jmap.session import CONTACTS
+from mailroom.jmap.wire import Call, Responses, any_of_chunks
 
 log = logging.getLogger(__name__)
 

@@ -7,25 +7,27 @@ after; any failure to write is a :class:`LedgerError` naming the file and the fi
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from mailroom.core.chunks import chunked
 from mailroom.ledger.model import (
     AccountKey,
-    Decision,
-    DecisionKind,
     Effects,
-    EmailMove,
     Intent,
     Outcome,
+)
+from mailroom.ledger.reading import MAX_VARIABLES, OPEN, LedgerReader
+from mailroom.ledger.rows import (
+    intent_row,
+    json_list,
+    merge,
+    moves_of,
+    moves_text,
 )
 from mailroom.ledger.sqlite_file import (
     BUSY_TIMEOUT_S,
@@ -37,35 +39,13 @@ from mailroom.ledger.sqlite_file import (
 )
 
 log = logging.getLogger(__name__)
-TRAIL = 10_000  # a subject's decisions read to find its latest, or the one to take back
-MAX_VARIABLES = 500  # bound parameters per statement (SQLite's floor is 999)
-# What stands: a decision that may have changed the account (done, or stopped
-# part-way). The one definition, in SQL (``Outcome.stands`` is the same in Python).
-STANDS = "outcome IN ('done', 'partial')"
-# What counts in a subject's trail: a triage that stands, or an undo carried out.
-COUNTS = (
-    "((kind = 'triage' AND outcome IN ('done', 'partial')) OR (kind = 'undo' AND outcome = 'done'))"
-)
-# Still open: being carried out or interrupted (pending), or stopped part-way.
-OPEN = "outcome IN ('pending', 'partial')"
 
 
 class LedgerAccountError(LedgerError):
     """The ledger records another account: nothing is written to either."""
 
 
-@dataclass(frozen=True)
-class Filter:
-    """Which decisions ``history`` returns (all of them when empty)."""
-
-    subject: str | None = None  # an address, or "@domain" for the domain and its senders
-    category: str | None = None
-    since: float | None = None  # Unix seconds
-    limit: int = 1000
-    exact: bool = False  # "@domain": the domain's own decisions only, not its senders'
-
-
-class Ledger:
+class Ledger(LedgerReader):
     def __init__(
         self,
         conn: sqlite3.Connection,
@@ -129,7 +109,7 @@ class Ledger:
                 if key not in reusable:
                     last += 1
                     reusable[key] = (last, "pending")
-                    rows.append((last, now, *_intent_row(intent)))
+                    rows.append((last, now, *intent_row(intent)))
                 decision, outcome = reusable[key]
                 if outcome == "partial":
                     reopened.append((decision,))
@@ -192,7 +172,7 @@ class Ledger:
                 d.id: d.effects
                 for d in self._rows(conn, "WHERE outcome = 'pending' AND id = ?", replanned)
             }
-            merged = {i: _merge(earlier.get(i), e) for i, e in planned.items()}
+            merged = {i: merge(earlier.get(i), e) for i, e in planned.items()}
             conn.executemany(
                 "UPDATE decisions SET previous = ?, contact_id = ?, contact_uid = ?, "
                 "contact_created = ?, contact_name = ?, contact_kind = ?, "
@@ -206,9 +186,9 @@ class Ledger:
                         int(e.contact_created),
                         e.contact_name,
                         e.contact_kind,
-                        _list(e.filled),
-                        _list(e.joined),
-                        _list(e.left),
+                        json_list(e.filled),
+                        json_list(e.joined),
+                        json_list(e.left),
                         decision,
                     )
                     for decision, e in merged.items()
@@ -217,7 +197,7 @@ class Ledger:
             conn.executemany(
                 "INSERT OR REPLACE INTO decision_moves (decision, moves) VALUES (?, ?)",
                 (
-                    (decision, _moves_text(e.moves))
+                    (decision, moves_text(e.moves))
                     for decision, e in merged.items()
                     if e.moves or decision in earlier
                 ),
@@ -254,16 +234,6 @@ class Ledger:
             )
 
     # -- the account ---------------------------------------------------------------
-
-    def account(self) -> AccountKey | None:
-        """The account this ledger records, once bound."""
-        try:
-            row = self._conn.execute(
-                "SELECT origin, username, account_id FROM account WHERE id = 1"
-            ).fetchone()
-        except sqlite3.Error as exc:
-            raise LedgerError(explain(self.path, exc)) from None
-        return AccountKey(row[0], row[1], row[2]) if row is not None else None
 
     def check(self, key: AccountKey) -> None:
         """Refuse (:class:`LedgerAccountError`) if the ledger records another account;
@@ -307,7 +277,7 @@ class Ledger:
         the decisions themselves stay. Returns how many emails' moves went."""
         with self._write() as conn:
             gone = sum(
-                len(_moves(row[0]))
+                len(moves_of(row[0]))
                 for row in conn.execute(
                     "SELECT moves FROM decision_moves WHERE decision IN (SELECT id FROM "
                     "decisions WHERE finished IS NOT NULL AND finished < ?)",
@@ -328,162 +298,7 @@ class Ledger:
 
     # -- reading ----------------------------------------------------------------
 
-    def pending(self) -> list[Decision]:
-        """Intents a killed pass left: the next pass completes or fails them."""
-        return self._select("WHERE outcome = 'pending' ORDER BY id", ())
-
-    def history(self, which: Filter = Filter()) -> list[Decision]:
-        """Decisions, newest first."""
-        clauses: list[str] = []
-        args: list[object] = []
-        if which.subject is not None:
-            subject = which.subject.lower()
-            if subject.startswith("@") and not which.exact:
-                domain = subject[1:]
-                clauses.append(
-                    "(subject = ? OR subject LIKE ? ESCAPE '\\' OR subject LIKE ? ESCAPE '\\')"
-                )
-                args += [subject, f"%@{_like(domain)}", f"%.{_like(domain)}"]
-            else:
-                clauses.append("subject = ?")
-                args.append(subject)
-        if which.category is not None:
-            clauses.append("category = ?")
-            args.append(which.category)
-        if which.since is not None:
-            clauses.append("started >= ?")
-            args.append(which.since)
-        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        return self._select(f"{where}ORDER BY id DESC LIMIT ?", (*args, which.limit))
-
-    def standing(self, limit: int, skip: Iterable[str] = ()) -> list[Decision]:
-        """Each subject's latest triage still standing (done, not undone), newest
-        first, at most ``limit``, none of the subjects in ``skip``: what ``reset``
-        takes back, round after round, until nothing stands."""
-        skipped = sorted(set(skip))
-        marks = ",".join("?" * len(skipped))
-        return self._select(
-            "WHERE id IN (SELECT MAX(id) FROM decisions AS d WHERE kind = 'triage' "  # noqa: S608
-            f"AND {STANDS} AND NOT EXISTS (SELECT 1 FROM decisions AS u WHERE "
-            "u.undoes = d.id AND u.kind = 'undo' AND u.outcome = 'done') "
-            f"AND subject NOT IN ({marks}) GROUP BY subject) ORDER BY id DESC LIMIT ?",
-            (*skipped, limit),
-        )
-
     # -- whole-domain rules -------------------------------------------------------
-
-    def domain_rules(self) -> dict[str, Decision]:
-        """The domain decisions in force: each domain's latest that is done and not
-        being (or been) taken back; domain (without the "@") -> its decision."""
-        rules = self._select(
-            "WHERE id IN (SELECT MAX(id) FROM decisions AS d WHERE kind = 'triage' "  # noqa: S608
-            f"AND {STANDS} AND subject LIKE '@%' AND NOT EXISTS (SELECT 1 FROM "
-            "decisions AS u WHERE u.undoes = d.id AND u.kind = 'undo' "
-            "AND u.outcome != 'failed') GROUP BY subject)",
-            (),
-        )
-        return {d.intent.subject[1:]: d for d in rules}
-
-    def decided(self, addresses: Iterable[str]) -> set[str]:
-        """Those of ``addresses`` a decision of their own governs: their latest done
-        decision is a triage, or an undo of them alone (not one a domain's undo
-        or a reset made). A domain rule never triages them: a single address wins."""
-        out: set[str] = set()
-        for chunk in chunked(sorted(set(addresses)), MAX_VARIABLES):
-            marks = ",".join("?" * len(chunk))
-            try:
-                rows = self._conn.execute(
-                    "SELECT subject, kind, rule, trigger FROM decisions WHERE id IN "  # noqa: S608
-                    f"(SELECT MAX(id) FROM decisions WHERE {COUNTS} "
-                    f"AND subject IN ({marks}) GROUP BY subject)",
-                    chunk,
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise LedgerError(explain(self.path, exc)) from None
-            out.update(
-                r[0] for r in rows if not (r[1] == "undo" and (r[2] is not None or r[3] == "reset"))
-            )
-        return out
-
-    def ruled_by(self, rules: Iterable[int]) -> list[Decision]:
-        """The senders' decisions that still stand because of these domain rules:
-        each sender's latest done decision, when it is a triage one of them made."""
-        wanted = sorted(set(rules))
-        if not wanted:
-            return []
-        marks = ",".join("?" * len(wanted))
-        return self._select(
-            f"WHERE id IN (SELECT MAX(id) FROM decisions WHERE {COUNTS} "  # noqa: S608
-            "AND subject IN (SELECT subject FROM decisions WHERE rule IN "
-            f"({marks})) GROUP BY subject) AND kind = 'triage' AND rule IN ({marks}) "
-            "ORDER BY id",
-            (*wanted, *wanted),
-        )
-
-    def planned_uids(self, subjects: Iterable[str]) -> dict[str, str]:
-        """The uid an open decision (pending, or stopped part-way) planned for a
-        contact it was making, per subject: a retry makes the contact under that
-        uid, so the contact that exists is the one the ledger names."""
-        out: dict[str, str] = {}
-        for chunk in chunked(sorted(set(subjects)), MAX_VARIABLES):
-            marks = ",".join("?" * len(chunk))
-            for d in self._select(
-                f"WHERE {OPEN} AND kind = 'triage' AND contact_created = 1 "
-                f"AND contact_uid IS NOT NULL AND subject IN ({marks}) ORDER BY id",
-                chunk,
-            ):
-                out[d.intent.subject] = str(d.effects.contact_uid)
-        return out
-
-    def fills_after(self, made: Decision) -> list[Decision]:
-        """The sender's decisions after ``made`` that filled empty fields of a
-        contact (``contact_uid`` says which): Mailroom's own writes, never a
-        change by someone else; those that may not have landed included."""
-        return self._select(
-            f"WHERE subject = ? AND id > ? AND kind = 'triage' AND {STANDS} "
-            "AND filled != '[]' ORDER BY id",
-            (made.intent.subject, made.id),
-        )
-
-    def mailbox_names(self) -> dict[str, str]:
-        """Mailbox id -> name, as it was when a decision last moved mail there."""
-        try:
-            return {row[0]: row[1] for row in self._conn.execute("SELECT id, name FROM mailboxes")}
-        except sqlite3.Error as exc:
-            raise LedgerError(explain(self.path, exc)) from None
-
-    def decision(self, decision: int) -> Decision | None:
-        found = self._select("WHERE id = ?", (decision,))
-        return found[0] if found else None
-
-    def _rows(self, conn: sqlite3.Connection, tail: str, ids: Iterable[int]) -> list[Decision]:
-        """The decisions ``tail`` (with one ``?`` for the id) selects, one id at a time."""
-        out = []
-        for decision in ids:
-            out += self._select(tail, (decision,), conn)
-        return out
-
-    def _select(
-        self, tail: str, args: Iterable[Any], conn: sqlite3.Connection | None = None
-    ) -> list[Decision]:
-        # ``tail`` is built from constant SQL only; every value is bound.
-        conn = conn or self._conn
-        try:
-            rows = conn.execute(
-                f"SELECT * FROM decisions {tail}",  # noqa: S608
-                tuple(args),
-            ).fetchall()
-            moves: dict[int, list[EmailMove]] = {}
-            for chunk in chunked([row["id"] for row in rows], MAX_VARIABLES):
-                marks = ",".join("?" * len(chunk))
-                for m in conn.execute(
-                    f"SELECT * FROM decision_moves WHERE decision IN ({marks})",  # noqa: S608
-                    chunk,
-                ):
-                    moves[m["decision"]] = _moves(m["moves"])
-        except sqlite3.Error as exc:
-            raise LedgerError(explain(self.path, exc)) from None
-        return [_decision(row, moves.get(row["id"], [])) for row in rows]
 
     def _follow(self) -> None:
         """The file at the path was deleted or replaced while open (by hand, a
@@ -510,115 +325,3 @@ class Ledger:
                 yield self._conn
         except sqlite3.Error as exc:
             raise LedgerError(explain(self.path, exc)) from None
-
-
-def _merge(earlier: Effects | None, now: Effects) -> Effects:
-    """A plan made again over one an interrupted pass had begun to carry out."""
-    if earlier is None:
-        return now
-    first = {m.email: m for m in earlier.moves}
-    moves = {m.email: m for m in earlier.moves}
-    for m in now.moves:
-        was = first.get(m.email)
-        moves[m.email] = m if was is None else EmailMove(m.email, was.before, m.after)
-    return Effects(
-        previous=earlier.previous or now.previous,
-        contact_id=earlier.contact_id or now.contact_id,
-        contact_uid=earlier.contact_uid or now.contact_uid,
-        contact_created=earlier.contact_created or now.contact_created,
-        contact_name=earlier.contact_name if earlier.contact_created else now.contact_name,
-        contact_kind=earlier.contact_kind if earlier.contact_created else now.contact_kind,
-        filled=tuple(dict.fromkeys((*earlier.filled, *now.filled))),
-        joined=tuple(dict.fromkeys((*earlier.joined, *now.joined))),
-        left=tuple(dict.fromkeys((*earlier.left, *now.left))),
-        moves=tuple(moves[e] for e in sorted(moves)),
-    )
-
-
-def _intent_row(intent: Intent) -> tuple[object, ...]:
-    return (
-        intent.subject,
-        intent.kind.value,
-        intent.category,
-        intent.trigger,
-        intent.label_email,
-        intent.undoes,
-        intent.rule,
-    )
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _list(items: Iterable[str]) -> str:
-    """A JSON array of strings; thousands per pass, so straight to the C string encoder."""
-    return "[" + ",".join(map(_quote, items)) + "]"
-
-
-_quote = json.encoder.encode_basestring
-
-
-def _moves_text(moves: Iterable[EmailMove]) -> str:
-    """A decision's emails as one JSON array of [before, after, [emails]], grouped
-    by where they were and where they went (a sender's mail mostly moves
-    together: thousands of emails per pass become a few hundred groups, built
-    with the C string encoder as ``_list``)."""
-    groups: dict[tuple[frozenset[str], frozenset[str]], list[str]] = {}
-    for m in moves:
-        groups.setdefault((m.before, m.after), []).append(m.email)
-    return (
-        "["
-        + ",".join(
-            sorted(
-                f"[{_list(sorted(before))},{_list(sorted(after))},{_list(sorted(emails))}]"
-                for (before, after), emails in groups.items()
-            )
-        )
-        + "]"
-    )
-
-
-def _moves(text: str) -> list[EmailMove]:
-    moves = [
-        EmailMove(email, frozenset(before), frozenset(after))
-        for before, after, emails in json.loads(text)
-        for email in emails
-    ]
-    moves.sort(key=lambda m: m.email)
-    return moves
-
-
-def _decision(row: sqlite3.Row, moves: list[EmailMove]) -> Decision:
-    intent = Intent(
-        subject=row["subject"],
-        kind=DecisionKind(row["kind"]),
-        category=row["category"],
-        trigger=row["trigger"],
-        label_email=row["label_email"],
-        undoes=row["undoes"],
-        rule=row["rule"],
-    )
-    effects = Effects(
-        previous=row["previous"],
-        contact_id=row["contact_id"],
-        contact_uid=row["contact_uid"],
-        contact_created=bool(row["contact_created"]),
-        contact_name=row["contact_name"],
-        contact_kind=row["contact_kind"],
-        filled=tuple(json.loads(row["filled"])),
-        joined=tuple(json.loads(row["joined"])),
-        left=tuple(json.loads(row["left_groups"])),
-        moves=tuple(moves),
-    )
-    return Decision(
-        id=row["id"],
-        started=row["started"],
-        finished=row["finished"],
-        intent=intent,
-        outcome=Outcome(row["outcome"]),
-        reason=row["reason"],
-        effects=effects,
-        moves_pruned=bool(row["moves_pruned"]),
-        planned=bool(row["planned"]),
-    )

@@ -78,10 +78,10 @@ def plan_undo(
             left_alone[move.email] = DELETED
         elif current - labels == target:
             continue  # back already
-        elif current - labels == (move.before | move.after) - labels and target:
+        elif _between(current - labels, move.before - labels, move.after - labels) and target:
             # A move cut short between its two steps (the new mailboxes added,
-            # the old not yet removed), the decision's or an earlier undo's:
-            # Mailroom's own doing, not the user's.
+            # all or those the server filed, the old not yet removed), the
+            # decision's or an earlier undo's: Mailroom's own doing, not the user's.
             restore[move.email] = EmailMove(move.email, current, target | (current & labels))
         elif current - labels != move.after - labels:
             left_alone[move.email] = MOVED
@@ -95,6 +95,14 @@ def plan_undo(
         restore=restore,
         left_alone=left_alone,
     )
+
+
+def _between(current: frozenset[str], before: frozenset[str], after: frozenset[str]) -> bool:
+    """Where a move from ``before`` to ``after`` (or its undo, back) leaves an
+    email when cut after its first step: all of one side and part or all of
+    the other, nothing else (a move adds first and removes only once every new
+    mailbox shows the email)."""
+    return current <= before | after and (current >= before or current >= after)
 
 
 def with_contact(plan: UndoPlan, known: Known | None) -> UndoPlan:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from mailroom.core.vocabulary import Trigger
 from mailroom.ledger.model import DecisionKind, Intent
-from mailroom.ledger.store import MAX_VARIABLES, TRAIL, Ledger
+from mailroom.ledger.reading import MAX_VARIABLES, TRAIL
+from mailroom.ledger.store import Ledger
 from mailroom.takeback.apply import TakeBack
 
 BATCH = 100  # senders taken back per round of requests

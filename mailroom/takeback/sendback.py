@@ -22,7 +22,8 @@ from mailroom.contacts.book import ContactBook
 from mailroom.core.vocabulary import Trigger
 from mailroom.core.words import count
 from mailroom.jmap.client import JmapClient
-from mailroom.ledger.store import TRAIL, Filter, Ledger
+from mailroom.ledger.reading import TRAIL, Filter
+from mailroom.ledger.store import Ledger
 from mailroom.takeback.apply import TakeBack
 from mailroom.takeback.plan import undoable
 from mailroom.triage.records import PassResult

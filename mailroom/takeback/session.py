@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from mailroom.account.mailboxes import map_mailboxes
-from mailroom.jmap.client import MAILBOXES, mailboxes_in
+from mailroom.jmap.wire import MAILBOXES, mailboxes_in
 from mailroom.ledger.store import Ledger
 from mailroom.net import api_client
 from mailroom.settings import Settings

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from mailroom.contacts.book import Change, Known
-from mailroom.jmap.client import SetOutcome
+from mailroom.jmap.wire import SetOutcome
 from mailroom.triage.scan import SenderWork
 
 

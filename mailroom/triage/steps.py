@@ -28,9 +28,10 @@ from mailroom.contacts.book import (
     GroupMissingError,
     Want,
 )
-from mailroom.jmap.client import JmapClient, any_of_chunks
+from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapSetError
 from mailroom.jmap.moves import NOT_FILED
+from mailroom.jmap.wire import any_of_chunks
 from mailroom.triage.records import PassResult, SenderRecord, Stage
 from mailroom.triage.refile import patched, plan_groups, plan_label_removal, plan_refile
 from mailroom.triage.scan import mailbox_ids_of, sender_of

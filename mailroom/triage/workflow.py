@@ -23,8 +23,9 @@ from mailroom.account.review import SETUP_HINT, missing_message
 from mailroom.contacts.book import ContactBook
 from mailroom.core.vocabulary import Trigger
 from mailroom.domains.rules import DomainRules, rehearse_domains
-from mailroom.jmap.client import Call, JmapClient
+from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError
+from mailroom.jmap.wire import Call
 from mailroom.ledger.model import Decision
 from mailroom.ledger.store import Ledger
 from mailroom.takeback.sendback import SendBack

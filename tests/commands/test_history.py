@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailroom.commands.history import run_history
-from mailroom.ledger.store import Filter
+from mailroom.ledger.reading import Filter
 from tests.conftest import Harness
 from tests.triage.test_pass_ledger import with_ledger
 

@@ -16,8 +16,9 @@ from mailroom.contacts.book import Change, ContactAction, ContactsBackend, Want
 from mailroom.contacts.select import ContactsChoice, ContactsUnavailable, choose_backend
 from mailroom.core.secret import Secret
 from mailroom.jmap import jscontact
-from mailroom.jmap.client import Call, JmapClient
+from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
+from mailroom.jmap.wire import Call
 from mailroom.sandbox.server import Sandbox
 from tests.conftest import ensure_groups, put_contact
 

@@ -11,7 +11,7 @@ import pytest
 
 from mailroom.core.retry_after import parse_retry_after
 from mailroom.core.secret import Secret
-from mailroom.jmap.client import Call, JmapClient, ref
+from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import (
     JmapAuthError,
     JmapHttpError,
@@ -21,6 +21,7 @@ from mailroom.jmap.errors import (
     JmapTransportError,
 )
 from mailroom.jmap.session import fill_event_source_url, parse_session
+from mailroom.jmap.wire import Call, ref
 from mailroom.sandbox.mailstore import MailStore
 from mailroom.sandbox.server import Flavour, Sandbox
 from tests.conftest import Sleeps

@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from mailroom.core.secret import Secret
-from mailroom.jmap.client import MAILBOXES, Call, JmapClient, mailboxes_in
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.wire import MAILBOXES, Call, mailboxes_in
 from mailroom.sandbox.server import Sandbox
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from mailroom.ledger import schema
 from mailroom.ledger.model import DecisionKind, Effects, EmailMove, Intent, Outcome
+from mailroom.ledger.reading import Filter
 from mailroom.ledger.sqlite_file import LedgerError
-from mailroom.ledger.store import Filter, Ledger
+from mailroom.ledger.store import Ledger
 
 
 class Clock:

@@ -25,10 +25,13 @@ from mailroom.sandbox.server import Sandbox, free_port
 from tests.process import MailroomProcess, wait_until
 
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(
-    PROMETHEUS is None and not __import__("os").environ.get("CI"),
-    reason="prometheus not installed (Debian: apt install prometheus)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        PROMETHEUS is None and not __import__("os").environ.get("CI"),
+        reason="prometheus not installed (Debian: apt install prometheus)",
+    ),
+]
 FAST_FOR = 5  # seconds: the test copy's `for:`
 
 

@@ -96,6 +96,7 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
     CHROMIUM is None and not os.environ.get("CI"),
     reason="chromium not installed (Debian: apt install chromium)",
 )
+@pytest.mark.slow
 def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
     with Sandbox() as sb:
         sb.prepare()

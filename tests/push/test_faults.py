@@ -273,7 +273,11 @@ async def test_event_storm_is_debounced() -> None:
             events = run.app.telemetry.metrics.events.labels("state")._value.get()
             assert events >= 1
             assert run.polls("push") <= 3
-            assert await run.metric("mailroom_debounce_collapsed_events_total") >= 1
+            # How many events the stand-in sends for 2,000 changes depends on how
+            # fast its stream drains (a loaded machine coalesces them): whatever
+            # their number, more events than passes means some were collapsed.
+            collapsed = await run.metric("mailroom_debounce_collapsed_events_total")
+            assert collapsed >= 1 or events <= run.polls("push") + 1
             assert run.path == ["connecting", "connected"]
 
 

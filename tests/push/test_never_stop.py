@@ -160,9 +160,9 @@ def test_livez_fails_when_no_pass_started_for_three_intervals() -> None:
 
 
 async def test_the_watchdog_is_not_fed_while_triage_is_wedged(tmp_path: Path) -> None:
+    from mailroom.failures import classify
     from mailroom.push.policy import PushPolicy
     from mailroom.push.supervisor import Supervisor
-    from mailroom.service import classify
 
     path = str(tmp_path / "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:

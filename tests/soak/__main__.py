@@ -30,7 +30,8 @@ import httpx
 
 from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categories
 from mailroom.commands.setup import provision_account
-from mailroom.ledger.store import Filter, Ledger
+from mailroom.ledger.reading import Filter
+from mailroom.ledger.store import Ledger
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from tests.soak.chaos import Fault, make_faults

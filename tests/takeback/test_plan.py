@@ -69,3 +69,29 @@ def test_a_move_cut_between_its_two_steps_is_mailroom_s_own_and_restored() -> No
         "forward": frozenset({SCREENER, "@feed"}),  # the label stays: never taken off
         "backward": frozenset({SCREENER}),
     }
+
+
+def test_a_move_the_server_applied_in_part_is_mailroom_s_own_and_restored() -> None:
+    """A move into two mailboxes where the server filed one and refused the other
+    (Cyrus 3.6 answers "updated" all the same): the read-back shows the email not
+    in every new mailbox, so the old one is kept. Found by the soak: a re-triage
+    from Imbox (Imbox and the Inbox) to Paper Trail, taken back while Imbox refused
+    insertion, left the email in the Inbox and Paper Trail, and the next undo then
+    called it "moved since" and left it there."""
+    imbox, inbox, trail = "imbox", "inbox", "trail"
+    d = decision(
+        EmailMove("undo-cut", frozenset({imbox, inbox}), frozenset({trail})),
+        EmailMove("forward-cut", frozenset({SCREENER}), frozenset({imbox, inbox})),
+        EmailMove("user", frozenset({SCREENER}), frozenset({FEED})),
+    )
+    now = {
+        "undo-cut": frozenset({inbox, trail}),  # the Inbox back, Imbox refused
+        "forward-cut": frozenset({SCREENER, inbox}),  # the Inbox filed, Imbox refused
+        "user": frozenset({FEED, ARCHIVE}),  # the user's: left alone
+    }
+    plan = plan_undo(d, now, LABELS)
+    assert plan.left_alone == {"user": MOVED}
+    assert {e: m.after for e, m in plan.restore.items()} == {
+        "undo-cut": frozenset({imbox, inbox}),
+        "forward-cut": frozenset({SCREENER}),
+    }

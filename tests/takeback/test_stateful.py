@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -29,7 +30,8 @@ from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categorie
 from mailroom.commands import triage as decide
 from mailroom.commands import undo
 from mailroom.ledger.model import Outcome
-from mailroom.ledger.store import Filter, Ledger
+from mailroom.ledger.reading import Filter
+from mailroom.ledger.store import Ledger
 from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from mailroom.wiring import make_clients
@@ -256,4 +258,4 @@ AccountWithEnd.TestCase.settings = settings(
     derandomize=True,  # the same interleavings every run: CI is never flaky
     suppress_health_check=[HealthCheck.too_slow],
 )
-test_the_ledger_matches_the_account_whatever_happens = AccountWithEnd.TestCase
+test_the_ledger_matches_the_account_whatever_happens = pytest.mark.slow(AccountWithEnd.TestCase)

@@ -28,7 +28,7 @@ from mailroom.takeback import session as takeback_session
 from mailroom.wiring import Clients, make_clients
 from tests.takeback.sweep import KINDS, Fault, FaultTransport, Killed, Writes
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 BACKENDS = ("carddav", "jmap")
 OPERATIONS = ("pass", "undo", "reset", "send-back", "domain")

@@ -19,7 +19,8 @@ import pytest
 
 from mailroom.commands.triage import run_triage
 from mailroom.commands.undo import run_reset, run_undo
-from mailroom.jmap.client import JmapClient, SetOutcome
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.wire import SetOutcome
 from mailroom.ledger.model import DecisionKind, Outcome
 from mailroom.ledger.store import Ledger
 from mailroom.sandbox.server import Sandbox

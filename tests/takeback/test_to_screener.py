@@ -111,3 +111,36 @@ async def test_a_sender_already_back_just_loses_the_label(harness: Harness, tmp_
     assert (result.sent_back, result.failures) == (1, 0)
     assert h.mail.mailbox_names(email) == {"Screener"}  # no error label
     assert len(ledger.history()) == 2
+
+
+async def test_a_sender_sent_back_while_a_category_refuses_filing_comes_back_whole(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Found by the soak: Imbox, then Paper Trail, then @ToScreener while Imbox
+    refuses filing as Cyrus 3.6 does ("updated", nothing filed). Taking Paper
+    Trail back puts the mail in the Inbox (allowed) but not in Imbox (refused):
+    the read-back keeps Paper Trail, and the label stays. Once Imbox takes mail
+    again, the next pass finishes: every email back in the Screener, and only
+    then the label off (before, the half-done move was taken for the user's,
+    left in the Inbox and Paper Trail, and the label came off)."""
+    h = harness
+    triage, _ = with_ledger(h, tmp_path / "mailroom.db")
+    ids = [h.mail.deliver("ivy@acme.example") for _ in range(2)]
+    before = boxes(h, ids)
+    h.mail.set_mailboxes(ids[0], {"Screener", "@ToImbox"})
+    await triage.run_pass()
+    h.mail.set_mailboxes(ids[1], h.mail.mailbox_names(ids[1]) | {"@ToPaperTrail"})
+    await triage.run_pass()
+    assert h.mail.mailbox_names(ids[0]) == {"Paper Trail"}
+
+    h.mail.no_insert[h.mail.mailbox_id("Imbox")] = "cyrus-3.6"
+    h.mail.set_mailboxes(ids[0], {"Paper Trail", "@ToScreener"})
+    result = await triage.run_pass()
+    assert result.sent_back == 0 and result.failures == 1
+    assert h.mail.mailbox_names(ids[0]) == {"Inbox", "Paper Trail", "@ToScreener"}
+
+    del h.mail.no_insert[h.mail.mailbox_id("Imbox")]
+    result = await triage.run_pass()
+    assert (result.sent_back, result.failures) == (1, 0)
+    assert boxes(h, ids) == before
+    assert h.contacts.groups_of_address("ivy@acme.example") == set()

@@ -107,41 +107,11 @@ def parse_categories(text: str) -> Categories:
     if not isinstance(raw, list) or not raw:
         raise CategoryError(["expected a non-empty JSON list of categories"])
     problems: list[str] = []
-    specs: list[dict[str, Any]] = []
-    for index, item in enumerate(raw, start=1):
-        where = f"category {index}"
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict):
-            problems.append(f"{where}: expected an object or a name, got {type(item).__name__}")
-            continue
-        unknown = sorted(set(item) - _KEYS)
-        if unknown:
-            problems.append(f"{where}: unknown key(s) {', '.join(unknown)}")
-        name = item.get("name")
-        if not isinstance(name, str) or not name.strip():
-            problems.append(f"{where}: 'name' must be a non-empty string")
-            continue
-        where = f"category {name!r}"
-        spec: dict[str, Any] = {"name": name.strip()}
-        for key in ("label", "contact_group", "destination", "parent"):
-            value = item.get(key)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                problems.append(f"{where}: '{key}' must be a non-empty string")
-                value = None
-            spec[key] = value.strip() if isinstance(value, str) else None
-        add = item.get("add_to_inbox")
-        if add is not None and not isinstance(add, bool):
-            problems.append(f"{where}: 'add_to_inbox' must be true or false")
-            add = None
-        spec["add_to_inbox"] = add
-        kind = item.get("contact_type", "company")
-        if kind not in ("person", "company"):
-            problems.append(f"{where}: 'contact_type' must be 'person' or 'company'")
-            kind = "company"
-        spec["contact_type"] = kind
-        specs.append(spec)
-
+    specs = [
+        spec
+        for index, item in enumerate(raw, start=1)
+        if (spec := _spec(index, item, problems)) is not None
+    ]
     names = [s["name"] for s in specs]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"duplicate category name {dup!r}")
@@ -153,8 +123,52 @@ def parse_categories(text: str) -> Categories:
     problems.extend(_cycles(by_name))
     if problems:
         raise CategoryError(problems)
-
     resolved = [_resolve(spec, by_name) for spec in specs]
+    problems.extend(_clashes(resolved))
+    if problems:
+        raise CategoryError(problems)
+    return Categories(resolved)
+
+
+def _spec(index: int, item: Any, problems: list[str]) -> dict[str, Any] | None:
+    """One category as given (a name, or an object), checked key by key."""
+    where = f"category {index}"
+    if isinstance(item, str):
+        item = {"name": item}
+    if not isinstance(item, dict):
+        problems.append(f"{where}: expected an object or a name, got {type(item).__name__}")
+        return None
+    unknown = sorted(set(item) - _KEYS)
+    if unknown:
+        problems.append(f"{where}: unknown key(s) {', '.join(unknown)}")
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip():
+        problems.append(f"{where}: 'name' must be a non-empty string")
+        return None
+    where = f"category {name!r}"
+    spec: dict[str, Any] = {"name": name.strip()}
+    for key in ("label", "contact_group", "destination", "parent"):
+        value = item.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            problems.append(f"{where}: '{key}' must be a non-empty string")
+            value = None
+        spec[key] = value.strip() if isinstance(value, str) else None
+    add = item.get("add_to_inbox")
+    if add is not None and not isinstance(add, bool):
+        problems.append(f"{where}: 'add_to_inbox' must be true or false")
+        add = None
+    spec["add_to_inbox"] = add
+    kind = item.get("contact_type", "company")
+    if kind not in ("person", "company"):
+        problems.append(f"{where}: 'contact_type' must be 'person' or 'company'")
+        kind = "company"
+    spec["contact_type"] = kind
+    return spec
+
+
+def _clashes(resolved: list[Category]) -> list[str]:
+    """Two categories on one label or group, or a category filing into the Inbox."""
+    problems = []
     labels = [c.label for c in resolved]
     for dup in sorted({x for x in labels if labels.count(x) > 1}):
         problems.append(f"duplicate label {dup!r}")
@@ -166,9 +180,7 @@ def parse_categories(text: str) -> Categories:
             problems.append(
                 f"category {cat.name!r}: destination cannot be Inbox (use add_to_inbox)"
             )
-    if problems:
-        raise CategoryError(problems)
-    return Categories(resolved)
+    return problems
 
 
 def _cycles(by_name: dict[str, dict[str, Any]]) -> list[str]:

@@ -175,39 +175,48 @@ class JmapContactBook:
                 found.setdefault(address, []).append(card)
         self._cards = {}
         for want in wants:
-            matches = sorted(found.get(want.address, []), key=self._rank)
-            if not matches:
-                out.known[want.address] = Known(want, None, ContactAction.CREATE, frozenset())
-                continue
-            match = self._cards[want.address] = matches[0]
-            if not all(jscontact.uid(card) for card in matches):
-                out.failed[want.address] = ContactsError(
-                    f"a contact card of {want.address} has no uid: cannot join groups"
-                )
-                continue
-            patch = jscontact.fill_patch(match, want.address, want.name, want.kind)
-            if patch and not self._writable(match):
-                log.info(
-                    "contact is in a read-only address book: its empty fields are left empty",
-                    extra={"fields": {"sender": want.address}},
-                )
-                patch = {}
-            action = ContactAction.FILL if patch else ContactAction.KEEP
-            twins = tuple(
-                Twin(jscontact.uid(c), _groups_of(members, jscontact.uid(c)))
-                for c in matches[1:]
-                if not uids.same(jscontact.uid(c), jscontact.uid(match))
-            )
-            uid = jscontact.uid(match)
-            out.known[want.address] = Known(
-                want,
-                uid,
-                action,
-                _groups_of(members, uid),
-                twins,
-                pristine=jscontact.pristine(match, want.address, want.name, want.kind, want.fills),
-            )
+            self._judge(want, sorted(found.get(want.address, []), key=self._rank), members, out)
         return out
+
+    def _judge(
+        self,
+        want: Want,
+        matches: list[dict[str, Any]],
+        members: dict[str, list[str]],
+        out: Lookup,
+    ) -> None:
+        """What to do with one sender's contact: its cards, best first."""
+        if not matches:
+            out.known[want.address] = Known(want, None, ContactAction.CREATE, frozenset())
+            return
+        match = self._cards[want.address] = matches[0]
+        if not all(jscontact.uid(card) for card in matches):
+            out.failed[want.address] = ContactsError(
+                f"a contact card of {want.address} has no uid: cannot join groups"
+            )
+            return
+        patch = jscontact.fill_patch(match, want.address, want.name, want.kind)
+        if patch and not self._writable(match):
+            log.info(
+                "contact is in a read-only address book: its empty fields are left empty",
+                extra={"fields": {"sender": want.address}},
+            )
+            patch = {}
+        action = ContactAction.FILL if patch else ContactAction.KEEP
+        twins = tuple(
+            Twin(jscontact.uid(c), _groups_of(members, jscontact.uid(c)))
+            for c in matches[1:]
+            if not uids.same(jscontact.uid(c), jscontact.uid(match))
+        )
+        uid = jscontact.uid(match)
+        out.known[want.address] = Known(
+            want,
+            uid,
+            action,
+            _groups_of(members, uid),
+            twins,
+            pristine=jscontact.pristine(match, want.address, want.name, want.kind, want.fills),
+        )
 
     def _group_members(self, resp: Responses | None) -> dict[str, list[str]]:
         self._group_cards = {}

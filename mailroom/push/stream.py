@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 
@@ -68,19 +68,8 @@ async def read_stream(
     faster than the core takes them.
     """
     decoder = decoder or SseDecoder()
-    request_headers = {**headers, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
-    if last_event_id:
-        request_headers["Last-Event-ID"] = last_event_id
     try:
-        try:
-            request = http.build_request("GET", url, headers=request_headers)
-        except Exception:
-            if not last_event_id:
-                raise
-            # An id the request cannot carry must not stop every reconnect:
-            # resume without it (a catch-up pass covers the gap).
-            request_headers.pop("Last-Event-ID")
-            request = http.build_request("GET", url, headers=request_headers)
+        request = _request(http, url, headers, last_event_id)
         async with asyncio.timeout(open_timeout):
             response = await http.send(request, stream=True)
     except TimeoutError:
@@ -94,21 +83,9 @@ async def read_stream(
         return
     opened = False
     try:
-        status = response.status_code
-        if status in REFUSED_STATUSES:
-            await emit(StreamRefused(conn, status, f"EventSource answered HTTP {status}"))
-            return
-        if status != 200:
-            header = response.headers.get("Retry-After")
-            wait = parse_retry_after(header)
-            bad = header is not None and wait is None
-            await emit(StreamFailed(conn, f"EventSource answered HTTP {status}", wait, bad))
-            return
-        ctype = response.headers.get("Content-Type", "")
-        if not ctype.startswith("text/event-stream"):
-            await emit(
-                StreamRefused(conn, status, f"EventSource answered {ctype[:60] or 'no type'}")
-            )
+        refused = refusal(conn, response.status_code, response.headers)
+        if refused is not None:
+            await emit(refused)
             return
         await emit(StreamOpened(conn))
         opened = True
@@ -124,6 +101,38 @@ async def read_stream(
         await emit(StreamEnded(conn, reason) if opened else StreamFailed(conn, reason))
     finally:
         await response.aclose()
+
+
+def _request(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str], last_event_id: str
+) -> httpx.Request:
+    wanted = {**headers, "Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    if last_event_id:
+        wanted["Last-Event-ID"] = last_event_id
+    try:
+        return http.build_request("GET", url, headers=wanted)
+    except Exception:
+        if not last_event_id:
+            raise
+        # An id the request cannot carry must not stop every reconnect:
+        # resume without it (a catch-up pass covers the gap).
+        wanted.pop("Last-Event-ID")
+        return http.build_request("GET", url, headers=wanted)
+
+
+def refusal(conn: int, status: int, headers: Mapping[str, str]) -> StreamMessage | None:
+    """What an answer that is not an event stream means (None: it is one)."""
+    if status in REFUSED_STATUSES:
+        return StreamRefused(conn, status, f"EventSource answered HTTP {status}")
+    if status != 200:
+        header = headers.get("Retry-After")
+        wait = parse_retry_after(header)
+        bad = header is not None and wait is None
+        return StreamFailed(conn, f"EventSource answered HTTP {status}", wait, bad)
+    ctype = headers.get("Content-Type", "")
+    if not ctype.startswith("text/event-stream"):
+        return StreamRefused(conn, status, f"EventSource answered {ctype[:60] or 'no type'}")
+    return None
 
 
 def fold(conn: int, items: list[Item]) -> list[StreamItem]:

@@ -124,21 +124,34 @@ def plan_scan(
         if name and not names.get(address):
             names[address] = name
     for address, found in seen.items():
-        if len(cats[address]) > 1:
-            plan.conflicts[address] = sorted(found)
-            continue
-        (category_name,) = cats[address]
-        if category_name == BACK:
-            plan.back[address] = found
-            continue
-        plan.senders[address] = SenderWork(
-            sender=address,
-            category=categories.by_name(category_name),
-            display_name=names.get(address, ""),
-            emails=found,
-            whole_domain=address in whole,
-        )
+        _place(plan, address, found, cats[address], categories, names.get(address, ""), whole)
     return plan
+
+
+def _place(
+    plan: ScanPlan,
+    address: str,
+    found: dict[str, frozenset[str]],
+    labels: set[str],
+    categories: Categories,
+    name: str,
+    whole: set[str],
+) -> None:
+    """A sender's labelled emails: a conflict, a send-back, or work for the pass."""
+    if len(labels) > 1:
+        plan.conflicts[address] = sorted(found)
+        return
+    (category_name,) = labels
+    if category_name == BACK:
+        plan.back[address] = found
+        return
+    plan.senders[address] = SenderWork(
+        sender=address,
+        category=categories.by_name(category_name),
+        display_name=name,
+        emails=found,
+        whole_domain=address in whole,
+    )
 
 
 # -- contact groups -----------------------------------------------------------

@@ -112,3 +112,15 @@ class Decision:
     effects: Effects = field(default_factory=Effects)
     moves_pruned: bool = False  # the email-level detail is past its retention
     planned: bool = False  # its plan was written: its writes may have begun
+
+
+def undoing(decision: Decision, trigger: str, rule: int | None = None) -> Intent:
+    """The intent that takes ``decision`` back: its subject back to the category before."""
+    return Intent(
+        subject=decision.intent.subject,
+        kind=DecisionKind.UNDO,
+        category=decision.effects.previous,
+        trigger=trigger,
+        undoes=decision.id,
+        rule=rule,
+    )

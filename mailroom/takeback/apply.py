@@ -28,7 +28,7 @@ from mailroom.contacts.book import (
 )
 from mailroom.core.vocabulary import Trigger
 from mailroom.jmap.client import JmapClient
-from mailroom.ledger.model import Decision, DecisionKind, Effects, Intent
+from mailroom.ledger.model import Decision, Effects, undoing
 from mailroom.ledger.store import Ledger
 from mailroom.takeback.plan import UndoPlan, plan_undo, with_contact
 from mailroom.triage.refile import patch_for
@@ -95,19 +95,7 @@ class TakeBack:
         results = {p.sender: Undone(p) for p in plans}
         if not plans:
             return []
-        ids = ledger.begin(
-            [
-                Intent(
-                    subject=p.sender,
-                    kind=DecisionKind.UNDO,
-                    category=p.decision.effects.previous,
-                    trigger=trigger.value,
-                    undoes=p.decision.id,
-                    rule=rule,
-                )
-                for p in plans
-            ]
-        )
+        ids = ledger.begin([undoing(p.decision, trigger.value, rule) for p in plans])
         decision_of = {p.sender: i for p, i in zip(plans, ids, strict=True)}
         ledger.plan({decision_of[p.sender]: _effects(p) for p in plans}, self.boxes.names)
         await self._contacts([p for p in plans if p.touches_contact], results)

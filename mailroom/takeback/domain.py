@@ -8,7 +8,7 @@ the rule suspended until the undo runs again).
 from __future__ import annotations
 
 from mailroom.core.vocabulary import Trigger
-from mailroom.ledger.model import Decision, DecisionKind, Effects, Intent
+from mailroom.ledger.model import Decision, Effects, undoing
 from mailroom.ledger.store import Ledger
 from mailroom.takeback.apply import TakeBack, Undone
 from mailroom.takeback.plan import UndoPlan
@@ -19,17 +19,7 @@ async def undo_rule(
 ) -> list[Undone]:
     """Every sender ``rule`` triaged (``plans``, from ``takeback.plan`` of
     ``ledger.ruled_by``), back; the rule's undo recorded once all are."""
-    (undo_id,) = ledger.begin(
-        [
-            Intent(
-                subject=rule.intent.subject,
-                kind=DecisionKind.UNDO,
-                category=rule.effects.previous,
-                trigger=Trigger.CLI.value,
-                undoes=rule.id,
-            )
-        ]
-    )
+    (undo_id,) = ledger.begin([undoing(rule, Trigger.CLI.value)])
     results = await takeback.apply(plans, ledger, Trigger.CLI, rule=rule.id)
     if all(r.error is None for r in results):
         ledger.plan({undo_id: Effects(previous=rule.intent.category)})

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mailroom.core.vocabulary import Trigger
-from mailroom.ledger.model import DecisionKind, Intent
+from mailroom.ledger.model import undoing
 from mailroom.ledger.reading import MAX_VARIABLES, TRAIL
 from mailroom.ledger.store import Ledger
 from mailroom.takeback.apply import TakeBack
@@ -31,18 +31,7 @@ async def reset_all(
     # its own round below.
     rules = ledger.domain_rules()
     if rules:
-        ledger.begin(
-            [
-                Intent(
-                    subject=d.intent.subject,
-                    kind=DecisionKind.UNDO,
-                    category=d.effects.previous,
-                    trigger=Trigger.RESET.value,
-                    undoes=d.id,
-                )
-                for d in rules.values()
-            ]
-        )
+        ledger.begin([undoing(d, Trigger.RESET.value) for d in rules.values()])
     while True:
         batch = ledger.standing(limit=BATCH, skip=failed)
         if not batch:

@@ -1,0 +1,173 @@
+"""The stand-in's EventSource (RFC 8620 §7.3): a state event per change of the
+types asked for, pings on the ``rfc`` flavour, replay from ``Last-Event-ID``
+as Cyrus does, and the stream fault switches (closed, silent, flooded,
+malformed events, oversized lines).
+
+A mixin of the request handler (:mod:`mailroom.sandbox.http`), which routes
+the stream's requests here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+from mailroom.sandbox.faults import StreamMode
+from mailroom.sandbox.mailstore import ACCOUNT_ID
+
+if TYPE_CHECKING:
+    from mailroom.sandbox.server import Sandbox
+
+
+FLOOD = ":\n" * 32768
+
+
+def _event_id(states: dict[str, str]) -> str:
+    # A modseq-like id: every state only grows, so their sum does too.
+    return str(sum(int(v) for v in states.values()))
+
+
+class EventSourceHandler(BaseHTTPRequestHandler):
+    """``GET /eventsource``, one long-lived response per connection."""
+
+    @property
+    def sandbox(self) -> Sandbox:
+        raise NotImplementedError
+
+    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json") -> None:
+        raise NotImplementedError
+
+    def _eventsource(self) -> None:
+        sandbox = self.sandbox
+        query = parse_qs(urlsplit(self.path).query)
+        types_text = (query.get("types") or [""])[0]
+        if not types_text:
+            self._send(204)  # what Cyrus answers without types
+            return
+        wanted = {"Email", "Mailbox"} if types_text == "*" else set(types_text.split(","))
+        closeafter = (query.get("closeafter") or ["no"])[0]
+        try:
+            ping = int((query.get("ping") or ["0"])[0])
+        except ValueError:
+            self._send(400, b'{"error":"bad ping"}')
+            return
+        rfc = sandbox.flavour == "rfc"
+        # Snapshot before the headers go out: a change the client makes as soon
+        # as it sees them must be reported, not absorbed into the snapshot.
+        generation = sandbox.stream_generation()
+        sent = sandbox.mail.states()
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        mail = sandbox.mail
+        faults = sandbox.faults
+        try:
+            if faults.stream == "close":
+                return
+            if faults.stream == "silent":
+                # A half-open peer: headers, then nothing, ever (until stopped).
+                self._silent(sandbox)
+                return
+            if faults.retry_ms is not None:
+                self._write(f"retry: {faults.retry_ms}\n\n")
+            if faults.stream_prefix:
+                self._write(faults.stream_prefix)
+            last_id = self.headers.get("Last-Event-ID")
+            if not rfc:
+                self._write_state(sent, wanted, connect=True)
+            elif last_id is not None and last_id != _event_id(sent):
+                # Replay: Cyrus answers Last-Event-ID with every type changed since.
+                self._write_state(sent, wanted)
+            last_write = time.monotonic()
+            while True:
+                if faults.stream == "flood":
+                    # 64 KiB of comments every 10 ms (6.5 MB/s, 3 million lines a
+                    # second): far past what a real server sends, yet leaving the
+                    # stand-in's other threads the interpreter to answer the API.
+                    self._write(FLOOD)
+                    time.sleep(0.01)
+                    with mail.lock:
+                        current = mail.states()
+                    if generation != sandbox.stream_generation() or sandbox.stopping:
+                        return
+                    if current != sent:
+                        changed = {k: v for k, v in current.items() if sent.get(k) != v}
+                        sent = current
+                        if changed.keys() & wanted:
+                            self._write_state(current, wanted, changed=changed)
+                    continue
+                with mail.lock:
+                    deadline = last_write + ping if rfc and ping > 0 else None
+                    while (
+                        mail.states() == sent
+                        and generation == sandbox.stream_generation()
+                        and not sandbox.stopping
+                    ):
+                        timeout = 1.0 if deadline is None else deadline - time.monotonic()
+                        if timeout <= 0:
+                            break
+                        mail.changed.wait(min(timeout, 1.0))
+                        if deadline is None:
+                            # Notice a vanished client within a second or so.
+                            break
+                    current = mail.states()
+                if generation != sandbox.stream_generation() or sandbox.stopping:
+                    return
+                mode: StreamMode = faults.stream  # flipped by tests at any time
+                if mode == "silent":
+                    sent = current
+                    continue
+                size = faults.take_oversized()
+                if size:
+                    self._write("data: " + "x" * size + "\n\n")
+                if current != sent:
+                    changed = {k: v for k, v in current.items() if sent.get(k) != v}
+                    sent = current
+                    if changed.keys() & wanted:
+                        self._write_state(current, wanted, changed=changed)
+                        last_write = time.monotonic()
+                        if closeafter == "state" or mode == "close-after-event":
+                            return
+                elif rfc and ping > 0 and time.monotonic() - last_write >= ping:
+                    self._write(f'event: ping\ndata: {{"interval":{ping}}}\n\n')
+                    last_write = time.monotonic()
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            return
+
+    @staticmethod
+    def _silent(sandbox: Sandbox) -> None:
+        generation = sandbox.stream_generation()
+        with sandbox.mail.lock:
+            while generation == sandbox.stream_generation() and not sandbox.stopping:
+                sandbox.mail.changed.wait(1.0)
+
+    def _write(self, text: str) -> None:
+        self.wfile.write(text.encode())
+        self.wfile.flush()
+
+    def _write_state(
+        self,
+        states: dict[str, str],
+        wanted: set[str],
+        *,
+        connect: bool = False,
+        changed: dict[str, str] | None = None,
+    ) -> None:
+        faults = self.sandbox.faults
+        if faults.take_malformed():
+            self._write('event: state\ndata: {"changed": {broken\n\n')
+            return
+        types = {k: v for k, v in (changed or states).items() if k in wanted}
+        if self.sandbox.flavour == "fastmail":
+            data = {"changed": {ACCOUNT_ID: types}, "type": "connect" if connect else "change"}
+            self._write(f"event: state\ndata: {json.dumps(data)}\n\n")
+        else:
+            data = {"@type": "StateChange", "changed": {ACCOUNT_ID: types}}
+            event_id = faults.event_id if faults.event_id is not None else _event_id(states)
+            self._write(f"id: {event_id}\nevent: state\ndata: {json.dumps(data)}\n\n")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from mailroom.core.words import count
-from mailroom.sandbox.mailstore import ACCOUNT_ID
+from mailroom.sandbox.mailmodel import ACCOUNT_ID
 from mailroom.sandbox.server import Sandbox, free_port
 
 

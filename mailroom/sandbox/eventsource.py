@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from mailroom.sandbox.faults import StreamMode
-from mailroom.sandbox.mailstore import ACCOUNT_ID
+from mailroom.sandbox.mailmodel import ACCOUNT_ID
 
 if TYPE_CHECKING:
     from mailroom.sandbox.server import Sandbox

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from mailroom.sandbox.contactstore import DavError
 from mailroom.sandbox.eventsource import EventSourceHandler
 from mailroom.sandbox.faults import Route
-from mailroom.sandbox.mailstore import RequestError
+from mailroom.sandbox.mailmodel import RequestError
 
 if TYPE_CHECKING:
     from mailroom.sandbox.server import Sandbox

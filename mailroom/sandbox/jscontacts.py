@@ -33,13 +33,18 @@ from mailroom.sandbox import cards as vcard
 from mailroom.sandbox import vcard_versions
 from mailroom.sandbox.cards import CardError
 from mailroom.sandbox.contactstore import BOOKS, DEFAULT_BOOK, ContactStore
-from mailroom.sandbox.mailstore import ACCOUNT_ID, Args, MethodError
-from mailroom.sandbox.textsearch import TextQuery
+from mailroom.sandbox.jscard import (
+    bad_types,
+    matches,
+    raw,
+    set_error,
+    the_rest,
+    write_property,
+)
+from mailroom.sandbox.mailmodel import ACCOUNT_ID, Args, MethodError
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _WRITABLE = ("name", "organizations", "emails", "members")
-# The @type each sub-object must have when it says one.
-_TYPES = {"name": "Name", "emails": "EmailAddress", "organizations": "Organization"}
 BOOK_ID = DEFAULT_BOOK
 
 
@@ -98,7 +103,7 @@ class ContactCardApi:
             "version": "1.0",
             "id": card_id,
             "addressBookIds": {book: True},
-            "uid": _raw(card, "uid"),
+            "uid": raw(card, "uid"),
             "kind": vcard_versions.kind(card),
         }
         if view["kind"] == "group":
@@ -133,7 +138,7 @@ class ContactCardApi:
                 emails[f"e{number}"] = {"@type": "EmailAddress", "address": str(line.value).strip()}
         if emails:
             view["emails"] = emails
-        view.update(_the_rest(card))
+        view.update(the_rest(card))
         return view
 
     def _views(self) -> dict[str, dict[str, Any]]:
@@ -196,7 +201,7 @@ class ContactCardApi:
     def _card_query(self, args: Args) -> Args:
         views = self._views()
         flt = args.get("filter")
-        ids = [cid for cid in sorted(views) if flt is None or _matches(views[cid], flt)]
+        ids = [cid for cid in sorted(views) if flt is None or matches(views[cid], flt)]
         position = args.get("position", 0)
         limit = args.get("limit")
         if not isinstance(position, int) or position < 0:
@@ -228,7 +233,7 @@ class ContactCardApi:
         if len(create) + len(update) + len(destroy) > self.max_set:
             raise MethodError("requestTooLarge", f"maxObjectsInSet is {self.max_set}")
         old = self._state()
-        taken = {_raw(card, "uid") for _, card, _ in self._cards().values()} if create else set()
+        taken = {raw(card, "uid") for _, card, _ in self._cards().values()} if create else set()
         created: Args = {}
         not_created: Args = {}
         updated: Args = {}
@@ -237,19 +242,19 @@ class ContactCardApi:
             try:
                 created[key] = self._create(props, taken)
             except MethodError as exc:
-                not_created[key] = _set_error(exc)
+                not_created[key] = set_error(exc)
         for card_id, patch in update.items():
             try:
                 self._update(card_id, patch)
                 updated[card_id] = None
             except MethodError as exc:
-                not_updated[card_id] = _set_error(exc)
+                not_updated[card_id] = set_error(exc)
         destroyed, not_destroyed = [], {}
         for card_id in destroy:
             try:
                 name = self._writable_name(str(card_id))
             except MethodError as exc:
-                not_destroyed[card_id] = _set_error(exc)
+                not_destroyed[card_id] = set_error(exc)
                 continue
             with self.store.lock:
                 self.store.cards.pop(name, None)
@@ -280,7 +285,7 @@ class ContactCardApi:
         if not isinstance(props, dict):
             raise MethodError("invalidProperties", "a Card must be an object")
         bad = [p for p, want in (("@type", "Card"), ("version", "1.0")) if props.get(p) != want]
-        bad += _bad_types(props)
+        bad += bad_types(props)
         books = props.get("addressBookIds", {DEFAULT_BOOK: True})
         if (
             not isinstance(books, dict)
@@ -303,7 +308,7 @@ class ContactCardApi:
         card.add(vcard_versions.KIND4).value = str(kind).upper()
         for prop in _WRITABLE:
             if prop in props:
-                _write_property(card, prop, props[prop])
+                write_property(card, prop, props[prop])
         if not card.contents.get("fn"):
             addresses = [str(line.value) for line in card.contents.get("email", [])]
             card.add("fn").value = addresses[0] if addresses else ""
@@ -329,7 +334,7 @@ class ContactCardApi:
                     raise MethodError("invalidPatch", f"cannot patch {path!r} here")
                 if top == "members" and view.get("kind") != "group":
                     raise MethodError("invalidPatch", "members: only a group has members")
-                if _bad_types({top: value} if len(parts) == 1 else {top: {parts[1]: value}}):
+                if bad_types({top: value} if len(parts) == 1 else {top: {parts[1]: value}}):
                     raise MethodError("invalidProperties", f"{path}: wrong @type")
                 touched.add(top)
                 if len(parts) == 1:
@@ -348,141 +353,10 @@ class ContactCardApi:
                     holder[parts[1]] = value
             vcard_versions.to_v4(card)
             for top in sorted(touched):
-                _write_property(card, top, view.get(top))
+                write_property(card, top, view.get(top))
             self._refuse_if_asked(card)
             self.store.write(name, str(card.serialize()), stored.book)
 
     def _refuse_if_asked(self, card: Any) -> None:
         if self.store.refuses(vcard.parse(vcard_versions.to_v3_text(str(card.serialize())))):
             raise MethodError("forbidden", "the stand-in was told to refuse this contact")
-
-
-# vCard properties the view above maps; the rest are carried as RFC 9555 does.
-_MAPPED = frozenset(
-    {"version", "uid", "fn", "n", "org", "email", "kind", "rev", "prodid"}
-    | {vcard.KIND, vcard.MEMBER, vcard_versions.KIND4, vcard_versions.MEMBER4}
-)
-
-
-def _the_rest(card: Any) -> dict[str, Any]:
-    """Every other property, as a server converting vCard to JSContact shows it
-    (phones, notes, nicknames, and ``vCardProps`` for the rest): a card the
-    user edited never reads as the bare one Mailroom wrote."""
-    out: dict[str, Any] = {}
-    for prop, lines in sorted(card.contents.items()):
-        for number, line in enumerate(lines, 1):
-            value = " ".join(map(str, line.value)) if isinstance(line.value, list) else line.value
-            text = str(value)
-            if prop == "tel":
-                out.setdefault("phones", {})[f"p{number}"] = {"@type": "Phone", "number": text}
-            elif prop == "note":
-                out.setdefault("notes", {})[f"n{number}"] = {"@type": "Note", "note": text}
-            elif prop == "nickname":
-                out.setdefault("nicknames", {})[f"k{number}"] = {"@type": "Nickname", "name": text}
-            elif prop not in _MAPPED:
-                out.setdefault("vCardProps", []).append([prop, {}, "unknown", text])
-    return out
-
-
-def _raw(card: Any, prop: str) -> str:
-    lines = card.contents.get(prop, [])
-    value = lines[0].value if lines else ""
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _bad_types(props: dict[str, Any]) -> list[str]:
-    """Paths of sub-objects whose ``@type`` is given and is not theirs."""
-    bad = []
-    for prop, want in _TYPES.items():
-        value = props.get(prop)
-        if not isinstance(value, dict):
-            continue
-        if prop == "name":
-            entries = {"": value}
-        else:
-            entries = {k: v for k, v in value.items() if isinstance(v, dict)}
-        for key, entry in entries.items():
-            if "@type" in entry and entry["@type"] != want:
-                bad.append(f"{prop}/{key}/@type" if key else f"{prop}/@type")
-    return bad
-
-
-def _write_property(card: Any, prop: str, value: Any) -> None:
-    """Rewrite the vCard 4.0 lines one JSContact property maps to; others stay as they are."""
-    if prop == "name":
-        name = value if isinstance(value, dict) else {}
-        full = name.get("full")
-        card.contents.pop("fn", None)
-        given = " ".join(
-            str(c.get("value", ""))
-            for c in name.get("components") or []
-            if isinstance(c, dict) and c.get("kind") == "given"
-        )
-        family = " ".join(
-            str(c.get("value", ""))
-            for c in name.get("components") or []
-            if isinstance(c, dict) and c.get("kind") == "surname"
-        )
-        card.add("fn").value = str(full) if isinstance(full, str) else f"{given} {family}".strip()
-        card.contents.pop("n", None)
-        card.add("n").value = vobject.vcard.Name(family=family, given=given)
-    elif prop == "organizations":
-        card.contents.pop("org", None)
-        for org in (value or {}).values() if isinstance(value, dict) else []:
-            if isinstance(org, dict) and isinstance(org.get("name"), str):
-                card.add("org").value = [org["name"]]
-    elif prop == "emails":
-        card.contents.pop("email", None)
-        for entry in (value or {}).values() if isinstance(value, dict) else []:
-            if isinstance(entry, dict) and isinstance(entry.get("address"), str):
-                card.add("email").value = entry["address"]
-    elif prop == "members":
-        # Stored exactly as sent: no spelling of a uid is rewritten into another.
-        card.contents.pop(vcard_versions.MEMBER4, None)
-        for key, on in (value or {}).items() if isinstance(value, dict) else []:
-            if on is True:
-                card.add(vcard_versions.MEMBER4).value = key
-
-
-def _matches(view: dict[str, Any], flt: Any) -> bool:
-    if not isinstance(flt, dict):
-        raise MethodError("invalidArguments", "filter must be an object")
-    if "operator" in flt:
-        results = [_matches(view, c) for c in flt.get("conditions") or []]
-        op = flt["operator"]
-        if op == "AND":
-            return all(results)
-        if op == "OR":
-            return any(results)
-        if op == "NOT":
-            return not any(results)
-        raise MethodError("unsupportedFilter", f"operator {op!r}")
-    return all(_condition(view, key, wanted) for key, wanted in flt.items())
-
-
-def _condition(view: dict[str, Any], key: str, wanted: Any) -> bool:
-    if not isinstance(wanted, str):
-        raise MethodError("invalidArguments", f"filter {key!r} must be a string")
-    if key == "email":
-        addresses = [str(e.get("address", "")) for e in (view.get("emails") or {}).values()]
-        return TextQuery.parse(wanted).matches(" ".join(a for a in addresses if a))
-    if key == "kind":
-        return bool(view.get("kind") == wanted)
-    if key == "uid":
-        return bool(view.get("uid") == wanted)
-    if key == "hasMember":
-        return wanted in (view.get("members") or {})
-    if key == "inAddressBook":
-        return wanted in (view.get("addressBookIds") or {})
-    if key in ("name", "text"):
-        return TextQuery.parse(wanted).matches(str((view.get("name") or {}).get("full", "")))
-    raise MethodError("unsupportedFilter", f"condition {key!r}")
-
-
-def _set_error(exc: MethodError) -> dict[str, Any]:
-    err: dict[str, Any] = {"type": exc.type}
-    if exc.description:
-        err["description"] = exc.description
-    if exc.properties:
-        err["properties"] = exc.properties
-    return err

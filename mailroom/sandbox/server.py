@@ -24,7 +24,8 @@ from mailroom.sandbox.contactstore import ContactStore
 from mailroom.sandbox.faults import Faults
 from mailroom.sandbox.http import MAX_BODY, Handler, Server
 from mailroom.sandbox.jscontacts import ContactCardApi
-from mailroom.sandbox.mailstore import ACCOUNT_ID, MailStore
+from mailroom.sandbox.mailmodel import ACCOUNT_ID
+from mailroom.sandbox.mailstore import MailStore
 
 Flavour = Literal["fastmail", "rfc"]
 CONTACTS = "urn:ietf:params:jmap:contacts"

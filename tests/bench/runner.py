@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from mailroom import __version__
-from mailroom.sandbox.mailstore import ACCOUNT_ID
+from mailroom.sandbox.mailmodel import ACCOUNT_ID
 from mailroom.sandbox.server import Flavour, Sandbox
 from tests.faultproxy import FaultProxy
 from tests.process import MailroomProcess, wait_until

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mailroom.sandbox.mailstore import ACCOUNT_ID
+from mailroom.sandbox.mailmodel import ACCOUNT_ID
 from mailroom.sandbox.server import Sandbox
 
 pytestmark = pytest.mark.anyio

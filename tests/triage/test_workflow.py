@@ -10,7 +10,8 @@ import pytest
 from mailroom.account.provisioning import Provisioner
 from mailroom.carddav import vcard
 from mailroom.contacts.book import ContactsBackend
-from mailroom.sandbox.mailstore import MailStore, MethodError
+from mailroom.sandbox.mailmodel import MethodError
+from mailroom.sandbox.mailstore import MailStore
 from mailroom.sandbox.server import Sandbox
 from tests.conftest import Harness, open_harness, ready
 

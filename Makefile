@@ -24,9 +24,11 @@ test: $(STAMP)
 	$(BIN)/pytest -q -n $(WORKERS) --dist loadgroup
 
 # The quick loop: without the Cyrus suites and the slow tests (the
-# crash-and-refusal sweep, the stateful model, Prometheus, the browser).
+# crash-and-refusal sweep, the stateful model, real processes killed, the
+# longest Hypothesis runs, Prometheus, the browser); three workers per core.
+FAST_WORKERS ?= $(shell echo $$(( $$(nproc) * 3 )))
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n $(WORKERS) --dist loadgroup -m "not integration and not slow"
+	$(BIN)/pytest -q -n $(FAST_WORKERS) --dist loadgroup -m "not integration and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ import math
 import random
 from dataclasses import dataclass, replace
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -213,6 +214,7 @@ def run(steps_: list[Step], seed: int, policy: PushPolicy = POLICY) -> Checked:
     return d
 
 
+@pytest.mark.slow  # 400 random sequences: make test and CI run it
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequences, st.integers(0, 2**32))
 def test_no_sequence_breaks_an_invariant(steps_: list[Step], seed: int) -> None:

@@ -43,6 +43,7 @@ def account(h: Harness, senders: list[str], ids: list[str]) -> tuple[Any, ...]:
     return mail, groups, contacts
 
 
+@pytest.mark.slow
 async def test_reset_after_50_decisions_returns_the_account_to_before(
     harness: Harness, tmp_path: Path
 ) -> None:

@@ -19,6 +19,7 @@ from tests.process import MailroomProcess, wait_until
 SENDERS = [f"s{n:02}@kill{n % 3}.example" for n in range(20)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", [1, 2], ids=["while-refiling", "while-unlabelling"])
 @pytest.mark.parametrize("backend", [ContactsBackend.CARDDAV, ContactsBackend.JMAP])
 def test_sigkill_mid_pass_then_restart(

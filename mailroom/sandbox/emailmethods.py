@@ -148,36 +148,11 @@ class EmailMethods:
         updated: dict[str, Any] = {}
         not_updated: dict[str, Any] = {}
         for eid, patch in update.items():
-            target = self.emails.get(eid)
-            if target is None:
-                not_updated[eid] = {"type": "notFound"}
-                continue
-            if eid in self.refuse_updates:
-                not_updated[eid] = {"type": "forbidden", "description": "refused (fault)"}
-                continue
-            blocked = self._blocked(target, patch)
-            if blocked and "forbidden" in blocked.values():
-                not_updated[eid] = {"type": "forbidden", "description": "no insert right"}
-                continue
-            if blocked:  # Cyrus 3.6: says "updated", files nothing, removes the rest
-                boxes = (set(target.mailbox_ids) | _added(patch)) - _removed(patch) - set(blocked)
-                if not boxes:
-                    del self.emails[eid]
-                    changes.append((eid, "destroyed"))
-                elif boxes != target.mailbox_ids:
-                    target.mailbox_ids = boxes
-                    changes.append((eid, "updated"))
+            refused = self._update_email(eid, patch, changes)
+            if refused is None:
                 updated[eid] = None
-                continue
-            try:
-                boxes, keywords = self._apply_patch(target, patch)
-            except MethodError as exc:
-                not_updated[eid] = {"type": exc.type, "description": exc.description}
-                continue
-            if boxes != target.mailbox_ids or keywords != target.keywords:
-                target.mailbox_ids, target.keywords = boxes, keywords
-                changes.append((eid, "updated"))
-            updated[eid] = None
+            else:
+                not_updated[eid] = refused
         destroyed: list[str] = []
         not_destroyed: dict[str, Any] = {}
         for eid in destroy:
@@ -198,6 +173,36 @@ class EmailMethods:
             "destroyed": destroyed or None,
             "notDestroyed": not_destroyed or None,
         }
+
+    def _update_email(
+        self, eid: str, patch: Any, changes: list[tuple[str, str]]
+    ) -> dict[str, Any] | None:
+        """One email's patch applied (None) or refused (the SetError)."""
+        target = self.emails.get(eid)
+        if target is None:
+            return {"type": "notFound"}
+        if eid in self.refuse_updates:
+            return {"type": "forbidden", "description": "refused (fault)"}
+        blocked = self._blocked(target, patch)
+        if blocked and "forbidden" in blocked.values():
+            return {"type": "forbidden", "description": "no insert right"}
+        if blocked:  # Cyrus 3.6: says "updated", files nothing, removes the rest
+            boxes = (set(target.mailbox_ids) | _added(patch)) - _removed(patch) - set(blocked)
+            if not boxes:
+                del self.emails[eid]
+                changes.append((eid, "destroyed"))
+            elif boxes != target.mailbox_ids:
+                target.mailbox_ids = boxes
+                changes.append((eid, "updated"))
+            return None
+        try:
+            boxes, keywords = self._apply_patch(target, patch)
+        except MethodError as exc:
+            return {"type": exc.type, "description": exc.description}
+        if boxes != target.mailbox_ids or keywords != target.keywords:
+            target.mailbox_ids, target.keywords = boxes, keywords
+            changes.append((eid, "updated"))
+        return None
 
     def _create_email(self, props: Any) -> Email:
         if not isinstance(props, dict):

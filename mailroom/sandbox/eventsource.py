@@ -42,30 +42,16 @@ class EventSourceHandler(BaseHTTPRequestHandler):
 
     def _eventsource(self) -> None:
         sandbox = self.sandbox
-        query = parse_qs(urlsplit(self.path).query)
-        types_text = (query.get("types") or [""])[0]
-        if not types_text:
-            self._send(204)  # what Cyrus answers without types
+        asked = self._asked()
+        if asked is None:
             return
-        wanted = {"Email", "Mailbox"} if types_text == "*" else set(types_text.split(","))
-        closeafter = (query.get("closeafter") or ["no"])[0]
-        try:
-            ping = int((query.get("ping") or ["0"])[0])
-        except ValueError:
-            self._send(400, b'{"error":"bad ping"}')
-            return
+        wanted, closeafter, ping = asked
         rfc = sandbox.flavour == "rfc"
         # Snapshot before the headers go out: a change the client makes as soon
         # as it sees them must be reported, not absorbed into the snapshot.
         generation = sandbox.stream_generation()
         sent = sandbox.mail.states()
-        self.close_connection = True
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        mail = sandbox.mail
+        self._headers()
         faults = sandbox.faults
         try:
             if faults.stream == "close":
@@ -87,36 +73,13 @@ class EventSourceHandler(BaseHTTPRequestHandler):
             last_write = time.monotonic()
             while True:
                 if faults.stream == "flood":
-                    # 64 KiB of comments every 10 ms (6.5 MB/s, 3 million lines a
-                    # second): far past what a real server sends, yet leaving the
-                    # stand-in's other threads the interpreter to answer the API.
-                    self._write(FLOOD)
-                    time.sleep(0.01)
-                    with mail.lock:
-                        current = mail.states()
-                    if generation != sandbox.stream_generation() or sandbox.stopping:
+                    flooded = self._flood(sent, wanted, generation)
+                    if flooded is None:
                         return
-                    if current != sent:
-                        changed = {k: v for k, v in current.items() if sent.get(k) != v}
-                        sent = current
-                        if changed.keys() & wanted:
-                            self._write_state(current, wanted, changed=changed)
+                    sent = flooded
                     continue
-                with mail.lock:
-                    deadline = last_write + ping if rfc and ping > 0 else None
-                    while (
-                        mail.states() == sent
-                        and generation == sandbox.stream_generation()
-                        and not sandbox.stopping
-                    ):
-                        timeout = 1.0 if deadline is None else deadline - time.monotonic()
-                        if timeout <= 0:
-                            break
-                        mail.changed.wait(min(timeout, 1.0))
-                        if deadline is None:
-                            # Notice a vanished client within a second or so.
-                            break
-                    current = mail.states()
+                deadline = last_write + ping if rfc and ping > 0 else None
+                current = self._next_states(sent, generation, deadline)
                 if generation != sandbox.stream_generation() or sandbox.stopping:
                     return
                 mode: StreamMode = faults.stream  # flipped by tests at any time
@@ -139,6 +102,72 @@ class EventSourceHandler(BaseHTTPRequestHandler):
                     last_write = time.monotonic()
         except (BrokenPipeError, ConnectionResetError, OSError):
             return
+
+    def _headers(self) -> None:
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+    def _next_states(
+        self, sent: dict[str, str], generation: int, deadline: float | None
+    ) -> dict[str, str]:
+        """The account's states once they differ from ``sent``, the ping is due,
+        the stream is replaced or stopped, or about a second has passed (to
+        notice a vanished client)."""
+        sandbox = self.sandbox
+        mail = sandbox.mail
+        with mail.lock:
+            while (
+                mail.states() == sent
+                and generation == sandbox.stream_generation()
+                and not sandbox.stopping
+            ):
+                timeout = 1.0 if deadline is None else deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                mail.changed.wait(min(timeout, 1.0))
+                if deadline is None:
+                    break
+            return mail.states()
+
+    def _asked(self) -> tuple[set[str], str, int] | None:
+        """The stream's query: types, closeafter, ping (None: answered already)."""
+        query = parse_qs(urlsplit(self.path).query)
+        types_text = (query.get("types") or [""])[0]
+        if not types_text:
+            self._send(204)  # what Cyrus answers without types
+            return None
+        wanted = {"Email", "Mailbox"} if types_text == "*" else set(types_text.split(","))
+        closeafter = (query.get("closeafter") or ["no"])[0]
+        try:
+            ping = int((query.get("ping") or ["0"])[0])
+        except ValueError:
+            self._send(400, b'{"error":"bad ping"}')
+            return None
+        return wanted, closeafter, ping
+
+    def _flood(
+        self, sent: dict[str, str], wanted: set[str], generation: int
+    ) -> dict[str, str] | None:
+        """64 KiB of comments every 10 ms (6.5 MB/s, 3 million lines a second):
+        far past what a real server sends, yet leaving the stand-in's other
+        threads the interpreter to answer the API. State events still go out.
+        The states sent now (None: the stream is to end)."""
+        sandbox = self.sandbox
+        self._write(FLOOD)
+        time.sleep(0.01)
+        with sandbox.mail.lock:
+            current = sandbox.mail.states()
+        if generation != sandbox.stream_generation() or sandbox.stopping:
+            return None
+        if current != sent:
+            changed = {k: v for k, v in current.items() if sent.get(k) != v}
+            if changed.keys() & wanted:
+                self._write_state(current, wanted, changed=changed)
+        return current
 
     @staticmethod
     def _silent(sandbox: Sandbox) -> None:

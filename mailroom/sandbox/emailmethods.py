@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from mailroom.sandbox.mailmodel import ACCOUNT_ID, Args, Email, Mailbox, MethodError
+from mailroom.sandbox.mailmodel import ACCOUNT_ID, Args, Email, Mailbox, MethodError, set_answer
 
 
 class EmailMethods:
@@ -162,17 +162,16 @@ class EmailMethods:
                 destroyed.append(eid)
                 changes.append((eid, "destroyed"))
         self._bump(changes)
-        return {
-            "accountId": ACCOUNT_ID,
-            "oldState": old,
-            "newState": str(self.email_state),
-            "created": created or None,
-            "notCreated": not_created or None,
-            "updated": updated or None,
-            "notUpdated": not_updated or None,
-            "destroyed": destroyed or None,
-            "notDestroyed": not_destroyed or None,
-        }
+        return set_answer(
+            old,
+            str(self.email_state),
+            created=created,
+            notCreated=not_created,
+            updated=updated,
+            notUpdated=not_updated,
+            destroyed=destroyed,
+            notDestroyed=not_destroyed,
+        )
 
     def _update_email(
         self, eid: str, patch: Any, changes: list[tuple[str, str]]

@@ -41,7 +41,7 @@ from mailroom.sandbox.jscard import (
     the_rest,
     write_property,
 )
-from mailroom.sandbox.mailmodel import ACCOUNT_ID, Args, MethodError
+from mailroom.sandbox.mailmodel import ACCOUNT_ID, Args, MethodError, set_answer
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _WRITABLE = ("name", "organizations", "emails", "members")
@@ -259,17 +259,16 @@ class ContactCardApi:
             with self.store.lock:
                 self.store.cards.pop(name, None)
             destroyed.append(card_id)
-        return {
-            "accountId": ACCOUNT_ID,
-            "oldState": old,
-            "newState": self._state(),
-            "created": created or None,
-            "notCreated": not_created or None,
-            "updated": updated or None,
-            "notUpdated": not_updated or None,
-            "destroyed": destroyed or None,
-            "notDestroyed": not_destroyed or None,
-        }
+        return set_answer(
+            old,
+            self._state(),
+            created=created,
+            notCreated=not_created,
+            updated=updated,
+            notUpdated=not_updated,
+            destroyed=destroyed,
+            notDestroyed=not_destroyed,
+        )
 
     def _writable_name(self, card_id: str) -> str:
         """The store name of a card that may be changed; notFound or accountReadOnly."""

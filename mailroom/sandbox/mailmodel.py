@@ -64,3 +64,15 @@ class Email:
     received_at: str
     keywords: dict[str, bool] = field(default_factory=dict)
     to: list[dict[str, str]] = field(default_factory=list)
+
+
+def set_answer(old: str, new: str, **outcomes: Any) -> Args:
+    """A ``/set`` answer (RFC 8620 §5.3): each of created, notCreated, updated,
+    notUpdated, destroyed, notDestroyed given, or null when empty."""
+    keys = ("created", "notCreated", "updated", "notUpdated", "destroyed", "notDestroyed")
+    return {
+        "accountId": ACCOUNT_ID,
+        "oldState": old,
+        "newState": new,
+        **{key: outcomes.get(key) or None for key in keys},
+    }

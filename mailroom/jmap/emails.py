@@ -291,6 +291,10 @@ class EmailMethods:
         if isinstance(result.get("newState"), str):
             outcome.new_state = result["newState"]
             outcome.states.add(result["newState"])
+            before = result.get("oldState")
+            outcome.written.append(
+                (before if isinstance(before, str) else None, result["newState"])
+            )
         updated = result.get("updated")
         done = set(updated) if isinstance(updated, dict) else set()
         failures = set_errors(result.get("notUpdated"))

@@ -130,6 +130,10 @@ class SetOutcome:
     # carrying only these are Mailroom's own echoes.
     states: set[str] = field(default_factory=set)
     mailbox_states: set[str] = field(default_factory=set)  # likewise, of the Mailbox type
+    # Each Email/set's (oldState, newState), in the order sent: a newState is
+    # Mailroom's own only if nothing else changed the account since the state
+    # before it (its oldState is one Mailroom saw or made).
+    written: list[tuple[str | None, str]] = field(default_factory=list)
     # With ``read_back``: each email's mailboxes read right after the write.
     seen: dict[str, frozenset[str]] = field(default_factory=dict)
 
@@ -171,6 +175,7 @@ def absorb(into: SetOutcome, part: SetOutcome) -> None:
     """One step of a move into the move's outcome."""
     into.requests += part.requests
     into.states |= part.states
+    into.written += part.written
     into.new_state = part.new_state or into.new_state
     into.mailbox_state = part.mailbox_state or into.mailbox_state
     into.mailbox_states |= part.mailbox_states

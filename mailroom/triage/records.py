@@ -68,15 +68,25 @@ class PassResult:
     own_states: dict[str, set[str]] = field(
         default_factory=lambda: {"Email": set(), "Mailbox": set()}
     )
+    foreign_write: bool = False  # another client changed the account during the pass
 
     @property
     def senders_triaged(self) -> int:
         return sum(self.triaged.values())
 
     def record(self, outcome: SetOutcome) -> None:
-        if outcome.new_state is not None:
-            self.own_states["Email"].add(outcome.new_state)
-        self.own_states["Email"].update(outcome.states)
+        # A write's newState is an echo of Mailroom's own only while the chain
+        # holds: its oldState is the state the scan saw or one Mailroom's
+        # writes made. Once another client's change slips in between, every
+        # later state carries that change too, and a push of it is news.
+        own = self.own_states["Email"]
+        for before, after in outcome.written:
+            chained = before is not None and (
+                before == self.seen_states.get("Email") or before in own
+            )
+            self.foreign_write = self.foreign_write or not chained
+            if not self.foreign_write:
+                own.add(after)
         if outcome.mailbox_state is not None:
             self.own_states["Mailbox"].add(outcome.mailbox_state)
         self.own_states["Mailbox"].update(outcome.mailbox_states)

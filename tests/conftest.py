@@ -16,8 +16,8 @@ from mailroom.contacts.book import Change, ContactBook, ContactKind, ContactsBac
 from mailroom.core.secret import Secret
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
-from mailroom.sandbox.server import Sandbox
 from mailroom.triage.workflow import Triage, TriageConfig
+from tests.faults import FaultySandbox
 from tests.integration.servers import (  # noqa: F401  (fixtures for every test)
     any_cyrus,
     cyrus,
@@ -63,15 +63,15 @@ class Sleeps:
 
 
 @pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(flavour="fastmail") as sb:
+def sandbox() -> Iterator[FaultySandbox]:
+    with FaultySandbox(flavour="fastmail") as sb:
         sb.mail.ensure_mailbox("Screener")
         yield sb
 
 
 @dataclass
 class Harness:
-    sandbox: Sandbox
+    sandbox: FaultySandbox
     http: httpx.AsyncClient
     sleeps: Sleeps
     jmap: JmapClient
@@ -93,7 +93,7 @@ class Harness:
 
 
 def make_clients(
-    sb: Sandbox,
+    sb: FaultySandbox,
     http: httpx.AsyncClient,
     sleeps: Sleeps,
     backend: ContactsBackend = ContactsBackend.CARDDAV,
@@ -114,7 +114,7 @@ def make_clients(
 
 
 async def open_harness(
-    sb: Sandbox, http: httpx.AsyncClient, backend: ContactsBackend, *, base: str | None = None
+    sb: FaultySandbox, http: httpx.AsyncClient, backend: ContactsBackend, *, base: str | None = None
 ) -> Harness:
     sleeps = Sleeps()
     jmap, carddav, book, triage = make_clients(sb, http, sleeps, backend, base=base)
@@ -131,14 +131,14 @@ async def ready(jmap: JmapClient, book: ContactBook, triage: Triage) -> None:
 
 
 @pytest.fixture(params=[ContactsBackend.CARDDAV, ContactsBackend.JMAP], ids=["carddav", "jmap"])
-async def harness(sandbox: Sandbox, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+async def harness(sandbox: FaultySandbox, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     """Clients on the stand-in, once with each contacts backend."""
     async with httpx.AsyncClient(timeout=10.0) as http:
         yield await open_harness(sandbox, http, request.param)
 
 
 @pytest.fixture
-async def dav_harness(sandbox: Sandbox) -> AsyncIterator[Harness]:
+async def dav_harness(sandbox: FaultySandbox) -> AsyncIterator[Harness]:
     """CardDAV only: for what only CardDAV has (ETags, 412 races)."""
     async with httpx.AsyncClient(timeout=10.0) as http:
         yield await open_harness(sandbox, http, ContactsBackend.CARDDAV)

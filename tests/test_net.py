@@ -13,9 +13,9 @@ import pytest
 import trustme
 
 from mailroom.net import Channel, RetryExhausted, TransportFailure, api_client
-from mailroom.sandbox.server import Sandbox
 from tests.conftest import Harness, open_harness
 from tests.faultproxy import FaultProxy
+from tests.faults import FaultySandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -109,7 +109,7 @@ async def test_a_whole_pass_over_tls_reuses_one_connection(tmp_path: Path) -> No
     ca.configure_trust(client_tls)
     with FaultProxy("127.0.0.1", 1) as proxy:
         public = f"https://127.0.0.1:{proxy.port}"
-        with Sandbox(tls=server_tls, public_url=public) as sb:
+        with FaultySandbox(tls=server_tls, public_url=public) as sb:
             proxy.target = ("127.0.0.1", sb.port)
             sb.mail.ensure_mailbox("Screener")
             async with httpx.AsyncClient(verify=client_tls, timeout=10) as http:
@@ -134,7 +134,7 @@ def test_the_service_over_https_trusts_the_ca_in_ssl_cert_file(tmp_path: Path) -
     ca.issue_cert("127.0.0.1").configure_cert(server_tls)
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    with Sandbox(tls=server_tls) as sb:
+    with FaultySandbox(tls=server_tls) as sb:
         sb.mail.ensure_mailbox("Screener")
         env = {
             **sb.env("jmap"),  # the API token alone: contacts over JMAP

@@ -18,9 +18,9 @@ from mailroom.failures import classify
 from mailroom.observe.http_server import MAX_CONNECTIONS, ObservabilityServer
 from mailroom.observe.logging import ConsoleFormatter, JsonFormatter
 from mailroom.observe.systemd import SystemdNotifier
-from mailroom.sandbox.server import Sandbox
 from mailroom.service import App, make_telemetry
 from mailroom.settings import SettingsError, load_settings
+from tests.faults import FaultySandbox
 
 TOKEN = "fmu1-SECRET-token-0123456789"
 PASSWORD = "app-password-SECRET-42"
@@ -143,7 +143,7 @@ def test_console_logs_escape_what_strangers_send() -> None:
 
 @pytest.mark.anyio
 async def test_run_refuses_a_label_that_is_a_role_mailbox() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.mail.ensure_mailbox("Screener")
         env = {
             **sb.env(),
@@ -195,7 +195,7 @@ async def test_health_server_survives_slow_and_flooding_clients() -> None:
 async def test_run_exits_2_when_the_contacts_backend_asked_for_is_unavailable(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with Sandbox(flavour="rfc") as sb:  # no RFC 9610, like Cyrus
+    with FaultySandbox(flavour="rfc") as sb:  # no RFC 9610, like Cyrus
         sb.prepare()
         env = {**sb.env("jmap"), "MAILROOM_HTTP_PORT": "0", "MAILROOM_CONTACTS": "jmap"}
         app = App(load_settings(env))

@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from mailroom.sandbox.faults import StreamMode
 from mailroom.sandbox.mailmodel import ACCOUNT_ID
+from mailroom.sandbox.switches import StreamMode
 
 if TYPE_CHECKING:
     from mailroom.sandbox.server import Sandbox

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 from mailroom.sandbox.contactstore import DavError
 from mailroom.sandbox.eventsource import EventSourceHandler
-from mailroom.sandbox.faults import Route
 from mailroom.sandbox.mailmodel import RequestError
+from mailroom.sandbox.switches import Route
 
 if TYPE_CHECKING:
     from mailroom.sandbox.server import Sandbox

@@ -17,15 +17,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Self
 
 from mailroom.sandbox import cards as vcard
 from mailroom.sandbox.contactstore import ContactStore
-from mailroom.sandbox.faults import Faults
 from mailroom.sandbox.http import MAX_BODY, Handler, Server
 from mailroom.sandbox.jscontacts import ContactCardApi
 from mailroom.sandbox.mailmodel import ACCOUNT_ID
 from mailroom.sandbox.mailstore import MailStore
+from mailroom.sandbox.switches import Switches
 
 Flavour = Literal["fastmail", "rfc"]
 CONTACTS = "urn:ietf:params:jmap:contacts"
@@ -93,7 +93,7 @@ class Sandbox:
         self.identities: list[str] = [username]
         self.mail.extensions["Identity/get"] = (SUBMISSION, self._identity_get)
         self.mail.extra_capabilities.add(SUBMISSION)
-        self.faults = Faults()
+        self.faults: Switches = Switches()  # all off; tests bring their own
         self.event_source = event_source  # False: session without eventSourceUrl
         # What absolute URLs in the session point at (a proxy in front, say).
         self.public_url = public_url
@@ -114,7 +114,7 @@ class Sandbox:
 
     # -- lifecycle ---------------------------------------------------------------
 
-    def start(self) -> Sandbox:
+    def start(self) -> Self:
         self._stopping = False
         server = Server((self.host, self.port), Handler)
         server.sandbox = self
@@ -168,7 +168,7 @@ class Sandbox:
         elif not refusing and self._server is None:
             self.start()
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

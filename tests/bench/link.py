@@ -24,7 +24,6 @@ import httpx
 import trustme
 
 from mailroom.contacts.book import ContactsBackend
-from mailroom.sandbox.server import Sandbox
 from tests.bench.runner import (
     Sizes,
     StandIn,
@@ -35,6 +34,7 @@ from tests.bench.runner import (
     start_service,
 )
 from tests.faultproxy import FaultProxy
+from tests.faults import FaultySandbox
 from tests.process import wait_until
 
 ONE_WAY = 0.05  # seconds: a 100 ms round trip
@@ -42,7 +42,7 @@ ONE_WAY = 0.05  # seconds: a 100 ms round trip
 
 @dataclass
 class Link:
-    sb: Sandbox
+    sb: FaultySandbox
     proxy: FaultProxy
     phone: StandIn
     env: dict[str, str]
@@ -64,7 +64,7 @@ def tls_link(contacts: ContactsBackend) -> Iterator[Link]:
         ca_file = Path(tmp) / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_file))
         public = f"https://127.0.0.1:{proxy.port}"
-        sb = Sandbox(tls=server_tls, public_url=public).start()
+        sb = FaultySandbox(tls=server_tls, public_url=public).start()
         proxy.target = ("127.0.0.1", sb.port)
         proxy.latency = ONE_WAY
         env = sb.env(contacts.value)

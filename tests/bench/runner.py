@@ -30,8 +30,9 @@ import httpx
 
 from mailroom import __version__
 from mailroom.sandbox.mailmodel import ACCOUNT_ID
-from mailroom.sandbox.server import Flavour, Sandbox
+from mailroom.sandbox.server import Flavour
 from tests.faultproxy import FaultProxy
+from tests.faults import FaultySandbox
 from tests.process import MailroomProcess, wait_until
 
 OUT = Path(__file__).resolve().parents[2] / "bench"
@@ -113,10 +114,10 @@ class StandIn:
         flavour: Flavour = "fastmail",
         public_url: str | None = None,
         *,
-        sandbox: Sandbox | None = None,
+        sandbox: FaultySandbox | None = None,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self.sb = sandbox or Sandbox(flavour=flavour, public_url=public_url).start()
+        self.sb = sandbox or FaultySandbox(flavour=flavour, public_url=public_url).start()
         self.sb.mail.ensure_mailbox("Screener")
         self.http = httpx.Client(
             headers={"Authorization": f"Bearer {self.sb.token}"}, timeout=30, verify=verify
@@ -258,7 +259,7 @@ def bench_idle_poll_requests() -> dict[str, Any]:
     from tests.conftest import Sleeps, make_clients, ready
 
     async def run() -> int:
-        with Sandbox() as sb:
+        with FaultySandbox() as sb:
             sb.mail.ensure_mailbox("Screener")
             for i in range(50):
                 sb.mail.deliver(f"idle{i}@bench.example")

@@ -18,25 +18,27 @@ from mailroom.carddav.client import (
 from mailroom.contacts.book import Change, ContactAction, Want
 from mailroom.contacts.names import split_name
 from mailroom.core.secret import Secret
-from mailroom.sandbox.server import Sandbox
 from tests.conftest import Sleeps, ensure_groups, put_contact
+from tests.faults import FaultySandbox
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def dav(sandbox: Sandbox) -> AsyncIterator[CardDavClient]:
+async def dav(sandbox: FaultySandbox) -> AsyncIterator[CardDavClient]:
     async with httpx.AsyncClient(timeout=10.0) as http:
         client = CardDavClient(http, sandbox.url, sandbox.username, Secret(sandbox.password))
         await client.discover()
         yield client
 
 
-async def test_discovery_follows_well_known(sandbox: Sandbox, dav: CardDavClient) -> None:
+async def test_discovery_follows_well_known(sandbox: FaultySandbox, dav: CardDavClient) -> None:
     assert dav.addressbook_url == sandbox.url + sandbox.contacts.book_path
 
 
-async def test_search_by_email_is_case_insensitive(sandbox: Sandbox, dav: CardDavClient) -> None:
+async def test_search_by_email_is_case_insensitive(
+    sandbox: FaultySandbox, dav: CardDavClient
+) -> None:
     sandbox.contacts.write(
         "a.vcf", vcard.new_contact("uid-a", "Front@Desk.example", "Front Desk", "company")
     )
@@ -48,7 +50,7 @@ async def test_search_by_email_is_case_insensitive(sandbox: Sandbox, dav: CardDa
     assert partial.known["desk.example"].action is ContactAction.CREATE
 
 
-async def test_person_and_company_contacts(sandbox: Sandbox, dav: CardDavClient) -> None:
+async def test_person_and_company_contacts(sandbox: FaultySandbox, dav: CardDavClient) -> None:
     book = CardDavBook(dav)
     person = await put_contact(book, "ann@x.org", "Ann Lee", "person")
     company = await put_contact(book, "news@corp.example", "", "company")
@@ -62,7 +64,7 @@ async def test_person_and_company_contacts(sandbox: Sandbox, dav: CardDavClient)
 
 
 async def test_groups_are_created_once_and_membership_is_a_set(
-    sandbox: Sandbox, dav: CardDavClient
+    sandbox: FaultySandbox, dav: CardDavClient
 ) -> None:
     book = CardDavBook(dav)
     await ensure_groups(book, ["Feed", "Jail"])
@@ -83,7 +85,7 @@ async def test_groups_are_created_once_and_membership_is_a_set(
 
 
 async def test_one_put_per_changed_group_whatever_the_senders(
-    sandbox: Sandbox, dav: CardDavClient
+    sandbox: FaultySandbox, dav: CardDavClient
 ) -> None:
     book = CardDavBook(dav)
     await ensure_groups(book, ["Feed", "Jail"])
@@ -96,7 +98,7 @@ async def test_one_put_per_changed_group_whatever_the_senders(
     assert len(sandbox.contacts.group_members("Feed")) == 20
 
 
-async def test_stale_etag_gets_412(sandbox: Sandbox, dav: CardDavClient) -> None:
+async def test_stale_etag_gets_412(sandbox: FaultySandbox, dav: CardDavClient) -> None:
     card = await dav.create(vcard.new_group("g1", "G"), "g1")
     sandbox.contacts.write("g1.vcf", vcard.new_group("g1", "G renamed"))
     with pytest.raises(PreconditionFailed):
@@ -105,7 +107,7 @@ async def test_stale_etag_gets_412(sandbox: Sandbox, dav: CardDavClient) -> None
         await dav.create(vcard.new_group("g1", "G"), "g1")  # never overwrites
 
 
-async def test_412_retry_is_bounded(sandbox: Sandbox, dav: CardDavClient) -> None:
+async def test_412_retry_is_bounded(sandbox: FaultySandbox, dav: CardDavClient) -> None:
     sleeps = Sleeps()
     book = CardDavBook(dav, sleep=sleeps)
     await ensure_groups(book, ["Feed"])
@@ -125,7 +127,7 @@ async def test_412_retry_is_bounded(sandbox: Sandbox, dav: CardDavClient) -> Non
     assert sleeps.waits == sorted(sleeps.waits)  # growing backoff
 
 
-async def test_wrong_password_is_an_auth_error(sandbox: Sandbox) -> None:
+async def test_wrong_password_is_an_auth_error(sandbox: FaultySandbox) -> None:
     async with httpx.AsyncClient() as http:
         client = CardDavClient(http, sandbox.url, sandbox.username, Secret("nope-secret"))
         with pytest.raises(CardDavAuthError) as info:
@@ -134,7 +136,7 @@ async def test_wrong_password_is_an_auth_error(sandbox: Sandbox) -> None:
     assert "nope-secret" not in str(info.value)
 
 
-async def test_malformed_xml_is_a_clear_error(sandbox: Sandbox, dav: CardDavClient) -> None:
+async def test_malformed_xml_is_a_clear_error(sandbox: FaultySandbox, dav: CardDavClient) -> None:
     sandbox.faults.force("carddav", 207, times=1)  # a 207 whose body is not XML
     with pytest.raises(CardDavError, match="malformed XML"):
         await dav.search("EMAIL", ["a@b.c"])

@@ -24,14 +24,14 @@ from mailroom.commands.report import Report
 from mailroom.commands.setup import run_setup
 from mailroom.commands.status import default_url, run_status
 from mailroom.commands.unit import UnitError, UnitKind, render_unit
-from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
+from tests.faults import FaultySandbox
 from tests.push.harness import FAST, running
 
 pytestmark = pytest.mark.anyio
 
 
-async def check(sb: Sandbox, contacts: str = "carddav", **extra: str) -> tuple[int, str]:
+async def check(sb: FaultySandbox, contacts: str = "carddav", **extra: str) -> tuple[int, str]:
     out = io.StringIO()
     code = await run_check(load_settings({**sb.env(contacts), **extra}), Report(out))
     return code, out.getvalue()
@@ -54,7 +54,7 @@ async def test_check_a_healthy_account() -> None:
         ),
         ("rfc", "carddav", "✓ contacts over CardDAV"),
     ):
-        with Sandbox(flavour=flavour) as sb:  # type: ignore[arg-type]
+        with FaultySandbox(flavour=flavour) as sb:
             sb.prepare()
             code, text = await check(sb, contacts)
             assert code == 0, text
@@ -71,7 +71,7 @@ async def test_check_a_healthy_account() -> None:
 
 
 async def test_check_names_each_problem_and_its_fix() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.prepare()
         code, text = await check(sb, MAILROOM_JMAP_TOKEN="wrong-token")
         assert code == 1
@@ -100,7 +100,7 @@ async def test_check_names_each_problem_and_its_fix() -> None:
 
 
 async def test_check_on_a_new_account_says_once_to_run_setup() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.mail.ensure_mailbox("Screener")  # the user's own; nothing of Mailroom's yet
         code, text = await check(sb)
         assert code == 1
@@ -113,7 +113,7 @@ async def test_check_on_a_new_account_says_once_to_run_setup() -> None:
 
 
 async def test_check_names_a_contacts_backend_that_cannot_be_used() -> None:
-    with Sandbox(flavour="rfc") as sb:  # a server without RFC 9610, like Cyrus
+    with FaultySandbox(flavour="rfc") as sb:  # a server without RFC 9610, like Cyrus
         sb.prepare()
         code, text = await check(sb, "jmap", MAILROOM_CONTACTS="jmap")
         assert code == 1
@@ -134,7 +134,7 @@ def _with_role_label() -> str:
 
 
 async def test_setup_plans_then_applies_once_and_prints_the_rules() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         settings = load_settings(sb.env())
         before = (sb.mail.states(), dict(sb.contacts.cards))
 
@@ -162,7 +162,7 @@ async def test_setup_plans_then_applies_once_and_prints_the_rules() -> None:
 
 
 async def test_setup_over_jmap_contacts_makes_groups_carddav_sees() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         settings = load_settings(sb.env("jmap"))
         out = io.StringIO()
         code = await run_setup(settings, apply=True, create_screener=True, report=Report(out))
@@ -192,7 +192,7 @@ async def test_dry_run_leaves_the_server_byte_for_byte_unchanged(
     import logging
 
     caplog.set_level(logging.INFO, "mailroom.triage")
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.prepare()
         ids = [sb.mail.deliver("news@acme.example") for _ in range(3)]
         sb.mail.set_mailboxes(ids[0], {"Screener", "@ToFeed"})
@@ -218,7 +218,7 @@ async def test_dry_run_leaves_the_server_byte_for_byte_unchanged(
     assert any(r.getMessage() == "would add the error label" for r in caplog.records)
 
 
-def _snapshot(sb: Sandbox) -> dict[str, Any]:
+def _snapshot(sb: FaultySandbox) -> dict[str, Any]:
     with sb.mail.lock:
         emails = {e.id: sorted(e.mailbox_ids) for e in sb.mail.emails.values()}
     with sb.contacts.lock:
@@ -298,7 +298,7 @@ def test_status_prints_for_a_person_and_exits_by_health(health_server: dict[str,
 
 
 async def test_status_against_a_running_service() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb) as run:
             host, port = run.app.server.address
             out = io.StringIO()

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailroom.commands.screener import Waiting, render, run_screener, waiting
-from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
+from tests.faults import FaultySandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +76,7 @@ def test_rendering() -> None:
 
 
 async def test_the_command_reads_the_account() -> None:
-    with Sandbox(flavour="rfc", jmap_contacts=True) as sb:
+    with FaultySandbox(flavour="rfc", jmap_contacts=True) as sb:
         sb.mail.ensure_mailbox("Screener")
         sb.mail.deliver("early@x.example", name="Early", subject="first")
         sb.mail.deliver("late@x.example", subject="hello there")

@@ -19,8 +19,8 @@ from mailroom.jmap import jscontact
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.contacts import JmapContactBook
 from mailroom.jmap.wire import Call
-from mailroom.sandbox.server import Sandbox
 from tests.conftest import ensure_groups, put_contact
+from tests.faults import FaultySandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -122,7 +122,7 @@ def test_any_server_card_reads_safely_and_is_never_overwritten(
 
 
 async def test_a_group_made_over_carddav_is_seen_and_used_over_jmap() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with httpx.AsyncClient(timeout=10) as http:
             dav = CardDavBook(CardDavClient(http, sb.url, sb.username, Secret(sb.password)))
             await dav.open()
@@ -156,7 +156,7 @@ async def test_a_group_made_over_carddav_is_seen_and_used_over_jmap() -> None:
 
 
 async def test_jmap_membership_is_a_patch_not_a_rewrite() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with httpx.AsyncClient(timeout=10) as http:
             jmap = JmapClient(http, sb.session_url, Secret(sb.token))
             await jmap.discover()
@@ -177,7 +177,7 @@ async def test_jmap_membership_is_a_patch_not_a_rewrite() -> None:
 # -- contacts exactly as Cyrus (Fastmail) stores them, on the stand-in -------------------
 
 
-async def jmap_book(sb: Sandbox, http: httpx.AsyncClient) -> JmapContactBook:
+async def jmap_book(sb: FaultySandbox, http: httpx.AsyncClient) -> JmapContactBook:
     jmap = JmapClient(http, sb.session_url, Secret(sb.token))
     await jmap.discover()
     book = JmapContactBook(jmap)
@@ -190,7 +190,7 @@ async def jmap_book(sb: Sandbox, http: httpx.AsyncClient) -> JmapContactBook:
     "address", ["o'brien@x.org", "a+b@x.org", "a.b-c_d@x.org", "d'arcy.o'neil@x.org"]
 )
 async def test_an_address_is_found_again_whatever_characters_it_holds(address: str) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with httpx.AsyncClient(timeout=10) as http:
             book = await jmap_book(sb, http)
             first = await put_contact(book, address, "Olivia", "company", ("Feed",))
@@ -216,7 +216,7 @@ def test_every_address_is_found_by_its_own_phrase(local: str) -> None:
 
 
 async def test_new_contacts_and_groups_get_bare_lowercase_uids() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with httpx.AsyncClient(timeout=10) as http:
             book = await jmap_book(sb, http)
             known = await put_contact(book, "fresh@x.org", "Fresh", "company", ("Feed",))
@@ -231,7 +231,7 @@ async def test_new_contacts_and_groups_get_bare_lowercase_uids() -> None:
 
 
 async def test_a_member_under_another_spelling_is_joined_once_and_left_entirely() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with httpx.AsyncClient(timeout=10) as http:
             book = await jmap_book(sb, http)
             jmap = JmapClient(http, sb.session_url, Secret(sb.token))
@@ -265,7 +265,7 @@ async def test_a_member_under_another_spelling_is_joined_once_and_left_entirely(
 
 
 async def test_a_group_without_a_members_map_gets_the_whole_map() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         assert sb.contacts_api is not None
         sb.contacts_api.omit_empty_members = True  # a server leaving out an empty map
         async with httpx.AsyncClient(timeout=10) as http:
@@ -284,7 +284,7 @@ async def test_a_group_without_a_members_map_gets_the_whole_map() -> None:
 async def test_a_contact_only_in_a_read_only_book_joins_without_a_fill() -> None:
     from mailroom.sandbox.contactstore import SHARED_BOOK
 
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.contacts.write(
             "shared.vcf",
             "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:shared-1\r\nFN:\r\nN:;;;;\r\n"
@@ -309,7 +309,7 @@ async def test_a_contact_only_in_a_read_only_book_joins_without_a_fill() -> None
 async def test_contact_writes_are_chunked_by_max_objects_in_set() -> None:
     from mailroom.sandbox.mailstore import MailStore
 
-    with Sandbox(mail=MailStore(max_calls=2, max_set=3)) as sb:
+    with FaultySandbox(mail=MailStore(max_calls=2, max_set=3)) as sb:
         async with httpx.AsyncClient(timeout=10) as http:
             book = await jmap_book(sb, http)
             wants = [Want(f"c{n}@x.org", f"C {n}", "company") for n in range(7)]
@@ -323,7 +323,7 @@ async def test_contact_writes_are_chunked_by_max_objects_in_set() -> None:
 
 
 async def test_carddav_discovery_picks_the_writable_default_book() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with httpx.AsyncClient(timeout=10) as http:
             client = CardDavClient(http, sb.url, sb.username, Secret(sb.password))
             assert (await client.discover()).endswith("/Default/")

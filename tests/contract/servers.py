@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import httpx
 
 from mailroom.sandbox.contactstore import SHARED_BOOK
-from mailroom.sandbox.server import Sandbox
+from tests.faults import FaultySandbox
 from tests.integration.cyrus import Cyrus
 
 CARDDAV_NS = "urn:ietf:params:xml:ns:carddav"
@@ -41,7 +41,7 @@ class ContactsServer(Protocol):
 
 @dataclass
 class StandIn:
-    sandbox: Sandbox
+    sandbox: FaultySandbox
     name: str = "stand-in"
 
     def jmap(self, *calls: list[Any]) -> list[Any]:

@@ -16,7 +16,6 @@ from xml.sax.saxutils import escape
 import pytest
 
 from mailroom.jmap.jscontact import email_phrase
-from mailroom.sandbox.server import Sandbox
 from tests.contract.servers import (
     ContactsServer,
     CyrusNext,
@@ -28,6 +27,7 @@ from tests.contract.servers import (
     new_card,
     new_group,
 )
+from tests.faults import FaultySandbox
 
 
 @pytest.fixture(
@@ -35,7 +35,7 @@ from tests.contract.servers import (
 )
 def server(request: pytest.FixtureRequest) -> Iterator[ContactsServer]:
     if request.param == "stand-in":
-        with Sandbox(flavour="fastmail") as sb:
+        with FaultySandbox(flavour="fastmail") as sb:
             yield StandIn(sb)
     else:
         yield CyrusNext(request.getfixturevalue("cyrus_next"))

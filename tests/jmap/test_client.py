@@ -23,8 +23,9 @@ from mailroom.jmap.errors import (
 from mailroom.jmap.session import fill_event_source_url, parse_session
 from mailroom.jmap.wire import Call, ref
 from mailroom.sandbox.mailstore import MailStore
-from mailroom.sandbox.server import Flavour, Sandbox
+from mailroom.sandbox.server import Flavour
 from tests.conftest import Sleeps
+from tests.faults import FaultySandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +36,9 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def connect(sb: Sandbox, http: httpx.AsyncClient, sleeps: Sleeps | None = None) -> JmapClient:
+async def connect(
+    sb: FaultySandbox, http: httpx.AsyncClient, sleeps: Sleeps | None = None
+) -> JmapClient:
     client = JmapClient(http, sb.session_url, Secret(sb.token), sleep=sleeps or Sleeps())
     await client.discover()
     return client
@@ -45,7 +48,7 @@ async def connect(sb: Sandbox, http: httpx.AsyncClient, sleeps: Sleeps | None = 
 async def test_session_urls_resolve_and_stream_url_works(
     flavour: Flavour, http: httpx.AsyncClient
 ) -> None:
-    with Sandbox(flavour=flavour) as sb:
+    with FaultySandbox(flavour=flavour) as sb:
         client = await connect(sb, http)
         assert client.session.api_url == sb.url + "/jmap/api/"
         url = client.session.stream_url(types="Email,Mailbox", closeafter="state", ping=30)
@@ -114,7 +117,7 @@ def test_session_validation_messages() -> None:
 
 
 async def test_query_and_get_are_one_request(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         ids = [sb.mail.deliver("x@y.z", mailboxes=["Inbox"]) for _ in range(3)]
         client = await connect(sb, http)
         before = sb.total_requests()
@@ -133,7 +136,7 @@ async def test_query_and_get_are_one_request(http: httpx.AsyncClient) -> None:
 
 
 async def test_paging_until_short_page(http: httpx.AsyncClient) -> None:
-    with Sandbox(mail=MailStore(max_get=7)) as sb:
+    with FaultySandbox(mail=MailStore(max_get=7)) as sb:
         ids = [sb.mail.deliver("p@q.r", mailboxes=["Inbox"]) for _ in range(21)]
         client = await connect(sb, http)
         before = sb.total_requests()
@@ -143,7 +146,7 @@ async def test_paging_until_short_page(http: httpx.AsyncClient) -> None:
 
 
 async def test_set_is_chunked_within_limits(http: httpx.AsyncClient) -> None:
-    with Sandbox(mail=MailStore(max_calls=3, max_set=4)) as sb:
+    with FaultySandbox(mail=MailStore(max_calls=3, max_set=4)) as sb:
         ids = [sb.mail.deliver("c@d.e", mailboxes=["Inbox"]) for _ in range(10)]
         archive = sb.mail.mailbox_id("Archive")
         client = await connect(sb, http)
@@ -160,7 +163,7 @@ async def test_set_is_chunked_within_limits(http: httpx.AsyncClient) -> None:
 
 
 async def test_not_updated_reports_type_and_description(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         eid = sb.mail.deliver("c@d.e", mailboxes=["Inbox"])
         client = await connect(sb, http)
         outcome = await client.update_emails(
@@ -174,7 +177,7 @@ async def test_not_updated_reports_type_and_description(http: httpx.AsyncClient)
 
 
 async def test_method_error_is_typed(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         client = await connect(sb, http)
         resp = await client.request([Call("Email/frobnicate", {}, "x")])
         with pytest.raises(JmapMethodError) as info:
@@ -183,7 +186,7 @@ async def test_method_error_is_typed(http: httpx.AsyncClient) -> None:
 
 
 async def test_request_level_error(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         client = await connect(sb, http)
         sb.mail.max_calls = 1  # the server's limit shrank after discovery
         with pytest.raises(JmapRequestError, match="urn:ietf:params:jmap:error:limit"):
@@ -191,7 +194,7 @@ async def test_request_level_error(http: httpx.AsyncClient) -> None:
 
 
 async def test_401_is_an_auth_error_without_the_token(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         client = JmapClient(http, sb.session_url, Secret("wrong-token-xyz"), sleep=Sleeps())
         with pytest.raises(JmapAuthError) as info:
             await client.discover()
@@ -201,14 +204,14 @@ async def test_401_is_an_auth_error_without_the_token(http: httpx.AsyncClient) -
 
 
 async def test_403_is_an_auth_error(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.force("session", 403)
         with pytest.raises(JmapAuthError, match=r"refused access \(HTTP 403\)"):
             await connect(sb, http)
 
 
 async def test_429_honours_retry_after(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sleeps = Sleeps()
         client = await connect(sb, http, sleeps)
         sb.faults.force("api", 429, {"Retry-After": "7"}, times=2)
@@ -218,7 +221,7 @@ async def test_429_honours_retry_after(http: httpx.AsyncClient) -> None:
 
 
 async def test_503_retries_are_bounded(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sleeps = Sleeps()
         client = await connect(sb, http, sleeps)
         sb.faults.force("api", 503)
@@ -229,7 +232,7 @@ async def test_503_retries_are_bounded(http: httpx.AsyncClient) -> None:
 
 
 async def test_retry_after_too_long_is_not_waited(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sleeps = Sleeps()
         client = await connect(sb, http, sleeps)
         sb.faults.force("api", 503, {"Retry-After": "3600"})
@@ -239,7 +242,7 @@ async def test_retry_after_too_long_is_not_waited(http: httpx.AsyncClient) -> No
 
 
 async def test_not_json_and_no_method_responses(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         client = await connect(sb, http)
         sb.faults.force("api", 200, times=1)  # a 200 whose body is not a JMAP response
         with pytest.raises(JmapProtocolError, match="no methodResponses"):
@@ -247,7 +250,7 @@ async def test_not_json_and_no_method_responses(http: httpx.AsyncClient) -> None
 
 
 async def test_refused_connection_is_a_transport_error(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         client = await connect(sb, http)
         sb.set_refusing(True)
         with pytest.raises(JmapTransportError, match=r"nothing answers at http://127\.0\.0\.1"):

@@ -8,12 +8,12 @@ import pytest
 from mailroom.core.secret import Secret
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.wire import MAILBOXES, Call, mailboxes_in
-from mailroom.sandbox.server import Sandbox
+from tests.faults import FaultySandbox
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_a_rider_goes_with_the_next_request_else_on_its_own(sandbox: Sandbox) -> None:
+async def test_a_rider_goes_with_the_next_request_else_on_its_own(sandbox: FaultySandbox) -> None:
     async with httpx.AsyncClient(timeout=10.0) as http:
         jmap = JmapClient(http, sandbox.url + "/jmap/session", Secret(sandbox.token))
         await jmap.discover()

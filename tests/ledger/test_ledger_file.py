@@ -21,10 +21,10 @@ from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.model import AccountKey, DecisionKind, Intent
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
-from mailroom.sandbox.server import Sandbox
 from mailroom.service import App
 from mailroom.settings import load_settings
 from tests.conftest import Harness
+from tests.faults import FaultySandbox
 from tests.push.harness import FAST, running
 from tests.triage.test_pass_ledger import with_ledger
 
@@ -100,7 +100,7 @@ async def test_start_up_waits_out_a_locked_ledger(tmp_path: Path) -> None:
         holder.executescript(step)
     holder.execute("PRAGMA user_version = 2")
     holder.execute("BEGIN IMMEDIATE")  # another process writing it (a command, a backup)
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         env = {**sb.env(), "MAILROOM_STATE_DIR": str(tmp_path), "MAILROOM_HTTP_PORT": "0"}
         settings = load_settings(env)
         sb.mail.ensure_mailbox("Screener")
@@ -193,7 +193,7 @@ async def test_a_service_against_another_account_s_ledger_stops(tmp_path: Path) 
     ledger, _ = Ledger.open(tmp_path / "mailroom.db")
     ledger.bind(AccountKey("https://jmap.elsewhere.example", "them", "u2"))
     ledger.close()
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         env = {**sb.env(), "MAILROOM_STATE_DIR": str(tmp_path), "MAILROOM_HTTP_PORT": "0"}
         sb.mail.ensure_mailbox("Screener")
         code = await App(load_settings(env)).run(asyncio.Event())
@@ -201,7 +201,7 @@ async def test_a_service_against_another_account_s_ledger_stops(tmp_path: Path) 
 
 
 async def test_the_service_s_own_ledger_binds_on_first_start(tmp_path: Path) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
             ids = run.label("first@acme.example")
             await run.until(lambda: run.triaged(ids))
@@ -225,7 +225,7 @@ async def test_triage_from_a_shell_never_starts_a_second_ledger(
     for key in ("MAILROOM_STATE_DIR", "STATE_DIRECTORY", "XDG_STATE_HOME"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HOME", str(home))
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         env = {k: v for k, v in sb.env().items() if k != "MAILROOM_STATE_DIR"}
         settings = load_settings({**env, "HOME": str(home)})
         out, err = io.StringIO(), io.StringIO()

@@ -21,7 +21,8 @@ import pytest
 
 from mailroom.monitoring.dashboard import dashboard, expressions
 from mailroom.monitoring.rules import render_rules
-from mailroom.sandbox.server import Sandbox, free_port
+from mailroom.sandbox.server import free_port
+from tests.faults import FaultySandbox
 from tests.process import MailroomProcess, wait_until
 
 PROMETHEUS = shutil.which("prometheus")
@@ -89,8 +90,8 @@ class Prometheus:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[tuple[Sandbox, MailroomProcess, Prometheus]]:
-    with Sandbox() as sb:
+def world(tmp_path: Path) -> Iterator[tuple[FaultySandbox, MailroomProcess, Prometheus]]:
+    with FaultySandbox() as sb:
         sb.prepare()
         env = {**sb.env("jmap"), "MAILROOM_DEBOUNCE_SECONDS": "0.2"}
         with MailroomProcess(env) as mr:
@@ -103,7 +104,7 @@ def world(tmp_path: Path) -> Iterator[tuple[Sandbox, MailroomProcess, Prometheus
 
 
 def test_prometheus_scrapes_the_documented_series_and_fires_the_degraded_alert(
-    world: tuple[Sandbox, MailroomProcess, Prometheus],
+    world: tuple[FaultySandbox, MailroomProcess, Prometheus],
 ) -> None:
     sb, mr, prom = world
     began = time.monotonic()
@@ -151,7 +152,7 @@ def test_prometheus_scrapes_the_documented_series_and_fires_the_degraded_alert(
 
 
 def test_every_dashboard_expression_is_valid_promql_over_real_series(
-    world: tuple[Sandbox, MailroomProcess, Prometheus],
+    world: tuple[FaultySandbox, MailroomProcess, Prometheus],
 ) -> None:
     _, mr, prom = world
     assert wait_until(lambda: bool(prom.series("mailroom_polls_total")), 30)

@@ -14,7 +14,7 @@ import pytest
 from mailroom.observe.history import PassEntry, TriagedEntry
 from mailroom.observe.status_page import PageView, render
 from mailroom.push.connection import STATES, transitions
-from mailroom.sandbox.server import Sandbox
+from tests.faults import FaultySandbox
 from tests.process import MailroomProcess, wait_until
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
@@ -65,7 +65,7 @@ def test_an_empty_page_says_so() -> None:
     assert '<p id="last-error">none</p>' in page
 
 
-def _label_gone(sb: Sandbox, email_id: str, label: str) -> Callable[[], bool]:
+def _label_gone(sb: FaultySandbox, email_id: str, label: str) -> Callable[[], bool]:
     return lambda: label not in sb.mail.mailbox_names(email_id)
 
 
@@ -98,7 +98,7 @@ def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
 )
 @pytest.mark.slow
 def test_the_page_in_a_real_browser(tmp_path: Path) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.prepare()
         env = {**sb.env("jmap"), "MAILROOM_DEBOUNCE_SECONDS": "0.2"}
         with MailroomProcess(env) as mr:

@@ -16,9 +16,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from mailroom.push.policy import PushPolicy
-from mailroom.sandbox.server import Sandbox
 from mailroom.service import App
 from mailroom.settings import load_settings
+from tests.faults import FaultySandbox
 
 FAST = PushPolicy(
     poll_interval=60.0,
@@ -37,7 +37,7 @@ FAST = PushPolicy(
 
 @dataclass
 class Running:
-    sandbox: Sandbox
+    sandbox: FaultySandbox
     app: App
     http: httpx.AsyncClient
 
@@ -91,7 +91,7 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running(
-    sandbox: Sandbox,
+    sandbox: FaultySandbox,
     policy: PushPolicy = FAST,
     *,
     wait_connected: bool = True,

@@ -11,18 +11,18 @@ from itertools import pairwise
 
 import pytest
 
-from mailroom.sandbox.server import Sandbox
+from tests.faults import FaultySandbox
 from tests.push.harness import FAST, running
 
 pytestmark = pytest.mark.anyio
 
 
-def stream_requests(sb: Sandbox) -> list[float]:
+def stream_requests(sb: FaultySandbox) -> list[float]:
     return [t for route, t in sb.request_log if route == "eventsource"]
 
 
 async def test_push_triages_within_debounce_and_echo_causes_no_poll() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb) as run:
             ids = run.label("news@acme.example", emails=3)
             await run.until(lambda: run.triaged(ids))
@@ -49,7 +49,7 @@ async def test_push_triages_within_debounce_and_echo_causes_no_poll() -> None:
 
 
 async def test_server_down_at_start() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.set_refusing(True)
 
         async def come_back() -> None:
@@ -66,7 +66,7 @@ async def test_server_down_at_start() -> None:
 
 
 async def test_reset_mid_stream_reconnects_and_loses_nothing() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb) as run:
             sb.reset_connections()
             await run.until(
@@ -87,7 +87,7 @@ async def test_reset_mid_stream_reconnects_and_loses_nothing() -> None:
 
 
 async def test_accept_then_close_never_loops_fast_and_degrades() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb) as run:
             sb.faults.stream = "close"
             sb.reset_connections()
@@ -107,7 +107,7 @@ async def test_accept_then_close_never_loops_fast_and_degrades() -> None:
 
 
 async def test_silent_stream_with_pings_is_detected() -> None:
-    with Sandbox(flavour="rfc") as sb:
+    with FaultySandbox(flavour="rfc") as sb:
         async with running(sb) as run:
             await run.until(
                 lambda: (
@@ -127,7 +127,7 @@ async def test_silent_stream_with_pings_is_detected() -> None:
 
 async def test_silent_stream_without_pings_missed_push_reconnects() -> None:
     policy = replace(FAST, poll_interval=1.0)
-    with Sandbox(flavour="fastmail") as sb:
+    with FaultySandbox(flavour="fastmail") as sb:
         async with running(sb, policy) as run:
             sb.faults.stream = "silent"
             sb.reset_connections()
@@ -145,7 +145,7 @@ async def test_silent_stream_without_pings_missed_push_reconnects() -> None:
 
 @pytest.mark.parametrize("status", [401, 403])
 async def test_auth_rejected_on_stream_is_degraded_and_fails_health(status: int) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.force("eventsource", status)
         async with running(sb, replace(FAST, poll_interval=1.0), wait_connected=False) as run:
             await run.until(lambda: run.state == "degraded")
@@ -165,7 +165,7 @@ async def test_auth_rejected_on_stream_is_degraded_and_fails_health(status: int)
 
 @pytest.mark.parametrize("status", [429, 503])
 async def test_busy_stream_honours_retry_after(status: int) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.force("eventsource", status, {"Retry-After": "1"}, times=1)
         # The floor is clamped to the backoff cap: give this one room above 1 s.
         async with running(sb, replace(FAST, backoff_cap=2.0), wait_connected=False) as run:
@@ -178,7 +178,7 @@ async def test_busy_stream_honours_retry_after(status: int) -> None:
 
 
 async def test_204_means_push_unavailable_fast_polling() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.force("eventsource", 204)
         async with running(sb, replace(FAST, poll_interval=60.0), wait_connected=False) as run:
             await run.until(lambda: run.state == "degraded")
@@ -200,7 +200,7 @@ async def test_204_means_push_unavailable_fast_polling() -> None:
 
 
 async def test_no_event_source_url() -> None:
-    with Sandbox(event_source=False) as sb:
+    with FaultySandbox(event_source=False) as sb:
         async with running(sb, wait_connected=False) as run:
             await run.until(lambda: run.state == "degraded")
             ids = run.label("h@x.example")
@@ -210,7 +210,7 @@ async def test_no_event_source_url() -> None:
 
 
 async def test_malformed_event_counted_stream_stays_up() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb) as run:
             sb.faults.malformed_events = 1
             sb.mail.deliver("noise@x.example", mailboxes=["Inbox"])
@@ -225,7 +225,7 @@ async def test_malformed_event_counted_stream_stays_up() -> None:
 
 
 async def test_oversized_line_dropped_stream_stays_up() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb) as run:
             sb.faults.oversized_line = 2 * 1024 * 1024
             ids = run.label("j@x.example")
@@ -235,7 +235,7 @@ async def test_oversized_line_dropped_stream_stays_up() -> None:
 
 
 async def test_retry_field_is_a_floor() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.retry_ms = 1200
         async with running(sb, replace(FAST, backoff_cap=2.0)) as run:
             await run.until(
@@ -249,7 +249,7 @@ async def test_retry_field_is_a_floor() -> None:
 
 async def test_labels_applied_during_outage_are_caught_up() -> None:
     policy = replace(FAST, degrade_after=30.0)  # stay in BACKOFF: no fast polls
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, policy) as run:
             sb.set_refusing(True)
             await run.until(lambda: "backoff" in run.path)
@@ -264,7 +264,7 @@ async def test_labels_applied_during_outage_are_caught_up() -> None:
 
 
 async def test_event_storm_is_debounced() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, replace(FAST, debounce=0.3, max_wait=5.0)) as run:
             for _ in range(2000):
                 sb.mail.deliver("storm@x.example", mailboxes=["Inbox"])
@@ -282,7 +282,7 @@ async def test_event_storm_is_debounced() -> None:
 
 
 async def test_clean_close_after_healthy_connection_reconnects_quietly() -> None:
-    with Sandbox(flavour="rfc") as sb:
+    with FaultySandbox(flavour="rfc") as sb:
         async with running(sb) as run:
             await run.until(
                 lambda: (
@@ -308,7 +308,7 @@ async def test_clean_close_after_healthy_connection_reconnects_quietly() -> None
 
 
 async def test_an_absurd_event_id_never_stops_reconnects() -> None:
-    with Sandbox(flavour="rfc") as sb:
+    with FaultySandbox(flavour="rfc") as sb:
         sb.faults.event_id = "café"  # what a broken server sent as id:
         async with running(sb) as run:
             ids = run.label("first@x.example")
@@ -334,7 +334,7 @@ async def test_an_absurd_event_id_never_stops_reconnects() -> None:
 async def test_a_flood_of_comments_is_read_no_faster_than_handled() -> None:
     from mailroom.push.supervisor import STREAM_BACKLOG
 
-    with Sandbox(flavour="rfc") as sb:
+    with FaultySandbox(flavour="rfc") as sb:
         async with running(sb) as run:
             sb.faults.stream = "flood"
             sb.close_streams()  # the next connection floods from its first byte
@@ -361,7 +361,7 @@ async def test_a_flood_of_comments_is_read_no_faster_than_handled() -> None:
 
 @pytest.mark.parametrize("flavour", ["fastmail", "rfc"])
 async def test_a_server_closing_the_stream_after_each_change_costs_no_push(flavour: str) -> None:
-    with Sandbox(flavour=flavour) as sb:  # type: ignore[arg-type]
+    with FaultySandbox(flavour=flavour) as sb:
         sb.faults.stream = "close-after-event"
         async with running(sb) as run:
             for n in range(4):

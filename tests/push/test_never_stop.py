@@ -18,10 +18,10 @@ import pytest
 from mailroom.core.vocabulary import Trigger
 from mailroom.observe.systemd import SystemdNotifier
 from mailroom.push.sse import SseDecoder
-from mailroom.sandbox.server import Sandbox
 from mailroom.service import make_telemetry
 from mailroom.settings import load_settings
 from mailroom.triage.workflow import Triage
+from tests.faults import FaultySandbox
 from tests.push.harness import FAST, running
 
 pytestmark = pytest.mark.anyio
@@ -42,7 +42,7 @@ async def test_a_pass_raising_anything_is_a_failed_pass_and_the_next_runs(
 
     monkeypatch.setattr(Triage, "run_pass", flaky)
     caplog.set_level(logging.ERROR, "mailroom.push")
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, QUICK) as run:
             assert run.polls("startup", "failure") == 1
             failed = sum(
@@ -57,7 +57,7 @@ async def test_a_pass_raising_anything_is_a_failed_pass_and_the_next_runs(
 
 
 async def test_carddav_rejected_inside_a_pass_fails_health_naming_carddav() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb) as run:
             sb.faults.force("carddav", 401)
             ids = run.label("someone@x.example")
@@ -73,7 +73,7 @@ async def test_carddav_rejected_inside_a_pass_fails_health_naming_carddav() -> N
 
 
 async def test_every_sender_failing_is_a_failed_pass() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb) as run:
             ids = run.label("doomed@x.example")
             sb.mail.refuse_updates.add(ids[0])
@@ -94,7 +94,7 @@ async def test_an_error_inside_an_open_stream_reconnects(monkeypatch: pytest.Mon
             raise ValueError("a decoder bug")
         return real(self, chunk)
 
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, wait_connected=False) as run:
             monkeypatch.setattr(SseDecoder, "feed", feed)
             await run.until(lambda: run.path.count("connected") >= 1 and broken["left"] == 0)
@@ -106,7 +106,7 @@ async def test_an_error_inside_an_open_stream_reconnects(monkeypatch: pytest.Mon
 
 
 async def test_an_absurd_retry_field_is_clamped_to_the_cap() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.stream_prefix = "retry: " + "9" * 5000 + "\n\nretry: soon\n\n"
         async with running(sb) as run:
             await run.until(
@@ -121,7 +121,7 @@ async def test_an_absurd_retry_field_is_clamped_to_the_cap() -> None:
 
 async def test_a_pass_over_its_deadline_is_cancelled_and_counted() -> None:
     policy = replace(QUICK, pass_timeout=0.5)
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.mail.ensure_mailbox("Screener")
         async with running(sb, policy, wait_connected=False) as run:
             sb.faults.trickle = 0.4  # a server trickling its answers
@@ -200,7 +200,7 @@ async def test_the_watchdog_is_not_fed_while_triage_is_wedged(tmp_path: Path) ->
 
 
 async def test_a_mailbox_deleted_while_running_fails_its_category_and_health_names_it() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb) as run:
             with sb.mail.lock:
                 del sb.mail.mailboxes[sb.mail.mailbox_id("Feed")]
@@ -225,7 +225,7 @@ async def test_an_id_the_request_cannot_carry_is_dropped_not_fatal() -> None:
     from mailroom.push.messages import StreamMessage, StreamOpened
     from mailroom.push.stream import read_stream, stream_client
 
-    with Sandbox(flavour="rfc") as sb:
+    with FaultySandbox(flavour="rfc") as sb:
         seen: list[StreamMessage] = []
 
         async def collect(message: StreamMessage) -> None:

@@ -13,16 +13,17 @@ from dataclasses import replace
 
 import pytest
 
-from mailroom.sandbox.server import Flavour, Sandbox
+from mailroom.sandbox.server import Flavour
 from tests.faultproxy import FaultProxy
+from tests.faults import FaultySandbox
 from tests.push.harness import FAST, running
 
 pytestmark = pytest.mark.anyio
 
 
 @contextmanager
-def behind_proxy(flavour: Flavour) -> Iterator[tuple[Sandbox, FaultProxy, dict[str, str]]]:
-    with Sandbox(flavour=flavour) as sb, FaultProxy("127.0.0.1", sb.port) as proxy:
+def behind_proxy(flavour: Flavour) -> Iterator[tuple[FaultySandbox, FaultProxy, dict[str, str]]]:
+    with FaultySandbox(flavour=flavour) as sb, FaultProxy("127.0.0.1", sb.port) as proxy:
         sb.public_url = proxy.url
         env = {
             "MAILROOM_JMAP_SESSION_URL": proxy.url + "/jmap/session",

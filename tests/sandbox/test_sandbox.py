@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from mailroom.sandbox.mailmodel import ACCOUNT_ID
-from mailroom.sandbox.server import Sandbox
+from tests.faults import FaultySandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -26,11 +26,11 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def auth(sb: Sandbox) -> dict[str, str]:
+def auth(sb: FaultySandbox) -> dict[str, str]:
     return {"Authorization": f"Bearer {sb.token}"}
 
 
-async def api(sb: Sandbox, http: httpx.AsyncClient, *calls: list[Any]) -> list[Any]:
+async def api(sb: FaultySandbox, http: httpx.AsyncClient, *calls: list[Any]) -> list[Any]:
     resp = await http.post(
         sb.url + "/jmap/api/", json={"using": USING, "methodCalls": list(calls)}, headers=auth(sb)
     )
@@ -56,7 +56,7 @@ async def events(lines: AsyncIterator[str], count: int) -> list[dict[str, str]]:
 
 
 async def test_email_must_keep_a_mailbox(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         eid = sb.mail.deliver("a@b.c", mailboxes=["Inbox"])
         inbox = sb.mail.mailbox_id("Inbox")
         (resp,) = await api(
@@ -75,7 +75,7 @@ async def test_email_must_keep_a_mailbox(http: httpx.AsyncClient) -> None:
 
 
 async def test_total_only_when_asked(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.mail.deliver("a@b.c", mailboxes=["Inbox"])
         plain, counted = await api(
             sb,
@@ -88,7 +88,7 @@ async def test_total_only_when_asked(http: httpx.AsyncClient) -> None:
 
 
 async def test_email_changes(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         state = sb.mail.states()["Email"]
         new = sb.mail.deliver("a@b.c")
         (resp,) = await api(
@@ -102,7 +102,7 @@ async def test_email_changes(http: httpx.AsyncClient) -> None:
 
 
 async def test_deliver_endpoint(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         resp = await http.post(
             sb.url + "/_sandbox/deliver",
             json={"from": "n@x.org", "subject": "hi"},
@@ -115,7 +115,7 @@ async def test_deliver_endpoint(http: httpx.AsyncClient) -> None:
 
 
 async def test_fastmail_stream_connect_then_change(http: httpx.AsyncClient) -> None:
-    with Sandbox(flavour="fastmail") as sb:
+    with FaultySandbox(flavour="fastmail") as sb:
         async with http.stream("GET", sb.url + STREAM, headers=auth(sb)) as resp:
             lines = resp.aiter_lines()
             (first,) = await events(lines, 1)
@@ -130,7 +130,7 @@ async def test_fastmail_stream_connect_then_change(http: httpx.AsyncClient) -> N
 
 
 async def test_rfc_stream_ids_pings_and_replay(http: httpx.AsyncClient) -> None:
-    with Sandbox(flavour="rfc") as sb:
+    with FaultySandbox(flavour="rfc") as sb:
         async with http.stream("GET", sb.url + RFC_STREAM, headers=auth(sb)) as resp:
             lines = resp.aiter_lines()
             sb.mail.deliver("a@b.c")
@@ -151,7 +151,7 @@ async def test_rfc_stream_ids_pings_and_replay(http: httpx.AsyncClient) -> None:
 
 
 async def test_no_types_is_204_and_missing_event_source(http: httpx.AsyncClient) -> None:
-    with Sandbox(event_source=False) as sb:
+    with FaultySandbox(event_source=False) as sb:
         resp = await http.get(sb.url + "/jmap/event/", headers=auth(sb))
         assert resp.status_code == 204
         session = (await http.get(sb.session_url, headers=auth(sb))).json()
@@ -160,7 +160,7 @@ async def test_no_types_is_204_and_missing_event_source(http: httpx.AsyncClient)
 
 @pytest.mark.parametrize("status", [401, 403, 429, 503, 204, 400])
 async def test_forced_stream_status(http: httpx.AsyncClient, status: int) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.force("eventsource", status, {"Retry-After": "9"}, times=1)
         resp = await http.get(sb.url + STREAM, headers=auth(sb))
         assert resp.status_code == status
@@ -171,7 +171,7 @@ async def test_forced_stream_status(http: httpx.AsyncClient, status: int) -> Non
 
 
 async def test_stream_close_and_silent(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.stream = "close"
         resp = await http.get(sb.url + STREAM, headers=auth(sb))
         assert (resp.status_code, resp.content) == (200, b"")
@@ -185,7 +185,7 @@ async def test_stream_close_and_silent(http: httpx.AsyncClient) -> None:
 
 
 async def test_malformed_oversized_and_retry(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.retry_ms = 2500
         sb.faults.malformed_events = 1
         async with http.stream("GET", sb.url + STREAM, headers=auth(sb)) as resp:
@@ -201,7 +201,7 @@ async def test_malformed_oversized_and_retry(http: httpx.AsyncClient) -> None:
 
 
 async def test_reset_mid_stream(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with http.stream("GET", sb.url + STREAM, headers=auth(sb)) as resp:
             lines = resp.aiter_lines()
             await events(lines, 1)
@@ -214,7 +214,7 @@ async def test_reset_mid_stream(http: httpx.AsyncClient) -> None:
 
 
 async def test_drop_and_refuse(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.drop = True
         with pytest.raises(httpx.HTTPError):
             await http.get(sb.session_url, headers=auth(sb))
@@ -227,14 +227,14 @@ async def test_drop_and_refuse(http: httpx.AsyncClient) -> None:
 
 
 async def test_slow_responses(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.faults.delay = 2.0
         with pytest.raises(httpx.ReadTimeout):
             await http.get(sb.session_url, headers=auth(sb), timeout=httpx.Timeout(5.0, read=0.3))
 
 
 async def test_carddav_delete_honours_if_match(http: httpx.AsyncClient) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         etag = sb.contacts.write(
             "x.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:x\r\nFN:X\r\nEND:VCARD\r\n"
         )

@@ -9,7 +9,8 @@ import sys
 import time
 from collections.abc import Callable
 
-from mailroom.sandbox.server import Sandbox, free_port
+from mailroom.sandbox.server import free_port
+from tests.faults import FaultySandbox
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -23,7 +24,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 def test_run_triages_and_stops_cleanly_on_sigterm() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.mail.ensure_mailbox("Screener")
         sb.prepare()  # as `mailroom setup --apply` leaves it
         ids = [sb.mail.deliver("shop@store.example", name="Store") for _ in range(2)]
@@ -57,7 +58,7 @@ def test_run_triages_and_stops_cleanly_on_sigterm() -> None:
 
 
 def test_sigterm_mid_poll_finishes_the_poll_then_exits_0() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.mail.ensure_mailbox("Screener")
         sb.prepare()  # as `mailroom setup --apply` leaves it
         ids = [sb.mail.deliver("slow@store.example") for _ in range(3)]
@@ -92,7 +93,7 @@ def test_sigterm_mid_poll_finishes_the_poll_then_exits_0() -> None:
 
 
 def test_run_refuses_a_bare_account_and_writes_nothing() -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.mail.ensure_mailbox("Screener")
         before = (sb.mail.states(), len(sb.mail.mailboxes), dict(sb.contacts.cards))
         env = {**os.environ, **sb.env(), "MAILROOM_HTTP_PORT": str(free_port())}

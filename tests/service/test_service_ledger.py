@@ -12,16 +12,16 @@ import pytest
 from mailroom.commands.triage import run_triage
 from mailroom.commands.undo import run_undo
 from mailroom.ledger.store import Ledger
-from mailroom.sandbox.server import Sandbox
 from mailroom.service import EXIT_CONFIG, App
 from mailroom.settings import load_settings
+from tests.faults import FaultySandbox
 from tests.push.harness import running
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_health_names_a_ledger_it_cannot_write_and_recovers(tmp_path: Path) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
             clients = run.app.clients
             assert clients is not None and clients.ledger is not None
@@ -44,7 +44,7 @@ async def test_health_names_a_ledger_it_cannot_write_and_recovers(tmp_path: Path
 
 async def test_a_dry_run_writes_no_ledger(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         env = {"MAILROOM_STATE_DIR": str(state)}
         async with running(sb, env=env, dry_run=True) as run:
             ids = run.label("dry@x.example")
@@ -56,7 +56,7 @@ async def test_a_dry_run_writes_no_ledger(tmp_path: Path) -> None:
 async def test_a_ledger_that_cannot_be_opened_stops_start_up(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         env = {**sb.env(), "MAILROOM_STATE_DIR": str(blocker), "MAILROOM_HTTP_PORT": "0"}
         code = await App(load_settings(env)).run(asyncio.Event())
     assert code == EXIT_CONFIG
@@ -64,7 +64,7 @@ async def test_a_ledger_that_cannot_be_opened_stops_start_up(tmp_path: Path) -> 
 
 async def test_a_corrupt_ledger_is_moved_aside_at_start(tmp_path: Path) -> None:
     (tmp_path / "mailroom.db").write_bytes(b"not a database at all" * 100)
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
             ids = run.label("fresh@x.example")
             await run.until(lambda: run.triaged(ids))
@@ -80,7 +80,7 @@ async def test_the_status_page_remembers_triaged_senders_across_a_restart(
     tmp_path: Path,
 ) -> None:
     env = {"MAILROOM_STATE_DIR": str(tmp_path)}
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, env=env) as run:
             ids = run.label("before@x.example")
             await run.until(lambda: run.triaged(ids))
@@ -96,7 +96,7 @@ async def test_the_status_page_shows_undos_and_domain_rules_the_command_line_mad
     tmp_path: Path,
 ) -> None:
     env = {"MAILROOM_STATE_DIR": str(tmp_path)}
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, env=env) as run:
             ids = run.label("gone@x.example")
             await run.until(lambda: run.triaged(ids))

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from mailroom.observe.systemd import SystemdNotifier
-from mailroom.sandbox.server import Sandbox
 from mailroom.service import App
 from mailroom.settings import load_settings
+from tests.faults import FaultySandbox
 from tests.push.harness import FAST
 
 pytestmark = pytest.mark.anyio
@@ -66,7 +66,7 @@ async def test_ready_at_once_watchdog_fed_while_the_server_is_down(
         name = f"mailroom-test-{os.getpid()}-{time.monotonic_ns()}"
         bind, address = "\0" + name, "@" + name
     listener = Listener(bind)
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         sb.mail.ensure_mailbox("Screener")
         sb.prepare()
         env = {**sb.env(), "MAILROOM_HTTP_PORT": "0", "MAILROOM_POLL_INTERVAL": "60"}

@@ -32,8 +32,8 @@ from mailroom.account.categories import DEFAULT_CATEGORIES_JSON, parse_categorie
 from mailroom.commands.setup import provision_account
 from mailroom.ledger.reading import Filter
 from mailroom.ledger.store import Ledger
-from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
+from tests.faults import FaultySandbox
 from tests.soak.chaos import Fault, make_faults
 from tests.soak.cli_user import CliUser
 from tests.soak.service import SOAK_POLICY
@@ -109,7 +109,10 @@ def run(
     port = free_port()
     # The Cyrus-like flavour, with RFC 9610 added when soaking JMAP contacts.
     jmap = contacts == "jmap"
-    with Sandbox(flavour="rfc", jmap_contacts=jmap) as sb, tempfile.TemporaryDirectory() as tmp:
+    with (
+        FaultySandbox(flavour="rfc", jmap_contacts=jmap) as sb,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         sb.mail.ensure_mailbox("Screener")
         world = World(sb, categories, user_rng)
         world.backlog()
@@ -193,7 +196,7 @@ def _check_ledger(world: World, path: Path) -> dict[str, int]:
 
 
 def _drive(
-    sb: Sandbox,
+    sb: FaultySandbox,
     world: World,
     faults: list[Fault],
     rng: random.Random,

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailroom.sandbox.server import Sandbox
+from tests.faults import FaultySandbox
 from tests.soak.world import World
 
 ABSURD_RETRY = "retry: " + "9" * 5000 + "\n\nretry: soon\n\n"
@@ -34,7 +34,7 @@ CARDDAV_ONLY = ("CardDAV credentials refused", "412 races on groups")
 
 
 def make_faults(
-    sb: Sandbox,
+    sb: FaultySandbox,
     world: World,
     rng: random.Random,
     interval: float,
@@ -48,7 +48,7 @@ def make_faults(
 
 
 def _faults(
-    sb: Sandbox, world: World, rng: random.Random, interval: float, backoff_cap: float
+    sb: FaultySandbox, world: World, rng: random.Random, interval: float, backoff_cap: float
 ) -> list[Fault]:
     f = sb.faults
     triage_blocked = 2 * interval + 2  # "no successful pass for two intervals"

@@ -21,7 +21,7 @@ from mailroom.account.categories import Categories, Category
 from mailroom.carddav import vcard
 from mailroom.ledger.model import Decision, DecisionKind, Outcome
 from mailroom.sandbox import vcard_versions
-from mailroom.sandbox.server import Sandbox
+from tests.faults import FaultySandbox
 
 ERROR_LABEL = "@MailroomError"
 BACK_LABEL = "@ToScreener"  # the sender back in the Screener, every decision taken back
@@ -56,7 +56,7 @@ class Label:
 
 @dataclass
 class World:
-    sandbox: Sandbox
+    sandbox: FaultySandbox
     categories: Categories
     rng: random.Random
     clock: Any = time.monotonic

@@ -17,9 +17,9 @@ from mailroom.commands.undo import run_reset, run_undo
 from mailroom.core.vocabulary import Trigger
 from mailroom.ledger.model import AccountKey, DecisionKind, Outcome
 from mailroom.ledger.store import Ledger
-from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from tests.conftest import Harness
+from tests.faults import FaultySandbox
 from tests.push.harness import running
 from tests.takeback.test_reset import account, reset
 from tests.triage.test_pass_ledger import boxes, crash_at, with_ledger
@@ -182,7 +182,7 @@ async def test_a_ledger_of_another_account_refuses_and_writes_nothing(
     assert len(Ledger.open(tmp_path / "mailroom.db")[0].history()) == rows
 
 
-def drop_mailbox(sb: Sandbox, name: str) -> None:
+def drop_mailbox(sb: FaultySandbox, name: str) -> None:
     with sb.mail.lock:
         del sb.mail.mailboxes[sb.mail.mailbox_id(name)]
         sb.mail._bump(mailboxes=True)
@@ -192,7 +192,7 @@ async def test_an_account_set_up_before_the_optional_labels_stays_green(tmp_path
     """Set up by an older Mailroom (no @ToScreener, no @WholeDomain): it triages,
     /health passes with a note per feature that is off, and `status` and `check`
     say so in a line without failing."""
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
             for name in ("@ToScreener", "@WholeDomain"):
                 drop_mailbox(sb, name)

@@ -32,10 +32,10 @@ from mailroom.commands import undo
 from mailroom.ledger.model import Outcome
 from mailroom.ledger.reading import Filter
 from mailroom.ledger.store import Ledger
-from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from mailroom.wiring import make_clients
 from mailroom.writer.lock import WriterLock
+from tests.faults import FaultySandbox
 from tests.takeback.sweep import KINDS, Fault, FaultTransport, Killed
 from tests.takeback.test_sweep import commands_through
 
@@ -49,7 +49,7 @@ LABELS = {*LABEL.values(), "@ToScreener", "@WholeDomain", "@MailroomError"}
 class Account(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.sb = Sandbox().start()
+        self.sb = FaultySandbox().start()
         self.sb.mail.ensure_mailbox("Screener")
         self.sb.prepare()
         self.state = tempfile.TemporaryDirectory()

@@ -22,10 +22,10 @@ import pytest
 from mailroom.commands import triage as decide
 from mailroom.commands import undo
 from mailroom.ledger.store import Ledger
-from mailroom.sandbox.server import Sandbox
 from mailroom.settings import Settings, load_settings
 from mailroom.takeback import session as takeback_session
 from mailroom.wiring import Clients, make_clients
+from tests.faults import FaultySandbox
 from tests.takeback.sweep import KINDS, Fault, FaultTransport, Killed, Writes
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -44,7 +44,7 @@ SENDERS = {  # sender -> (display name, emails)
 
 @dataclass
 class World:
-    sb: Sandbox
+    sb: FaultySandbox
     backend: str
     state: Path
     mail: dict[str, list[str]]  # sender -> its emails
@@ -82,7 +82,7 @@ def _emails(card: object) -> set[str]:
 
 @contextlib.contextmanager
 def world(backend: str) -> Iterator[World]:
-    with Sandbox() as sb, tempfile.TemporaryDirectory() as state:
+    with FaultySandbox() as sb, tempfile.TemporaryDirectory() as state:
         sb.mail.ensure_mailbox("Screener")
         sb.prepare()
         mail = {

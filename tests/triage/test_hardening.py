@@ -13,8 +13,8 @@ from mailroom.contacts.book import ContactsBackend
 from mailroom.core.secret import Secret
 from mailroom.jmap.errors import JmapTransportError
 from mailroom.sandbox.mailstore import MailStore
-from mailroom.sandbox.server import Sandbox
 from tests.conftest import Harness, Sleeps, make_clients, ready
+from tests.faults import FaultySandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +27,7 @@ async def triage_with(
     store: MailStore, senders: dict[str, int], backend: ContactsBackend = ContactsBackend.CARDDAV
 ) -> dict[str, list[str]]:
     """Deliver, label one email per sender, run one pass; returns ids by sender."""
-    with Sandbox(mail=store) as sb:
+    with FaultySandbox(mail=store) as sb:
         sb.mail.ensure_mailbox("Screener")
         ids = {s: [sb.mail.deliver(s) for _ in range(n)] for s, n in senders.items()}
         async with httpx.AsyncClient() as http:
@@ -126,7 +126,7 @@ async def test_one_email_refusing_the_error_label_blocks_nobody(harness: Harness
 
 
 @pytest.fixture
-async def dav(sandbox: Sandbox) -> AsyncIterator[CardDavClient]:
+async def dav(sandbox: FaultySandbox) -> AsyncIterator[CardDavClient]:
     async with httpx.AsyncClient() as http:
         client = CardDavClient(http, sandbox.url, sandbox.username, Secret(sandbox.password))
         await client.discover()
@@ -137,7 +137,7 @@ CARD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:u1\r\nFN:A\r\nEMAIL:a@x.com\r\nEND:VCA
 
 
 async def test_a_write_without_a_known_etag_reads_first(
-    sandbox: Sandbox, dav: CardDavClient
+    sandbox: FaultySandbox, dav: CardDavClient
 ) -> None:
     made = await dav.create(CARD, "u1")
     blind = Card(made.href, None, CARD)  # e.g. a server that sent no ETag on create
@@ -152,7 +152,7 @@ async def test_a_write_without_a_known_etag_reads_first(
 
 
 async def test_carddav_never_sends_credentials_elsewhere(
-    sandbox: Sandbox, dav: CardDavClient, monkeypatch: pytest.MonkeyPatch
+    sandbox: FaultySandbox, dav: CardDavClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mailroom.sandbox.contactstore import ContactStore
 

@@ -13,7 +13,7 @@ import pytest
 from mailroom.contacts.book import ContactsBackend
 from mailroom.ledger.model import Outcome
 from mailroom.ledger.store import Ledger
-from mailroom.sandbox.server import Sandbox
+from tests.faults import FaultySandbox
 from tests.process import MailroomProcess, wait_until
 
 SENDERS = [f"s{n:02}@kill{n % 3}.example" for n in range(20)]
@@ -25,7 +25,7 @@ SENDERS = [f"s{n:02}@kill{n % 3}.example" for n in range(20)]
 def test_sigkill_mid_pass_then_restart(
     moment: int, backend: ContactsBackend, tmp_path: Path
 ) -> None:
-    with Sandbox(flavour="rfc", jmap_contacts=backend is ContactsBackend.JMAP) as sb:
+    with FaultySandbox(flavour="rfc", jmap_contacts=backend is ContactsBackend.JMAP) as sb:
         env = {**sb.env(backend.value), "MAILROOM_STATE_DIR": str(tmp_path)}
         mail = sb.mail
         mail.ensure_mailbox("Screener")

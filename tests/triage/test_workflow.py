@@ -12,8 +12,8 @@ from mailroom.carddav import vcard
 from mailroom.contacts.book import ContactsBackend
 from mailroom.sandbox.mailmodel import MethodError
 from mailroom.sandbox.mailstore import MailStore
-from mailroom.sandbox.server import Sandbox
 from tests.conftest import Harness, open_harness, ready
+from tests.faults import FaultySandbox
 
 pytestmark = pytest.mark.anyio
 
@@ -193,7 +193,7 @@ async def test_requests_per_sender_do_not_grow_with_mail(harness: Harness) -> No
 async def test_300_emails_from_one_sender_paging_and_chunking() -> None:
     # Small limits force paging of the sender query and chunking of Email/set.
     store = MailStore(max_calls=4, max_get=50, max_set=40)
-    with Sandbox(mail=store) as sb:
+    with FaultySandbox(mail=store) as sb:
         sb.mail.ensure_mailbox("Screener")
         ids = [sb.mail.deliver("bulk@x.com", name="Bulk") for _ in range(300)]
         import httpx
@@ -431,7 +431,9 @@ async def test_an_existing_contact_gets_only_its_empty_fields_filled(harness: Ha
     assert len([c for c in h.contacts.cards if c.endswith(".vcf")]) == 7  # 5 groups + 2
 
 
-async def test_a_thousand_labelled_emails_cost_one_extra_scan_request(sandbox: Sandbox) -> None:
+async def test_a_thousand_labelled_emails_cost_one_extra_scan_request(
+    sandbox: FaultySandbox,
+) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
         h = await open_harness(sandbox, http, ContactsBackend.JMAP)
         await _label_a_thousand(h)

@@ -23,10 +23,10 @@ from mailroom.jmap.client import JmapClient
 from mailroom.jmap.wire import SetOutcome
 from mailroom.ledger.model import DecisionKind, Outcome
 from mailroom.ledger.store import Ledger
-from mailroom.sandbox.server import Sandbox
 from mailroom.settings import load_settings
 from mailroom.takeback import reset as reset_rounds
 from mailroom.writer.lock import Holder, WriterBusy, WriterLock
+from tests.faults import FaultySandbox
 from tests.push.harness import FAST, Running, running
 
 pytestmark = pytest.mark.anyio
@@ -64,7 +64,7 @@ async def test_the_lock_is_one_holder_at_a_time_and_names_it(tmp_path: Path) -> 
     assert (tmp_path / "writer.lock").stat().st_mode & 0o077 == 0
 
 
-def env(sb: Sandbox, state: Path) -> dict[str, str]:
+def env(sb: FaultySandbox, state: Path) -> dict[str, str]:
     return {**sb.env(), "MAILROOM_STATE_DIR": str(state)}
 
 
@@ -99,7 +99,7 @@ def held_at_mail_write(
 
 
 async def test_a_command_racing_the_service_is_never_overruled(tmp_path: Path) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
             sender = "cli@acme.example"
             ids = [sb.mail.deliver(sender) for _ in range(2)]
@@ -135,7 +135,7 @@ async def test_a_command_racing_the_service_is_never_overruled(tmp_path: Path) -
 
 
 async def test_an_undo_racing_a_re_triage_leaves_the_account_whole(tmp_path: Path) -> None:
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
             sender = "race@acme.example"
             ids = run.label(sender, emails=3)
@@ -171,7 +171,7 @@ async def test_reset_beside_the_service_with_a_rule_larger_than_a_round(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reset_rounds, "BATCH", 2)  # five senders: three rounds
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         async with running(sb, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
             senders = [f"s{n}@rule.example" for n in range(5)]
             mail = {s: sb.mail.deliver(s) for s in senders}
@@ -225,7 +225,7 @@ async def test_a_service_stopping_never_waits_for_a_command(tmp_path: Path) -> N
     nothing, so it gives up at once instead of holding the shutdown for up to
     half its deadline (here 300 s)."""
     command = WriterLock(tmp_path)
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         slow = replace(FAST, pass_timeout=600.0)
         async with running(sb, slow, env={"MAILROOM_STATE_DIR": str(tmp_path)}) as run:
             assert command.try_acquire("mailroom reset") is None
@@ -243,7 +243,7 @@ async def test_setup_creates_only_while_it_holds_the_writer_lock(
     from mailroom.commands.setup import run_setup
     from mailroom.writer import commands as writing_module
 
-    with Sandbox() as sb:
+    with FaultySandbox() as sb:
         settings = load_settings(env(sb, tmp_path))
         other = WriterLock(tmp_path)
         assert other.try_acquire("the service's pass") is None

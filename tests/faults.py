@@ -1,24 +1,21 @@
-"""Fault switches a test (or a curious user) flips on a running stand-in."""
+"""Fault switches a test flips on a running stand-in, and the stand-in that has them.
+
+The stand-in reads its switches through :class:`mailroom.sandbox.switches.Switches`
+(all off as shipped); here they are on a wire a test can pull.
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
-Route = Literal["session", "api", "eventsource", "carddav"]
-StreamMode = Literal["normal", "close", "silent", "flood", "close-after-event"]
-
-
-@dataclass
-class ForcedStatus:
-    status: int
-    headers: dict[str, str]
-    remaining: int | None  # None: until cleared
+from mailroom.sandbox.server import Sandbox
+from mailroom.sandbox.switches import ForcedStatus, Route, StreamMode, Switches
 
 
 @dataclass
-class Faults:
+class Faults(Switches):
     """Thread-safe switches, read by the server on every request.
 
     - ``drop``: accept connections and close them without an answer.
@@ -117,3 +114,13 @@ class Faults:
             self.delay_route = None
             self.huge_answer = 0
             self._forced.clear()
+
+
+class FaultySandbox(Sandbox):
+    """A stand-in whose fault switches a test can flip while it runs."""
+
+    faults: Faults
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.faults = Faults()

@@ -14,7 +14,7 @@ from mailroom.core.vocabulary import FailureKind
 from mailroom.jmap.errors import JmapAuthError, JmapError
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.push.messages import Failure
-from mailroom.push.supervisor import PassSummary
+from mailroom.push.outcome import PassSummary
 from mailroom.triage.records import PassResult
 from mailroom.writer.lock import WriterBusy
 

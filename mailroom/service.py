@@ -32,9 +32,10 @@ from mailroom.observe.systemd import SystemdNotifier
 from mailroom.observe.telemetry import Telemetry
 from mailroom.push.backoff import Backoff
 from mailroom.push.connection import STATES, transitions
+from mailroom.push.outcome import PassSummary
 from mailroom.push.policy import PushPolicy
 from mailroom.push.stream import stream_client
-from mailroom.push.supervisor import PassSummary, Supervisor
+from mailroom.push.supervisor import Supervisor
 from mailroom.settings import Settings
 from mailroom.startup import STARTUP_BACKOFF_CAP, start, wait_fed
 from mailroom.triage.workflow import (

@@ -1,14 +1,15 @@
 """The stream link: every decision about the EventSource connection, sans IO.
 
 It owns the connection machine and the facts its transitions depend on (the
-outage clock, refusals for credentials, the server's retry floors, whether
-the server pings, the Last-Event-ID) and answers each stream message with
-actions. Nothing here sleeps or touches a socket: the caller passes the time.
+outage clock, refusals for credentials, backoff and the server's retry
+floors) and answers each stream message with actions; what the open
+stream's items mean is :mod:`mailroom.push.reading`, whether it is alive
+:mod:`mailroom.push.liveness`. Nothing here sleeps or touches a socket: the
+caller passes the time.
 """
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Iterable
 from typing import Any
@@ -16,13 +17,12 @@ from typing import Any
 from mailroom.core.vocabulary import ItemKind
 from mailroom.push.backoff import Backoff
 from mailroom.push.connection import ConnectionMachine, State
-from mailroom.push.events import Ignored, Malformed, Ping, StateEvent, interpret
+from mailroom.push.liveness import Liveness
 from mailroom.push.messages import (
     Action,
     CancelStream,
     CountItem,
     OpenStream,
-    Report,
     StreamAuth,
     StreamEnded,
     StreamFailed,
@@ -32,18 +32,9 @@ from mailroom.push.messages import (
     StreamRefused,
 )
 from mailroom.push.policy import PushPolicy
-from mailroom.push.sse import Comment, Event, IdCleared, Invalid, Item, Oversized, Retry
+from mailroom.push.reading import StreamReading
 
-MALFORMED_LOGGED = 10  # then DEBUG: a broken server can send thousands
-
-
-MAX_EVENT_ID = 256  # characters of Last-Event-ID sent back
 MIN_RENEWAL_GAP = 1.0  # seconds between stream attempts when renewing after a clean close
-
-
-def usable_event_id(value: str) -> bool:
-    """Whether an id can go back as ``Last-Event-ID``: short, printable ASCII (or empty)."""
-    return len(value) <= MAX_EVENT_ID and all(" " <= ch <= "~" for ch in value)
 
 
 class StreamLink:
@@ -66,23 +57,15 @@ class StreamLink:
         self.conn = 0  # id of the newest attempt
         self.attempting = False  # that attempt (or its open stream) is still live
         self.opened_at: float | None = None
-        self.last_activity = 0.0
-        self.pinged = False  # this connection sent a ping
-        self.server_pings: bool | None = None  # learned: None until known
-        self.silent_strikes = 0  # consecutive connections silent without a ping
-        self.ping_interval = float(policy.ping)
-        self.delivered_change = False  # this connection pushed a change
+        self.liveness = Liveness(policy)
         self.opened_attempt_at = 0.0  # when the newest attempt began
-        self.last_event_id = ""
-        self.refused_event_id = ""  # the last id not kept (counted once)
-        self.retry_floor: float | None = None  # from the server's retry: field
+        self.reading = StreamReading(policy, account_id, self.liveness)
         self.not_before = 0.0  # no attempt before this (Retry-After, retry:)
         self.failed_at: float | None = None  # when the stream last failed
         self.outage_since: float | None = None
         self.reconnect_at: float | None = None
         self.needs_catchup = False
         self.auth_refused = False
-        self.malformed_logged = 0
         # Read and cleared by the core after each message.
         self.catchup_wanted = False
         self.lost = False
@@ -100,11 +83,10 @@ class StreamLink:
         return self.policy.poll_interval
 
     def liveness_deadline(self) -> float | None:
-        # A server asked for ping=N must ping (RFC 8620 §7.3); from the moment
-        # the stream opens, not only once a first ping came.
-        if self.state is not State.CONNECTED or self.server_pings is False:
+        # From the moment the stream opens, not only once a first ping came.
+        if self.state is not State.CONNECTED:
             return None
-        return self.last_activity + 2 * self.ping_interval + self.policy.liveness_margin
+        return self.liveness.deadline()
 
     def deadline(self) -> float | None:
         times = [t for t in (self.reconnect_at, self.liveness_deadline()) if t is not None]
@@ -126,10 +108,10 @@ class StreamLink:
                     self._opened(now, out)
             case StreamItem(item=item, folded=folded):
                 if connected:
-                    self.last_activity = now
+                    self.liveness.heard(now)
                     if folded:
                         out.append(CountItem(ItemKind.FOLDED, folded))
-                    return self._item(item, out)
+                    return self.reading.item(item, out)
             case StreamRefused(status=status, reason=reason):
                 self.attempting = False
                 if connected:
@@ -140,7 +122,7 @@ class StreamLink:
             case StreamFailed(reason=reason, retry_after=retry_after):
                 self.attempting = False
                 if msg.bad_retry_after:
-                    self._malformed("Retry-After: neither seconds nor an HTTP date", out)
+                    self.reading.malformed("Retry-After: neither seconds nor an HTTP date", out)
                 floor = self.policy.clamp_floor(retry_after)
                 if connected:
                     self._closed(now)
@@ -200,13 +182,13 @@ class StreamLink:
         self.conn += 1
         self.attempting = True
         self.opened_attempt_at = now
-        out.append(OpenStream(self.conn, refresh, self.last_event_id))
+        out.append(OpenStream(self.conn, refresh, self.reading.last_event_id))
 
     def _opened(self, now: float, out: list[Action]) -> None:
         # The outage clock keeps running until this connection proves healthy.
-        self.opened_at = self.last_activity = now
-        self.pinged = False
-        self.delivered_change = False
+        self.opened_at = now
+        self.liveness.opened(now)
+        self.reading.delivered_change = False
         if self.auth_refused:
             self.auth_refused = False
             out.append(StreamAuth(None))
@@ -231,7 +213,7 @@ class StreamLink:
         self._schedule_reconnect(now, self._floor(floor))
 
     def _ended(self, error: str | None, now: float, out: list[Action]) -> None:
-        changed = self.delivered_change
+        changed = self.reading.delivered_change
         lasted = self._closed(now)
         if error is None and (lasted >= self.policy.healthy_after or changed):
             # Routine: Cyrus ends every stream after a few minutes, and some
@@ -240,7 +222,7 @@ class StreamLink:
             # Reconnect at once, but never more than once a second; the id (or
             # a connect snapshot) covers the gap, else a catch-up pass does.
             # A server closing before any change still backs off.
-            self.needs_catchup = not self.last_event_id
+            self.needs_catchup = not self.reading.last_event_id
             self.machine.send("ended")
             at = self.opened_attempt_at + MIN_RENEWAL_GAP
             if at <= now:
@@ -268,7 +250,7 @@ class StreamLink:
         self._schedule_reconnect(now, self._floor(floor))
 
     def _floor(self, retry_after: float | None = None) -> float | None:
-        floors = [f for f in (retry_after, self.retry_floor) if f is not None]
+        floors = [f for f in (retry_after, self.reading.retry_floor) if f is not None]
         return max(floors) if floors else None
 
     def _schedule_reconnect(self, now: float, floor: float | None) -> None:
@@ -282,83 +264,8 @@ class StreamLink:
         self.failed_at = now
 
     def _silent(self, now: float, out: list[Action]) -> None:
-        silent = now - self.last_activity
-        if not self.pinged and self.server_pings is None:
-            # Perhaps this server never pings (Fastmail is reported not to).
-            # After enough connections that stayed silent without a single
-            # ping, believe it: rely on TCP keepalive and the missed-push audit.
-            self.silent_strikes += 1
-            if self.silent_strikes >= self.policy.silent_strikes:
-                self.server_pings = False
-                out.append(
-                    Report(
-                        logging.INFO,
-                        "the server sends no pings; relying on TCP keepalive and the "
-                        "missed-push audit",
-                        {"connections": self.silent_strikes},
-                    )
-                )
-                return
-        self.drop(
-            f"stream silent for {silent:.0f} s (pings expected every {self.ping_interval:g} s)",
-            now,
-            out,
-        )
-
-    def _item(self, item: Item, out: list[Action]) -> dict[str, str] | None:
-        match item:
-            case Event():
-                # Only a later event's id replaces the one we resume from; one
-                # the server should never have sent is not kept.
-                if item.last_event_id and item.last_event_id not in (
-                    self.last_event_id,
-                    self.refused_event_id,
-                ):
-                    if usable_event_id(item.last_event_id):
-                        self.last_event_id = item.last_event_id
-                    else:
-                        self.last_event_id = ""
-                        self.refused_event_id = item.last_event_id
-                        self._malformed("id: not a short printable ASCII token", out)
-                return self._event(item, out)
-            case IdCleared():
-                self.last_event_id = ""  # the server resets where to resume from
-            case Comment():
-                out.append(CountItem(ItemKind.COMMENT))
-            case Retry(milliseconds=ms):
-                out.append(CountItem(ItemKind.RETRY))
-                self.retry_floor = self.policy.clamp_floor(ms / 1000)
-            case Invalid(field=name, reason=reason):
-                self._malformed(f"{name}: {reason}", out)
-            case Oversized(what=what):
-                out.append(CountItem(ItemKind.OVERSIZED))
-                out.append(Report(logging.WARNING, f"dropped an oversized stream {what}"))
-        return None
-
-    def _event(self, event: Event, out: list[Action]) -> dict[str, str] | None:
-        meaning = interpret(event, self.account_id, asked_ping=self.policy.ping)
-        match meaning:
-            case StateEvent(states=states, snapshot=snapshot):
-                out.append(CountItem(ItemKind.STATE))
-                self.delivered_change = self.delivered_change or not snapshot
-                return states
-            case Ping(interval=interval):
-                out.append(CountItem(ItemKind.PING))
-                self.pinged = True
-                self.server_pings = True
-                self.silent_strikes = 0
-                # Bounded: an absurd interval must not switch liveness off.
-                asked = float(self.policy.ping)
-                self.ping_interval = min(max(interval or asked, 1.0), 4 * asked)
-            case Malformed(reason=reason):
-                self._malformed(reason, out)
-            case Ignored(reason=reason):
-                out.append(CountItem(ItemKind.IGNORED))
-                out.append(Report(logging.DEBUG, "ignored event", {"reason": reason}))
-        return None
-
-    def _malformed(self, reason: str, out: list[Action]) -> None:
-        out.append(CountItem(ItemKind.MALFORMED))
-        self.malformed_logged += 1
-        level = logging.WARNING if self.malformed_logged <= MALFORMED_LOGGED else logging.DEBUG
-        out.append(Report(level, "malformed stream item ignored", {"reason": reason}))
+        learned = self.liveness.silent(now)
+        if learned is not None:
+            out.append(learned)  # a server that never pings: keep the stream
+            return
+        self.drop(self.liveness.why_dead(now), now, out)

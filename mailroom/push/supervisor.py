@@ -14,8 +14,8 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -44,6 +44,7 @@ from mailroom.push.messages import (
     StreamRefused,
     Tick,
 )
+from mailroom.push.outcome import PassSummary, report_pass
 from mailroom.push.policy import PushPolicy
 from mailroom.push.stream import read_stream
 
@@ -51,24 +52,6 @@ log = logging.getLogger(__name__)
 # Stream items read but not yet handled: a server flooding the stream is read
 # no faster than the core keeps up, so memory stays flat.
 STREAM_BACKLOG = 256
-
-
-@dataclass(frozen=True)
-class PassSummary:
-    """What a successful pass tells the supervisor (built by the service)."""
-
-    seen_states: Mapping[str, str] = field(default_factory=dict)
-    own_states: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    triaged: Mapping[str, int] = field(default_factory=dict)
-    refiled: int = 0
-    conflicts: int = 0
-    failures: int = 0
-    unflagged: int = 0  # emails that refused the error label
-    missing: tuple[str, ...] = ()  # what the account lost: "mailbox 'Feed'", …
-    off: tuple[str, ...] = ()  # optional labels missing: their features are off
-    senders: tuple[tuple[str, str], ...] = ()  # (address, category) triaged, for the page
-    # Set when the pass ran but must count as failed (every sender failed).
-    failure: Failure | None = None
 
 
 PassFn = Callable[[Trigger], Coroutine[Any, Any, PassSummary]]
@@ -290,62 +273,10 @@ class Supervisor:
         finally:
             self._pass_inner = None
         duration = self._clock() - started
-        self._report(trigger, duration, summary, failure, unexpected)
+        report_pass(self.telemetry, trigger, duration, summary, failure, unexpected)
         if summary is None or failure is not None:
             finished = PassFinished(trigger, failure or Failure(FailureKind.UNEXPECTED, "?"))
         else:
             finished = PassFinished(trigger, None, summary.seen_states, summary.own_states)
         self._pass_task = None
         self._queue.put_nowait(finished)
-
-    def _report(
-        self,
-        trigger: Trigger,
-        duration: float,
-        summary: PassSummary | None,
-        failure: Failure | None,
-        unexpected: BaseException | None = None,
-    ) -> None:
-        fields: dict[str, object] = {"trigger": trigger.value, "duration": round(duration, 3)}
-        if summary is not None:
-            fields.update(
-                senders=sum(summary.triaged.values()),
-                emails_refiled=summary.refiled,
-                conflicts=summary.conflicts,
-                failures=summary.failures,
-                unflagged=summary.unflagged,
-                missing=summary.missing,
-            )
-        if failure is not None:
-            fields["error"] = failure.message
-            # A bug or an input nobody foresaw deserves its traceback.
-            log.error("poll failed", exc_info=unexpected, extra={"fields": fields})
-        else:
-            busy = summary is not None and (
-                sum(summary.triaged.values()) + summary.conflicts + summary.failures > 0
-            )
-            level = logging.INFO if busy or trigger is not Trigger.FALLBACK else logging.DEBUG
-            log.log(level, "poll finished", extra={"fields": fields})
-        if failure is not None:
-            self.telemetry.pass_finished(
-                trigger,
-                duration,
-                error=failure.message,
-                auth_rejected=failure.rejected_by,
-                ledger_failed=failure.kind is FailureKind.LEDGER,
-                failures=summary.failures if summary is not None else 0,
-                missing=summary.missing if summary is not None else None,
-            )
-        elif summary is not None:
-            self.telemetry.pass_finished(
-                trigger,
-                duration,
-                triaged=dict(summary.triaged),
-                refiled=summary.refiled,
-                conflicts=summary.conflicts,
-                failures=summary.failures,
-                unflagged=summary.unflagged,
-                missing=summary.missing,
-                off=summary.off,
-                senders=summary.senders,
-            )

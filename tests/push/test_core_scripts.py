@@ -111,7 +111,7 @@ def test_a_server_that_never_pings_costs_one_extra_reconnect() -> None:
     assert len(d.opens()) == 2  # exactly one extra reconnect
     # Should it ping after all, it is believed again.
     d.item(ping(), at=301.0)
-    assert d.core.link.server_pings is True
+    assert d.core.link.liveness.server_pings is True
 
 
 def test_retry_field_is_clamped_to_the_cap_and_is_a_floor() -> None:
@@ -142,7 +142,7 @@ def test_an_invalid_retry_is_counted_malformed_and_ignored() -> None:
     d = connected_driver()
     actions = d.item(Invalid("retry", "not digits"), at=1.0)
     assert CountItem(ItemKind.MALFORMED) in actions
-    assert d.core.link.retry_floor is None
+    assert d.core.link.reading.retry_floor is None
 
 
 def test_any_error_on_an_open_stream_reconnects() -> None:
@@ -230,22 +230,22 @@ def test_last_event_id_survives_reconnects() -> None:
     assert d.opens()[-1][1].last_event_id == "41"
     d.opened(at=8.1)
     d.item(state_event("s2", event_id="42"), at=9.0)
-    assert d.core.link.last_event_id == "42"
+    assert d.core.link.reading.last_event_id == "42"
 
 
 def test_the_server_may_clear_the_id_and_an_absurd_one_is_not_kept() -> None:
     d = connected_driver()
     d.item(state_event("s1", event_id="41"), at=1.0)
     d.item(IdCleared(), at=1.5)  # an empty id: field
-    assert d.core.link.last_event_id == ""
+    assert d.core.link.reading.last_event_id == ""
     d.item(state_event("s2", event_id="42"), at=2.0)
     counted = d.item(state_event("s3", event_id="café"), at=2.5)
     assert CountItem(ItemKind.MALFORMED) in counted
-    assert d.core.link.last_event_id == ""  # never sent back as Last-Event-ID
+    assert d.core.link.reading.last_event_id == ""  # never sent back as Last-Event-ID
     # The same id on every later event of the connection is counted once.
     assert CountItem(ItemKind.MALFORMED) not in d.item(state_event("s4", "café"), at=3.0)
     d.item(state_event("s5", event_id="x" * 257), at=3.5)
-    assert d.core.link.last_event_id == ""
+    assert d.core.link.reading.last_event_id == ""
     d.item(state_event("s6", event_id="43"), at=4.0)
     d.failed(at=5.0)
     d.until(6.0)

@@ -112,7 +112,7 @@ async def test_silent_stream_with_pings_is_detected() -> None:
             await run.until(
                 lambda: (
                     run.app.supervisor is not None
-                    and run.app.supervisor.core.link.server_pings is True
+                    and run.app.supervisor.core.link.liveness.server_pings is True
                 )
             )
             sb.faults.stream = "silent"
@@ -287,7 +287,7 @@ async def test_clean_close_after_healthy_connection_reconnects_quietly() -> None
             await run.until(
                 lambda: (
                     run.app.supervisor is not None
-                    and run.app.supervisor.core.link.server_pings is True
+                    and run.app.supervisor.core.link.liveness.server_pings is True
                 )
             )
             await asyncio.sleep(FAST.healthy_after)  # let the connection prove itself
@@ -295,7 +295,7 @@ async def test_clean_close_after_healthy_connection_reconnects_quietly() -> None
             await run.until(
                 lambda: (
                     run.app.supervisor is not None
-                    and run.app.supervisor.core.link.last_event_id != ""
+                    and run.app.supervisor.core.link.reading.last_event_id != ""
                 )
             )
             sb.close_streams()  # Cyrus ending the stream after its timeout
@@ -328,7 +328,7 @@ async def test_an_absurd_event_id_never_stops_reconnects() -> None:
             await run.until(lambda: events._value.get() > before)
             assert await run.metric("mailroom_eventsource_events_total", kind="malformed") >= 1
             assert run.app.supervisor is not None
-            assert run.app.supervisor.core.link.last_event_id == ""
+            assert run.app.supervisor.core.link.reading.last_event_id == ""
 
 
 async def test_a_flood_of_comments_is_read_no_faster_than_handled() -> None:

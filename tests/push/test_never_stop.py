@@ -113,7 +113,7 @@ async def test_an_absurd_retry_field_is_clamped_to_the_cap() -> None:
                 lambda: run.app.telemetry.metrics.events.labels("retry")._value.get() >= 1
             )
             assert await run.metric("mailroom_eventsource_events_total", kind="malformed") >= 1
-            floor = run.app.supervisor.core.link.retry_floor if run.app.supervisor else None
+            floor = run.app.supervisor.core.link.reading.retry_floor if run.app.supervisor else None
             assert floor == FAST.backoff_cap
             sb.reset_connections()
             await run.until(lambda: run.path[-1] == "connected" and "backoff" in run.path)

@@ -38,7 +38,7 @@ async def test_blackholed_stream_with_pings() -> None:
             await run.until(
                 lambda: (
                     run.app.supervisor is not None
-                    and run.app.supervisor.core.link.server_pings is True
+                    and run.app.supervisor.core.link.liveness.server_pings is True
                 )
             )
             proxy.set("blackhole", streams_only=True)  # a half-open stream; the API still works

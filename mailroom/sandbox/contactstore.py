@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
 import defusedxml.ElementTree as SafeET
@@ -21,6 +20,7 @@ import defusedxml.ElementTree as SafeET
 from mailroom.sandbox import cards as vcard
 from mailroom.sandbox import vcard_versions
 from mailroom.sandbox.cards import CARD, DAV, CardError, tag
+from mailroom.sandbox.davxml import card_response, matches, multistatus, response
 
 DEFAULT_BOOK = "default"
 SHARED_BOOK = "shared"  # read-only: written by somebody else
@@ -178,9 +178,9 @@ class ContactStore:
 
     def propfind(self, path: str, depth: str) -> str:
         if path in (self.principal_path, "/.well-known/carddav"):
-            return _multistatus(
+            return multistatus(
                 [
-                    _response(
+                    response(
                         self.principal_path,
                         f"<d:current-user-principal><d:href>{self.principal_path}</d:href>"
                         "</d:current-user-principal>"
@@ -190,7 +190,7 @@ class ContactStore:
                 ]
             )
         if path == self.home_path:
-            items = [_response(self.home_path, "<d:resourcetype><d:collection/></d:resourcetype>")]
+            items = [response(self.home_path, "<d:resourcetype><d:collection/></d:resourcetype>")]
             if depth != "0":
                 for book_path, book in (
                     (self.shared_path, BOOKS[SHARED_BOOK]),
@@ -200,7 +200,7 @@ class ContactStore:
                     rights = ["read", *writes]
                     privileges = "".join(f"<d:privilege><d:{r}/></d:privilege>" for r in rights)
                     items.append(
-                        _response(
+                        response(
                             book_path,
                             "<d:resourcetype><d:collection/><c:addressbook/></d:resourcetype>"
                             f"<d:displayname>{book.name}</d:displayname>"
@@ -208,11 +208,11 @@ class ContactStore:
                             f"{privileges}</d:current-user-privilege-set>",
                         )
                     )
-            return _multistatus(items)
+            return multistatus(items)
         if path == self.book_path:
-            return _multistatus(
+            return multistatus(
                 [
-                    _response(
+                    response(
                         self.book_path,
                         "<d:resourcetype><d:collection/><c:addressbook/></d:resourcetype>",
                     )
@@ -239,25 +239,18 @@ class ContactStore:
                             "<d:status>HTTP/1.1 404 Not Found</d:status></d:response>"
                         )
                     else:
-                        out.append(self._card_response(path + name, card))
-                return _multistatus(out)
+                        out.append(card_response(path + name, card.etag, card.text))
+                return multistatus(out)
             if root.tag == tag(CARD, "addressbook-query"):
                 flt = root.find(tag(CARD, "filter"))
-                return _multistatus(
+                return multistatus(
                     [
-                        self._card_response(path + name, card)
+                        card_response(path + name, card.etag, card.text)
                         for name, card in sorted(cards.items())
-                        if flt is None or _matches(vcard_versions.to_v3_text(card.text), flt)
+                        if flt is None or matches(vcard_versions.to_v3_text(card.text), flt)
                     ]
                 )
         raise DavError(400, "unsupported REPORT")
-
-    def _card_response(self, href: str, card: StoredCard) -> str:
-        return _response(
-            href,
-            f"<d:getetag>{escape(card.etag)}</d:getetag>"
-            f"<c:address-data>{escape(vcard_versions.to_v3_text(card.text))}</c:address-data>",
-        )
 
     def get(self, path: str, version: str = "3.0") -> StoredCard:
         """The card as vCard 3.0, or 4.0 when the reader asks for it (``Accept``)."""
@@ -302,41 +295,3 @@ class ContactStore:
             if if_match is not None and existing.etag != if_match:
                 raise DavError(412)
             del self.cards[name]
-
-
-def _matches(text: str, flt: Element) -> bool:
-    try:
-        card = vcard.parse(text)
-    except CardError:
-        # A card the parser rejects is still in the store, and a text index
-        # still finds it: the raw text is searched.
-        needles = [(tm.text or "").casefold() for tm in flt.iter(tag(CARD, "text-match"))]
-        return any(n and n in text.casefold() for n in needles)
-    results = []
-    for pf in flt.findall(tag(CARD, "prop-filter")):
-        prop = pf.get("name", "").lower()
-        tm = pf.find(tag(CARD, "text-match"))
-        needle = (tm.text or "").casefold() if tm is not None else ""
-        match_type = tm.get("match-type", "contains") if tm is not None else "contains"
-        values = [str(line.value).casefold() for line in card.contents.get(prop, [])]
-        if match_type == "equals":
-            results.append(needle in values)
-        else:
-            results.append(any(needle in v for v in values))
-    if not results:
-        return True
-    return any(results) if flt.get("test", "anyof") == "anyof" else all(results)
-
-
-def _response(href: str, props: str) -> str:
-    return (
-        f"<d:response><d:href>{escape(href)}</d:href><d:propstat><d:prop>{props}</d:prop>"
-        "<d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>"
-    )
-
-
-def _multistatus(responses: list[str]) -> str:
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f'<d:multistatus xmlns:d="DAV:" xmlns:c="{CARD}">{"".join(responses)}</d:multistatus>'
-    )

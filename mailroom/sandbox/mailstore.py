@@ -15,14 +15,15 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from mailroom.sandbox.calls import resolve_refs, throttled
 from mailroom.sandbox.emailmethods import EmailMethods
+from mailroom.sandbox.mailboxmethods import MailboxMethods
 from mailroom.sandbox.mailmodel import (
     ACCOUNT_ID,
     MAX_CALLS,
     MAX_GET,
     MAX_QUERY_LIMIT,
     MAX_SET,
-    RIGHTS,
     Args,
     Email,
     Mailbox,
@@ -31,7 +32,7 @@ from mailroom.sandbox.mailmodel import (
 )
 
 
-class MailStore(EmailMethods):
+class MailStore(MailboxMethods, EmailMethods):
     """One account. Callers need no lock: every public method takes it."""
 
     def __init__(
@@ -208,7 +209,7 @@ class MailStore(EmailMethods):
                     )
                 name, args, call_id = call
                 try:
-                    args = self._resolve_refs(args, responses)
+                    args = resolve_refs(args, responses)
                     if args.get("accountId") != ACCOUNT_ID:
                         raise MethodError("accountNotFound")
                     handler = self._methods().get(name)
@@ -221,7 +222,7 @@ class MailStore(EmailMethods):
                         self.before_method(name, args)
                     if self.throttle.get(name, 0) > 0 and name.endswith("/set"):
                         self.throttle[name] -= 1
-                        result = _throttled(args)
+                        result = throttled(args)
                     else:
                         result = handler(args)
                     if self.after_method is not None:
@@ -245,119 +246,4 @@ class MailStore(EmailMethods):
             "Email/changes": self._email_changes,
         }
 
-    def _resolve_refs(self, args: Args, responses: list[list[Any]]) -> Args:
-        out: Args = {}
-        for key, value in args.items():
-            if not key.startswith("#"):
-                out[key] = value
-                continue
-            if key[1:] in args:
-                raise MethodError("invalidArguments", f"both {key} and {key[1:]}")
-            if not isinstance(value, dict):
-                raise MethodError("invalidResultReference")
-            for name, result, call_id in responses:
-                if call_id == value.get("resultOf") and name == value.get("name"):
-                    out[key[1:]] = _pointer(result, str(value.get("path", "")))
-                    break
-            else:
-                raise MethodError("invalidResultReference", f"no result for {value!r}")
-        return out
-
-    # Mailbox ---------------------------------------------------------------
-
-    def _mailbox_json(self, box: Mailbox) -> dict[str, Any]:
-        total = sum(1 for e in self.emails.values() if box.id in e.mailbox_ids)
-        return {
-            "id": box.id,
-            "name": box.name,
-            "parentId": box.parent_id,
-            "role": box.role,
-            "sortOrder": 0,
-            "totalEmails": total,
-            "unreadEmails": 0,
-            "isSubscribed": True,
-            "myRights": {**RIGHTS, "mayAddItems": box.id not in self.no_insert},
-        }
-
-    def _mailbox_get(self, args: Args) -> Args:
-        ids = args.get("ids")
-        if ids is None:
-            ids = list(self.mailboxes)
-        found = [self._mailbox_json(self.mailboxes[i]) for i in ids if i in self.mailboxes]
-        return {
-            "accountId": ACCOUNT_ID,
-            "state": str(self.mailbox_state),
-            "list": found,
-            "notFound": [i for i in ids if i not in self.mailboxes],
-        }
-
-    def _mailbox_set(self, args: Args) -> Args:
-        objects = sum(len(args.get(k) or ()) for k in ("create", "update", "destroy"))
-        if objects > self.max_set:
-            raise MethodError("requestTooLarge", f"maxObjectsInSet is {self.max_set}")
-        old = str(self.mailbox_state)
-        created: dict[str, Any] = {}
-        not_created: dict[str, Any] = {}
-        for key, props in (args.get("create") or {}).items():
-            name = props.get("name") if isinstance(props, dict) else None
-            parent = props.get("parentId") if isinstance(props, dict) else None
-            if not isinstance(name, str) or not name:
-                not_created[key] = {"type": "invalidProperties", "properties": ["name"]}
-            elif parent is not None and parent not in self.mailboxes:
-                not_created[key] = {"type": "invalidProperties", "properties": ["parentId"]}
-            elif any(b.name == name and b.parent_id == parent for b in self.mailboxes.values()):
-                not_created[key] = {
-                    "type": "invalidProperties",
-                    "properties": ["name"],
-                    "description": "a mailbox with this name exists",
-                }
-            else:
-                box = self._add_mailbox(name, parent, None)
-                created[key] = {"id": box.id}
-        if created:
-            self._bump(mailboxes=True)
-        return {
-            "accountId": ACCOUNT_ID,
-            "oldState": old,
-            "newState": str(self.mailbox_state),
-            "created": created or None,
-            "notCreated": not_created or None,
-        }
-
     # Email -----------------------------------------------------------------
-
-
-def _pointer(value: Any, path: str) -> Any:
-    """Evaluate a JSON pointer with the JMAP ``*`` extension (RFC 8620 §3.7)."""
-    if path in ("", "/"):
-        return value
-    parts = path.lstrip("/").split("/", 1)
-    head = parts[0].replace("~1", "/").replace("~0", "~")
-    rest = "/" + parts[1] if len(parts) > 1 else ""
-    if head == "*" and isinstance(value, list):
-        out: list[Any] = []
-        for item in value:
-            got = _pointer(item, rest)
-            out.extend(got if isinstance(got, list) else [got])
-        return out
-    if isinstance(value, dict) and head in value:
-        return _pointer(value[head], rest)
-    if isinstance(value, list) and head.isdigit() and int(head) < len(value):
-        return _pointer(value[int(head)], rest)
-    raise MethodError("invalidResultReference", f"path {path} not found")
-
-
-def _throttled(args: Args) -> Args:
-    """A /set answer refusing every record with ``rateLimit``; nothing was applied."""
-    limit = {"type": "rateLimit", "description": "too many changes, try again shortly"}
-    return {
-        "accountId": ACCOUNT_ID,
-        "oldState": None,
-        "newState": None,
-        "created": None,
-        "updated": None,
-        "destroyed": None,
-        "notCreated": {k: limit for k in args.get("create") or {}} or None,
-        "notUpdated": {k: limit for k in args.get("update") or {}} or None,
-        "notDestroyed": {k: limit for k in args.get("destroy") or []} or None,
-    }

@@ -1,6 +1,7 @@
 """JSContact cards as the stand-in reads and writes them (RFC 9553 over its
-vCard store): the properties it maps, the type checks it makes of a write,
-writing one property into a vCard, and the ``ContactCard/query`` filter."""
+vCard store): a stored vCard's view, the properties it maps, the type checks
+it makes of a write, a new card, a patch, writing one property into a vCard,
+and the ``ContactCard/query`` filter."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from mailroom.sandbox import cards as vcard
 from mailroom.sandbox import vcard_versions
 from mailroom.sandbox.mailmodel import MethodError
 from mailroom.sandbox.textsearch import TextQuery
+
+# What a ContactCard/set may write.
+WRITABLE = ("name", "organizations", "emails", "members")
 
 # The @type each sub-object must have when it says one.
 TYPES = {"name": "Name", "emails": "EmailAddress", "organizations": "Organization"}
@@ -146,3 +150,94 @@ def set_error(exc: MethodError) -> dict[str, Any]:
     if exc.properties:
         err["properties"] = exc.properties
     return err
+
+
+def card_view(card_id: str, card: Any, book: str, *, omit_empty_members: bool) -> dict[str, Any]:
+    """A stored vCard as the ContactCard a JMAP client reads."""
+    view: dict[str, Any] = {
+        "@type": "Card",
+        "version": "1.0",
+        "id": card_id,
+        "addressBookIds": {book: True},
+        "uid": raw(card, "uid"),
+        "kind": vcard_versions.kind(card),
+    }
+    if view["kind"] == "group":
+        keys = vcard_versions.member_keys(card)
+        if keys or not omit_empty_members:
+            view["members"] = dict.fromkeys(keys, True)
+    name: dict[str, Any] = {}
+    if vcard.display_name(card):
+        name["full"] = vcard.display_name(card)
+    components = []
+    for line in card.contents.get("n", [])[:1]:
+        n = line.value
+        for kind, value in (("given", n.given), ("surname", n.family)):
+            text = " ".join(value) if isinstance(value, list) else str(value)
+            if text.strip():
+                components.append({"@type": "NameComponent", "kind": kind, "value": text})
+    if components:
+        name["components"] = components
+    if name:
+        view["name"] = {"@type": "Name", **name}
+    orgs = {}
+    for number, line in enumerate(card.contents.get("org", []), 1):
+        parts = line.value if isinstance(line.value, list) else [line.value]
+        text = str(parts[0]).strip() if parts else ""
+        if text:
+            orgs[f"o{number}"] = {"@type": "Organization", "name": text}
+    if orgs:
+        view["organizations"] = orgs
+    emails = {}
+    for number, line in enumerate(card.contents.get("email", []), 1):
+        if str(line.value).strip():
+            emails[f"e{number}"] = {"@type": "EmailAddress", "address": str(line.value).strip()}
+    if emails:
+        view["emails"] = emails
+    view.update(the_rest(card))
+    return view
+
+
+def new_card(uid: str, kind: str, props: dict[str, Any]) -> Any:
+    """A new vCard 4.0 (as Cyrus keeps a JMAP write) from a ContactCard's properties."""
+    card = vobject.vCard()
+    card.add("version").value = "4.0"
+    card.add("uid").value = uid
+    card.add(vcard_versions.KIND4).value = kind.upper()
+    for prop, value in props.items():
+        write_property(card, prop, value)
+    if not card.contents.get("fn"):
+        addresses = [str(line.value) for line in card.contents.get("email", [])]
+        card.add("fn").value = addresses[0] if addresses else ""
+    return card
+
+
+def apply_patch(view: dict[str, Any], patch: dict[str, Any]) -> set[str]:
+    """Apply a PatchObject (RFC 8620 §5.3) to a card's view, one level deep at
+    most, as Cyrus allows; returns the top-level properties it touched."""
+    touched = set()
+    for path, value in patch.items():
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(path).split("/")]
+        top = parts[0]
+        if top not in WRITABLE or len(parts) > 2:
+            raise MethodError("invalidPatch", f"cannot patch {path!r} here")
+        if top == "members" and view.get("kind") != "group":
+            raise MethodError("invalidPatch", "members: only a group has members")
+        if bad_types({top: value} if len(parts) == 1 else {top: {parts[1]: value}}):
+            raise MethodError("invalidProperties", f"{path}: wrong @type")
+        touched.add(top)
+        if len(parts) == 1:
+            if value is None:
+                view.pop(top, None)
+            else:
+                view[top] = value
+            continue
+        holder = view.get(top)
+        if not isinstance(holder, dict):
+            # RFC 8620 §5.3: every parent of a patched path must exist.
+            raise MethodError("invalidPatch", f"{path}: {top} does not exist")
+        if value is None:
+            holder.pop(parts[1], None)
+        else:
+            holder[parts[1]] = value
+    return touched

@@ -27,24 +27,24 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import vobject
-
 from mailroom.sandbox import cards as vcard
 from mailroom.sandbox import vcard_versions
 from mailroom.sandbox.cards import CardError
 from mailroom.sandbox.contactstore import BOOKS, DEFAULT_BOOK, ContactStore
 from mailroom.sandbox.jscard import (
+    WRITABLE,
+    apply_patch,
     bad_types,
+    card_view,
     matches,
+    new_card,
     raw,
     set_error,
-    the_rest,
     write_property,
 )
 from mailroom.sandbox.mailmodel import ACCOUNT_ID, Args, MethodError, set_answer
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
-_WRITABLE = ("name", "organizations", "emails", "members")
 BOOK_ID = DEFAULT_BOOK
 
 
@@ -97,52 +97,12 @@ class ContactCardApi:
                 continue  # what a server cannot read, it does not show over JMAP
         return out
 
-    def _view(self, card_id: str, card: Any, book: str) -> dict[str, Any]:
-        view: dict[str, Any] = {
-            "@type": "Card",
-            "version": "1.0",
-            "id": card_id,
-            "addressBookIds": {book: True},
-            "uid": raw(card, "uid"),
-            "kind": vcard_versions.kind(card),
-        }
-        if view["kind"] == "group":
-            keys = vcard_versions.member_keys(card)
-            if keys or not self.omit_empty_members:
-                view["members"] = dict.fromkeys(keys, True)
-        name: dict[str, Any] = {}
-        if vcard.display_name(card):
-            name["full"] = vcard.display_name(card)
-        components = []
-        for line in card.contents.get("n", [])[:1]:
-            n = line.value
-            for kind, value in (("given", n.given), ("surname", n.family)):
-                text = " ".join(value) if isinstance(value, list) else str(value)
-                if text.strip():
-                    components.append({"@type": "NameComponent", "kind": kind, "value": text})
-        if components:
-            name["components"] = components
-        if name:
-            view["name"] = {"@type": "Name", **name}
-        orgs = {}
-        for number, line in enumerate(card.contents.get("org", []), 1):
-            parts = line.value if isinstance(line.value, list) else [line.value]
-            text = str(parts[0]).strip() if parts else ""
-            if text:
-                orgs[f"o{number}"] = {"@type": "Organization", "name": text}
-        if orgs:
-            view["organizations"] = orgs
-        emails = {}
-        for number, line in enumerate(card.contents.get("email", []), 1):
-            if str(line.value).strip():
-                emails[f"e{number}"] = {"@type": "EmailAddress", "address": str(line.value).strip()}
-        if emails:
-            view["emails"] = emails
-        view.update(the_rest(card))
-        return view
-
     def _views(self) -> dict[str, dict[str, Any]]:
-        return {cid: self._view(cid, card, book) for cid, (_, card, book) in self._cards().items()}
+        omit = self.omit_empty_members
+        return {
+            cid: card_view(cid, card, book, omit_empty_members=omit)
+            for cid, (_, card, book) in self._cards().items()
+        }
 
     # -- methods ---------------------------------------------------------------------
 
@@ -301,16 +261,7 @@ class ContactCardApi:
             raise MethodError("invalidProperties", ", ".join(bad), properties=bad)
         (book,) = books
         kind = props.get("kind", "individual")
-        card = vobject.vCard()
-        card.add("version").value = "4.0"
-        card.add("uid").value = card_uid
-        card.add(vcard_versions.KIND4).value = str(kind).upper()
-        for prop in _WRITABLE:
-            if prop in props:
-                write_property(card, prop, props[prop])
-        if not card.contents.get("fn"):
-            addresses = [str(line.value) for line in card.contents.get("email", [])]
-            card.add("fn").value = addresses[0] if addresses else ""
+        card = new_card(card_uid, str(kind), {p: props[p] for p in WRITABLE if p in props})
         self._refuse_if_asked(card)
         stem = str(uuid.uuid4())
         self.store.write(f"{stem}.vcf", str(card.serialize()), book)
@@ -324,32 +275,10 @@ class ContactCardApi:
         with self.store.lock:
             stored = self.store.cards[name]
             card = vcard.parse(stored.text, name)
-            view = self._view(str(card_id), card, stored.book)
-            touched = set()
-            for path, value in patch.items():
-                parts = [p.replace("~1", "/").replace("~0", "~") for p in str(path).split("/")]
-                top = parts[0]
-                if top not in _WRITABLE or len(parts) > 2:
-                    raise MethodError("invalidPatch", f"cannot patch {path!r} here")
-                if top == "members" and view.get("kind") != "group":
-                    raise MethodError("invalidPatch", "members: only a group has members")
-                if bad_types({top: value} if len(parts) == 1 else {top: {parts[1]: value}}):
-                    raise MethodError("invalidProperties", f"{path}: wrong @type")
-                touched.add(top)
-                if len(parts) == 1:
-                    if value is None:
-                        view.pop(top, None)
-                    else:
-                        view[top] = value
-                    continue
-                holder = view.get(top)
-                if not isinstance(holder, dict):
-                    # RFC 8620 §5.3: every parent of a patched path must exist.
-                    raise MethodError("invalidPatch", f"{path}: {top} does not exist")
-                if value is None:
-                    holder.pop(parts[1], None)
-                else:
-                    holder[parts[1]] = value
+            view = card_view(
+                str(card_id), card, stored.book, omit_empty_members=self.omit_empty_members
+            )
+            touched = apply_patch(view, patch)
             vcard_versions.to_v4(card)
             for top in sorted(touched):
                 write_property(card, top, view.get(top))

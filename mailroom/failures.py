@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 
 from mailroom.account.mailboxes import SetupError
-from mailroom.carddav.client import CardDavAuthError
+from mailroom.carddav.errors import CardDavAuthError
 from mailroom.contacts.book import ContactsError
 from mailroom.core import redact
 from mailroom.core.vocabulary import FailureKind

@@ -21,7 +21,12 @@ from mailroom.carddav.dav_xml import (
     propfind_body,
     query_body,
 )
-from mailroom.contacts.book import ContactsAuthError, ContactsError
+from mailroom.carddav.errors import (
+    CardDavAuthError,
+    CardDavError,
+    CardDavHttpError,
+    PreconditionFailed,
+)
 from mailroom.core.chunks import MAX_OR_CONDITIONS, chunked
 from mailroom.core.secret import Secret
 from mailroom.core.urls import insecure_reason, origin
@@ -33,27 +38,6 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 
 # The most of one CardDAV answer read into memory (see __init__).
 MAX_ANSWER = 32 * 1024 * 1024
-
-
-class CardDavError(ContactsError):
-    """Base class for CardDAV failures; messages never carry credentials."""
-
-
-class CardDavAuthError(CardDavError, ContactsAuthError):
-    def __init__(self, status: int, what: str) -> None:
-        reason = "rejected the username or password" if status == 401 else "refused access"
-        super().__init__(f"{what}: CardDAV server {reason} (HTTP {status})")
-        self.status = status
-
-
-class CardDavHttpError(CardDavError):
-    def __init__(self, status: int, what: str) -> None:
-        super().__init__(f"{what}: unexpected HTTP {status}")
-        self.status = status
-
-
-class PreconditionFailed(CardDavError):
-    """412: the card changed since it was read (If-Match) or exists (If-None-Match)."""
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,8 @@ import pytest
 
 from mailroom.carddav import vcard
 from mailroom.carddav.book import CardDavBook
-from mailroom.carddav.client import (
-    CardDavAuthError,
-    CardDavClient,
-    CardDavError,
-    PreconditionFailed,
-)
+from mailroom.carddav.client import CardDavClient
+from mailroom.carddav.errors import CardDavAuthError, CardDavError, PreconditionFailed
 from mailroom.contacts.book import Change, ContactAction, Want
 from mailroom.contacts.names import split_name
 from mailroom.core.secret import Secret

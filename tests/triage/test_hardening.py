@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mailroom.carddav.client import Card, CardDavClient, CardDavError, PreconditionFailed
+from mailroom.carddav.client import Card, CardDavClient
+from mailroom.carddav.errors import CardDavError, PreconditionFailed
 from mailroom.contacts.book import ContactsBackend
 from mailroom.core.secret import Secret
 from mailroom.jmap.errors import JmapTransportError
@@ -98,7 +99,7 @@ async def test_an_unexpected_error_for_one_sender_fails_that_sender_only(
 
 
 async def test_carddav_credentials_rejected_fail_the_whole_pass(dav_harness: Harness) -> None:
-    from mailroom.carddav.client import CardDavAuthError
+    from mailroom.carddav.errors import CardDavAuthError
 
     h = dav_harness
     for sender in ("a@x.com", "b@x.com"):

@@ -13,8 +13,8 @@ from mailroom.contacts.select import ContactsUnavailable
 from mailroom.core import redact
 from mailroom.failures import REMOTE_ERRORS, auth_failure
 from mailroom.jmap.errors import JmapError
+from mailroom.ledger.binding import LedgerAccountError
 from mailroom.ledger.sqlite_file import LedgerError
-from mailroom.ledger.store import LedgerAccountError
 from mailroom.observe.systemd import SystemdNotifier
 from mailroom.observe.telemetry import Telemetry
 from mailroom.push.backoff import Backoff

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mailroom.core.chunks import chunked
+from mailroom.ledger.binding import AccountBinding
 from mailroom.ledger.model import (
     AccountKey,
     Effects,
@@ -41,11 +42,7 @@ from mailroom.ledger.sqlite_file import (
 log = logging.getLogger(__name__)
 
 
-class LedgerAccountError(LedgerError):
-    """The ledger records another account: nothing is written to either."""
-
-
-class Ledger(LedgerReader):
+class Ledger(LedgerReader, AccountBinding):
     def __init__(
         self,
         conn: sqlite3.Connection,
@@ -233,45 +230,6 @@ class Ledger(LedgerReader):
                 ((outcome.value, now, reason[:500], d) for d, reason in stopped.items()),
             )
 
-    # -- the account ---------------------------------------------------------------
-
-    def check(self, key: AccountKey) -> None:
-        """Refuse (:class:`LedgerAccountError`) if the ledger records another account;
-        writes nothing (a dry run's check)."""
-        found = self.account()
-        if found is not None and not found.same(key):
-            raise self._other(found, key)
-
-    def bind(self, key: AccountKey) -> None:
-        """Record the account on first use; refuse (:class:`LedgerAccountError`,
-        naming both and the fix) if the ledger records another one.
-
-        A ledger from before accounts were recorded is bound to the first
-        account it is used with: until then it served exactly one.
-        """
-        with self._write() as conn:
-            row = conn.execute(
-                "SELECT origin, username, account_id FROM account WHERE id = 1"
-            ).fetchone()
-            found = AccountKey(row[0], row[1], row[2]) if row is not None else None
-            if found is not None and not found.same(key):
-                raise self._other(found, key)
-            if found != key:  # first use, or the same server at another port
-                conn.execute(
-                    "INSERT OR REPLACE INTO account (id, origin, username, account_id, bound) "
-                    "VALUES (1, ?, ?, ?, ?)",
-                    (key.origin, key.username, key.account_id, self._clock()),
-                )
-        self._key = key
-
-    def _other(self, found: AccountKey, key: AccountKey) -> LedgerAccountError:
-        return LedgerAccountError(
-            f"ledger {self.path} records the decisions of {found}, not of {key}: "
-            "nothing was written. Give each account its own state directory "
-            "(MAILROOM_STATE_DIR, or one systemd template instance per account), "
-            "or point the settings back at the account this ledger records"
-        )
-
     def prune(self, older_than: float) -> int:
         """Drop the email-level detail of decisions finished before ``older_than``;
         the decisions themselves stay. Returns how many emails' moves went."""
@@ -295,10 +253,6 @@ class Ledger(LedgerReader):
                 (older_than,),
             )
         return int(gone)
-
-    # -- reading ----------------------------------------------------------------
-
-    # -- whole-domain rules -------------------------------------------------------
 
     def _follow(self) -> None:
         """The file at the path was deleted or replaced while open (by hand, a

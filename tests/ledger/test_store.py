@@ -361,8 +361,8 @@ def test_a_plan_stays_pending_until_finished(ledger: Ledger) -> None:
 
 
 def test_a_ledger_knows_its_account(tmp_path: Path) -> None:
+    from mailroom.ledger.binding import LedgerAccountError
     from mailroom.ledger.model import AccountKey
-    from mailroom.ledger.store import LedgerAccountError
 
     ledger, _ = Ledger.open(tmp_path / "l.db")
     assert ledger.account() is None

@@ -1,42 +1,39 @@
-"""The Screener workflow: one idempotent ``poll()`` over JMAP and the contact book.
+"""The Screener workflow: one idempotent pass over JMAP and the contact book.
 
-A poll scans every triage-label mailbox in one request, flags what cannot be
-triaged (conflicting labels, no or several senders, the user's own mail),
-then takes the labelled senders through the pass's steps (``steps.py``):
-look up, find their mail, write contacts and groups, re-file, and only then
-take the labels off, so anything that fails is simply seen again by the next
-poll. A poll with nothing to do is exactly one HTTP request. The workflow
-never creates anything in the account (``provisioning.py`` does, on the
-user's word).
+A pass (``run_pass``) scans every triage-label mailbox in one request
+(``labelled.py``), flags what cannot be triaged (conflicting labels, no or
+several senders, the user's own mail), then takes the labelled senders
+through the pass's steps (``steps.py``): look up, find their mail, write
+contacts and groups, re-file, and only then take the labels off, so anything
+that fails is simply seen again by the next pass. A pass with nothing to do
+is exactly one HTTP request. The workflow never creates anything in the
+account (``account/provisioning.py`` does, on the user's word).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from mailroom.account.categories import Category
 from mailroom.account.config import TriageConfig
-from mailroom.account.mailboxes import MailboxMap, SetupError, map_mailboxes, still_valid
+from mailroom.account.mailboxes import MailboxMap, SetupError, map_mailboxes
 from mailroom.account.provisioning import Provisioner
 from mailroom.account.review import SETUP_HINT, missing_message
 from mailroom.contacts.book import ContactBook
 from mailroom.core.vocabulary import Trigger
 from mailroom.domains.rules import DomainRules, rehearse_domains
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.errors import JmapAuthError, JmapError, JmapProtocolError
-from mailroom.jmap.wire import Call
+from mailroom.jmap.errors import JmapAuthError, JmapError
 from mailroom.ledger.model import Decision
 from mailroom.ledger.store import Ledger
 from mailroom.takeback.sendback import SendBack
 from mailroom.triage.bookkeeping import Bookkeeper, settle_stale
 from mailroom.triage.flagging import add_error_label, flag_untriageable
+from mailroom.triage.labelled import scan_labels
 from mailroom.triage.records import PassResult, SenderRecord
 from mailroom.triage.rehearsal import Rehearsal
 from mailroom.triage.scan import ScanPlan, SenderWork, plan_scan
 from mailroom.triage.steps import (
-    EMAIL_PROPERTIES,
-    PAGES_AT_ONCE,
     Pass,
     find_mail,
     look_up,
@@ -49,8 +46,6 @@ from mailroom.triage.steps import (
 __all__ = ["AccountConflict", "PassResult", "SetupError", "Triage", "TriageConfig"]
 
 log = logging.getLogger(__name__)
-
-MAILBOX_PROPERTIES = ["id", "name", "parentId", "role"]
 
 
 class AccountConflict(SetupError):
@@ -145,7 +140,9 @@ class Triage:
 
     async def run_pass(self, trigger: Trigger = Trigger.FALLBACK) -> PassResult:
         result = PassResult()
-        emails = await self._scan(result)
+        scan = await scan_labels(self._jmap, self._config, self.mailboxes)
+        self._boxes, result.seen_states = scan.mailboxes, scan.states
+        emails = scan.emails
         result.off.update(self.mailboxes.off)
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
         works = await self._with_domains(plan, trigger, result)
@@ -266,52 +263,6 @@ class Triage:
                 },
             )
         return everyone
-
-    async def _scan(self, result: PassResult) -> list[dict[str, Any]]:
-        """Every email in a triage-label mailbox; one request when there are few."""
-        for _attempt in range(2):
-            boxes = self.mailboxes
-            label_filter = {
-                "operator": "OR",
-                "conditions": [
-                    {"inMailbox": m} for m in (*boxes.labels.values(), boxes.back_label) if m
-                ],
-            }
-            mailbox_call = Call("Mailbox/get", {"ids": None, "properties": MAILBOX_PROPERTIES}, "m")
-            page, resp = await self._jmap.query_page(
-                label_filter,
-                EMAIL_PROPERTIES,
-                position=0,
-                limit=self._jmap.page_size(),
-                before=[mailbox_call],
-            )
-            if resp is None:  # maxCallsInRequest below 3: the mailboxes on their own
-                resp = await self._jmap.request([mailbox_call])
-            mailbox_get = resp.get("m", "Mailbox/get")
-            mailboxes = mailbox_get.get("list")
-            if not isinstance(mailboxes, list) or not all(isinstance(m, dict) for m in mailboxes):
-                raise JmapProtocolError("Mailbox/get: 'list' is not a list of objects")
-            if not still_valid(self._config, self.mailboxes, mailboxes):
-                # A label or destination was renamed, deleted or recreated.
-                log.info("mailboxes changed; resolving them again")
-                self._boxes = map_mailboxes(self._config, mailboxes)
-                continue
-            result.seen_states = {
-                "Mailbox": str(mailbox_get.get("state", "")),
-                "Email": page.state,
-            }
-            emails = list(page.emails)
-            if not page.last:
-                # More than a page labelled at once: fetch the rest by position.
-                async for more in self._jmap.pages(
-                    label_filter,
-                    EMAIL_PROPERTIES,
-                    position=len(page.ids),
-                    per_request=PAGES_AT_ONCE,
-                ):
-                    emails.extend(more.emails)
-            return emails
-        raise JmapProtocolError("mailboxes keep changing during the scan")
 
     async def _flag(self, ids: list[str], result: PassResult) -> None:
         rehearsal = self._rehearsal if self.dry_run else None

@@ -12,7 +12,7 @@ from typing import Any
 
 from mailroom.core.chunks import chunked
 from mailroom.jmap import moves
-from mailroom.jmap.errors import JmapMethodError, JmapProtocolError
+from mailroom.jmap.errors import JmapProtocolError
 from mailroom.jmap.session import Session
 from mailroom.jmap.wire import (
     MAX_PAGES,
@@ -30,8 +30,8 @@ from mailroom.jmap.wire import (
     page_of,
     query_args,
     query_ids,
+    read_set_answer,
     ref,
-    set_errors,
 )
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ class EmailMethods:
             outcome.requests += 1
             for i, chunk in enumerate(batch):
                 sent = [key for key, _ in chunk]
-                self._set_answer(resp, f"s{i}", sent, outcome)
+                read_set_answer(resp, f"s{i}", sent, outcome)
                 if read_back:
                     got = resp if per_chunk == 2 else await self.request([mailboxes_of(sent, "g0")])
                     name = f"g{i}" if per_chunk == 2 else "g0"
@@ -278,34 +278,3 @@ class EmailMethods:
             note_mailbox_state(
                 await self.request([Call("Mailbox/get", {"ids": []}, "mb")]), outcome
             )
-
-    @staticmethod
-    def _set_answer(resp: Responses, call_id: str, sent: list[str], outcome: SetOutcome) -> None:
-        """One Email/set call's answer: each email sent ends updated or in ``failures``."""
-        try:
-            result = resp.get(call_id, "Email/set")
-        except JmapMethodError as exc:  # this call's emails only
-            for key in sent:
-                outcome.failures[key] = {"type": exc.type, "description": str(exc)}
-            return
-        if isinstance(result.get("newState"), str):
-            outcome.new_state = result["newState"]
-            outcome.states.add(result["newState"])
-            before = result.get("oldState")
-            outcome.written.append(
-                (before if isinstance(before, str) else None, result["newState"])
-            )
-        updated = result.get("updated")
-        done = set(updated) if isinstance(updated, dict) else set()
-        failures = set_errors(result.get("notUpdated"))
-        for key in sent:
-            if key in failures:
-                outcome.failures[key] = failures[key]
-            elif key in done:
-                outcome.updated.add(key)
-                outcome.failures.pop(key, None)
-            else:
-                outcome.failures[key] = {
-                    "type": "serverFail",
-                    "description": "the server did not say whether it updated it",
-                }

@@ -241,3 +241,32 @@ def page_of(query: Mapping[str, Any], got: Mapping[str, Any], asked: int) -> Pag
         last=len(ids) < applied or not ids,
         state=state if isinstance(state, str) else "",
     )
+
+
+def read_set_answer(resp: Responses, call_id: str, sent: list[str], outcome: SetOutcome) -> None:
+    """One Email/set call's answer: each email sent ends updated or in ``failures``."""
+    try:
+        result = resp.get(call_id, "Email/set")
+    except JmapMethodError as exc:  # this call's emails only
+        for key in sent:
+            outcome.failures[key] = {"type": exc.type, "description": str(exc)}
+        return
+    if isinstance(result.get("newState"), str):
+        outcome.new_state = result["newState"]
+        outcome.states.add(result["newState"])
+        before = result.get("oldState")
+        outcome.written.append((before if isinstance(before, str) else None, result["newState"]))
+    updated = result.get("updated")
+    done = set(updated) if isinstance(updated, dict) else set()
+    failures = set_errors(result.get("notUpdated"))
+    for key in sent:
+        if key in failures:
+            outcome.failures[key] = failures[key]
+        elif key in done:
+            outcome.updated.add(key)
+            outcome.failures.pop(key, None)
+        else:
+            outcome.failures[key] = {
+                "type": "serverFail",
+                "description": "the server did not say whether it updated it",
+            }

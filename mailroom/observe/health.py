@@ -53,26 +53,7 @@ def evaluate(
     record: HealthRecord, clock: float, poll_interval: float, version: str
 ) -> tuple[str, dict[str, Any]]:
     """The verdict and body; ``clock`` is now on the monotonic clock."""
-    reasons = []
-    reference = record.success_clock if record.success_clock is not None else record.started_clock
-    if clock - reference > 2 * poll_interval:
-        reasons.append("no successful poll for over two poll intervals")
-    if record.consecutive_failures >= FAILURES_BEFORE_FAIL:
-        reasons.append(f"{record.consecutive_failures} polls failed in a row")
-    for rejected in (record.auth_rejected, record.stream_auth_rejected):
-        if rejected:
-            reasons.append(f"credentials rejected by {rejected}")
-    if record.ledger_error:
-        reasons.append(
-            f"nothing is triaged while the ledger cannot be written: {record.ledger_error}"
-        )
-    if record.missing:
-        reasons.append(
-            f"missing in the account: {', '.join(record.missing)} "
-            "(its categories cannot be triaged; run `mailroom setup --apply`)"
-        )
-    if record.starting:
-        reasons.append(f"starting: {record.starting}")
+    reasons = _failing(record, clock, poll_interval)
     if reasons:
         status = "fail"
     elif record.waiting_for:
@@ -114,3 +95,28 @@ def evaluate(
 
 def http_status(status: str) -> int:
     return 503 if status == "fail" else 200
+
+
+def _failing(record: HealthRecord, clock: float, poll_interval: float) -> list[str]:
+    """Why triage has stopped, if it has: each reason fails the check."""
+    reasons = []
+    reference = record.success_clock if record.success_clock is not None else record.started_clock
+    if clock - reference > 2 * poll_interval:
+        reasons.append("no successful poll for over two poll intervals")
+    if record.consecutive_failures >= FAILURES_BEFORE_FAIL:
+        reasons.append(f"{record.consecutive_failures} polls failed in a row")
+    for rejected in (record.auth_rejected, record.stream_auth_rejected):
+        if rejected:
+            reasons.append(f"credentials rejected by {rejected}")
+    if record.ledger_error:
+        reasons.append(
+            f"nothing is triaged while the ledger cannot be written: {record.ledger_error}"
+        )
+    if record.missing:
+        reasons.append(
+            f"missing in the account: {', '.join(record.missing)} "
+            "(its categories cannot be triaged; run `mailroom setup --apply`)"
+        )
+    if record.starting:
+        reasons.append(f"starting: {record.starting}")
+    return reasons

@@ -13,7 +13,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from mailroom import __version__
@@ -23,6 +22,7 @@ from mailroom.observe.history import History, PassEntry
 from mailroom.observe.metrics import CREDENTIAL_SERVICES, HEALTH_STATUSES, Metrics
 from mailroom.observe.status_page import PageView
 from mailroom.observe.systemd import SystemdNotifier
+from mailroom.observe.transitions import Narrator
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,7 @@ class Telemetry:
         self.path: deque[str] = deque(["connecting"], maxlen=PATH_KEPT)
         self.history = History()
         metrics.poll_interval.set(poll_interval)
-        self._outage = False  # went through BACKOFF/DEGRADED since last CONNECTED
-        self._renewing = False  # reconnecting after a clean, routine close
+        self._narrator = Narrator(poll_interval, self.degraded_interval)
 
     def waiting_for(self, holder: str | None) -> None:
         """A pass waits for another writer of the account (None: no longer)."""
@@ -102,49 +101,9 @@ class Telemetry:
             self.metrics.state.state(new)
             self.metrics.transitions.labels(old, new).inc()
             self.path.append(new)
-        self._log(event, old, new, reason, previous_error)
-        self._systemd.status(self._status_line(new, reason))
-
-    def _status_line(self, state: str, reason: str | None) -> str:
-        """One readable line for systemd's STATUS= (what `systemctl status` shows)."""
-        why = f" ({reason})" if reason else ""
-        if state == "connected":
-            since = datetime.fromtimestamp(self._wall(), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            return f"push connected since {since}"
-        if state == "degraded":
-            return f"degraded: polling every {self.degraded_interval:g} s{why}"
-        if state == "backoff":
-            return f"push lost{why}; reconnecting, polling every {self.poll_interval:g} s"
-        return "connecting push"
-
-    def _log(
-        self, event: str, old: str, new: str, reason: str | None, previous_error: str | None
-    ) -> None:
-        fields = {"event": event, "from": old, "to": new}
-        if reason:
-            fields["reason"] = reason
-        if new == "connected":
-            if self._outage:
-                log.info("reconnected", extra={"fields": fields})
-            elif self._renewing:
-                # Cyrus closes every stream after a while: routine, not news.
-                log.debug("stream reopened", extra={"fields": fields})
-            else:
-                log.info("push connected", extra={"fields": fields})
-            self._outage = self._renewing = False
-        elif new == "degraded":
-            self._outage = True
-            # Retries from DEGRADED that fail the same way are not news.
-            again = len(self.path) >= 3 and self.path[-3] == "degraded"
-            again = again and reason == previous_error
-            level = logging.DEBUG if again else logging.WARNING
-            log.log(level, "push unavailable; polling carries triage", extra={"fields": fields})
-        elif new == "backoff":
-            self._outage = True
-            log.warning("push connection lost; will retry", extra={"fields": fields})
-        else:
-            self._renewing = event == "ended"
-            log.debug("push state", extra={"fields": fields})
+        again = len(self.path) >= 3 and self.path[-3] == "degraded" and reason == previous_error
+        self._narrator.transition(event, old, new, reason, again=again)
+        self._systemd.status(self._narrator.status_line(new, reason, self._wall()))
 
     # -- stream and polls -----------------------------------------------------------
 

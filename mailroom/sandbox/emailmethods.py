@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from mailroom.sandbox.emailfilter import matches
 from mailroom.sandbox.mailmodel import ACCOUNT_ID, Args, Email, Mailbox, MethodError, set_answer
 
 
@@ -34,42 +35,9 @@ class EmailMethods:
     def _new_id(self, prefix: str) -> str:
         raise NotImplementedError
 
-    def _matches(self, email: Email, cond: Any) -> bool:
-        if not isinstance(cond, dict):
-            raise MethodError("unsupportedFilter", "filter must be an object")
-        if "operator" in cond:
-            subs = [self._matches(email, c) for c in cond.get("conditions") or []]
-            op = cond["operator"]
-            if op == "AND":
-                return all(subs)
-            if op == "OR":
-                return any(subs)
-            if op == "NOT":
-                return not any(subs)
-            raise MethodError("unsupportedFilter", f"operator {op}")
-        for key, value in cond.items():
-            if key == "inMailbox":
-                if value not in email.mailbox_ids:
-                    return False
-            elif key == "inMailboxOtherThan":
-                if not email.mailbox_ids - set(value):
-                    return False
-            elif key == "from":
-                # A text match, like Fastmail's: "bob@x.com" also matches
-                # "jimbob@x.com", so clients must confirm the address.
-                needle = str(value).lower()
-                if not any(
-                    needle in a.get("email", "").lower() or needle in a.get("name", "").lower()
-                    for a in email.from_
-                ):
-                    return False
-            else:
-                raise MethodError("unsupportedFilter", f"filter property {key}")
-        return True
-
     def _email_query(self, args: Args) -> Args:
         filter_ = args.get("filter")
-        matched = [e for e in self.emails.values() if filter_ is None or self._matches(e, filter_)]
+        matched = [e for e in self.emails.values() if filter_ is None or matches(e, filter_)]
         ascending = True
         for sort in args.get("sort") or []:
             if sort.get("property") != "receivedAt":

@@ -1,7 +1,8 @@
 """The stand-in's EventSource (RFC 8620 §7.3): a state event per change of the
 types asked for, pings on the ``rfc`` flavour, replay from ``Last-Event-ID``
-as Cyrus does, and the stream fault switches (closed, silent, flooded,
-malformed events, oversized lines).
+as Cyrus does; where the tests' stream switches bend it (closed, silent,
+flooded, malformed events, oversized lines), read through
+:mod:`mailroom.sandbox.switches`.
 
 A mixin of the request handler (:mod:`mailroom.sandbox.http`), which routes
 the stream's requests here.
@@ -54,22 +55,8 @@ class EventSourceHandler(BaseHTTPRequestHandler):
         self._headers()
         faults = sandbox.faults
         try:
-            if faults.stream == "close":
+            if not self._begin(sent, wanted):
                 return
-            if faults.stream == "silent":
-                # A half-open peer: headers, then nothing, ever (until stopped).
-                self._silent(sandbox)
-                return
-            if faults.retry_ms is not None:
-                self._write(f"retry: {faults.retry_ms}\n\n")
-            if faults.stream_prefix:
-                self._write(faults.stream_prefix)
-            last_id = self.headers.get("Last-Event-ID")
-            if not rfc:
-                self._write_state(sent, wanted, connect=True)
-            elif last_id is not None and last_id != _event_id(sent):
-                # Replay: Cyrus answers Last-Event-ID with every type changed since.
-                self._write_state(sent, wanted)
             last_write = time.monotonic()
             while True:
                 if faults.stream == "flood":
@@ -102,6 +89,27 @@ class EventSourceHandler(BaseHTTPRequestHandler):
                     last_write = time.monotonic()
         except (BrokenPipeError, ConnectionResetError, OSError):
             return
+
+    def _begin(self, sent: dict[str, str], wanted: set[str]) -> bool:
+        """What a stream starts with; False when it ends right there (or never
+        goes on: a half-open peer sends headers, then nothing until stopped)."""
+        faults = self.sandbox.faults
+        if faults.stream == "close":
+            return False
+        if faults.stream == "silent":
+            self._silent(self.sandbox)
+            return False
+        if faults.retry_ms is not None:
+            self._write(f"retry: {faults.retry_ms}\n\n")
+        if faults.stream_prefix:
+            self._write(faults.stream_prefix)
+        last_id = self.headers.get("Last-Event-ID")
+        if self.sandbox.flavour != "rfc":
+            self._write_state(sent, wanted, connect=True)
+        elif last_id is not None and last_id != _event_id(sent):
+            # Replay: Cyrus answers Last-Event-ID with every type changed since.
+            self._write_state(sent, wanted)
+        return True
 
     def _headers(self) -> None:
         self.close_connection = True

@@ -1,7 +1,8 @@
 """The stand-in's HTTP: a threading server (one thread per connection, so a
 long-lived EventSource stream never blocks API calls) and the handler that
 routes each request (the JMAP session and API, the admin routes, EventSource,
-CardDAV), checks its credentials and applies the fault switches."""
+CardDAV), checks its credentials and reads the tests' switches
+(:mod:`mailroom.sandbox.switches`; all off as shipped)."""
 
 from __future__ import annotations
 

@@ -48,10 +48,9 @@ def prepare(cyrus: Cyrus, senders: dict[str, int], name: str = "Cy Rus") -> dict
     for sender, n in senders.items():
         for i in range(n):
             cyrus.deliver(sender, name, f"Mail {i}")
-    for sender, n in senders.items():
-        cyrus.wait_for_mail(sender, n)
+    cyrus.wait_for_mail_of(senders)
     assert _mailroom(cyrus, "setup", "--apply").returncode == 0
-    return {e: b for s in senders for e, b in cyrus.emails_from(s).items()}
+    return {e: b for mail in cyrus.mail_of(senders).values() for e, b in mail.items()}
 
 
 def decisions(cyrus: Cyrus, sender: str) -> list[dict[str, object]]:
@@ -201,8 +200,9 @@ def test_reset_beside_the_service_with_a_rule_larger_than_a_round(any_cyrus: Cyr
         for n in range(3):
             cyrus.wait_for_mail(f"s{n}@{domain}", 2)
         assert wait_until(lambda: "poll finished" in mr.log, 30), mr.log
+    after = cyrus.mail_of(senders)
     for sender in senders:  # the first emails as before, the new ones waiting
-        mail = cyrus.emails_from(sender)
+        mail = after[sender]
         assert all(b == {"Screener"} for b in mail.values()), sender
         assert {e: b for e, b in before.items() if e in mail} == {
             e: b for e, b in mail.items() if e in before

@@ -548,7 +548,7 @@ def test_reset_after_50_decisions_by_labels(any_cyrus: Cyrus) -> None:
     for sender in senders:
         for i in range(2):
             cyrus.deliver(sender, "Reset Many", f"Many {i}")
-    before = {s: cyrus.wait_for_mail(s, 2) for s in senders}
+    before = cyrus.wait_for_mail_of(senders, 2)
     labels = ["@ToFeed", "@ToJail", "@ToPaperTrail", "@ToImbox"]
     with start_mailroom(cyrus, MAILROOM_POLL_INTERVAL="300", MAILROOM_DEBOUNCE_SECONDS="1") as mr:
         assert wait_until(lambda: mr.push_state() == "connected", 60), mr.log
@@ -556,7 +556,7 @@ def test_reset_after_50_decisions_by_labels(any_cyrus: Cyrus) -> None:
             cyrus.label(sorted(before[sender])[0], labels[n % 4])
         assert wait_until(
             lambda: all(
-                "Screener" not in b for s in senders for b in cyrus.emails_from(s).values()
+                "Screener" not in b for m in cyrus.mail_of(senders).values() for b in m.values()
             ),
             90,
             step=0.5,
@@ -565,7 +565,9 @@ def test_reset_after_50_decisions_by_labels(any_cyrus: Cyrus) -> None:
             cyrus.label(sorted(before[sender])[1], labels[(n + 1) % 4])
         assert wait_until(
             lambda: all(
-                not set(labels) & b for s in senders[:10] for b in cyrus.emails_from(s).values()
+                not set(labels) & b
+                for m in cyrus.mail_of(senders[:10]).values()
+                for b in m.values()
             ),
             60,
             step=0.5,
@@ -575,8 +577,9 @@ def test_reset_after_50_decisions_by_labels(any_cyrus: Cyrus) -> None:
     assert len(mine) == 50 and all(d["outcome"] == "done" for d in mine)
     done = _mailroom(cyrus, "reset", "--apply")
     assert done.returncode == 0, done.stdout + done.stderr
+    after = cyrus.mail_of(senders)
     for sender in senders:
-        assert cyrus.emails_from(sender) == before[sender], sender
+        assert after[sender] == before[sender], sender
     contacts = asyncio.run(contact_uids(cyrus, senders))
     assert contacts == dict.fromkeys(senders), contacts
 

@@ -88,13 +88,15 @@ async def test_fifty_senders_with_every_kind_of_address_in_one_pass(account: Nex
     senders = [shape.format(n) + f"-{tag}@example.org" for n in range(10) for shape in shapes]
     for sender in senders:
         a.cyrus.deliver(sender, "Many", "one")
+    found = a.cyrus.wait_for_mail_of(senders, 1)
     for sender in senders:
-        (email,) = a.cyrus.wait_for_mail(sender, 1)
+        (email,) = found[sender.lower()]
         a.cyrus.label(email, "@ToFeed")
     assert (await a.triage.run_pass()).senders_triaged == 50
     # Everything again, to Paper Trail: fifty quoted phrases in one OR.
+    found = a.cyrus.mail_of(senders)
     for sender in senders:
-        (email,) = a.cyrus.emails_from(sender)
+        (email,) = found[sender.lower()]
         a.cyrus.label(email, "@ToPaperTrail")
     result = await a.triage.run_pass()
     assert (result.senders_triaged, result.failures) == (50, 0)

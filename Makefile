@@ -5,6 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# Bytecode caches stay on whatever the environment says: with
+# PYTHONDONTWRITEBYTECODE set, every test worker rewrites every test module
+# again and every `mailroom` a test starts compiles the package again (make
+# test-fast: 46 s against 58-72 s on two cores).
+unexport PYTHONDONTWRITEBYTECODE
+# Collected once before the workers start, so they load the rewritten tests
+# from the cache instead of each rewriting them (about 3 s, saving ~25 s of CPU).
+PRECOLLECT = $(BIN)/pytest -q --collect-only -p no:cacheprovider >/dev/null
+
 .PHONY: install test test-fast lint run sandbox diagrams bench bench-smoke soak soak-ci soak-selftest package-check clean
 
 install: $(STAMP)
@@ -22,6 +31,7 @@ $(STAMP): pyproject.toml
 # the CPU busy meanwhile (4:17 on 2 cores against 5:03 with two per core).
 WORKERS ?= $(shell echo $$(( $$(nproc) * 3 )))
 test: $(STAMP)
+	$(PRECOLLECT)
 	$(BIN)/pytest -q -n $(WORKERS) --dist loadgroup
 
 # The quick loop: without the Cyrus suites and the slow tests (the
@@ -29,6 +39,7 @@ test: $(STAMP)
 # longest Hypothesis runs, Prometheus, the browser); three workers per core.
 FAST_WORKERS ?= $(shell echo $$(( $$(nproc) * 3 )))
 test-fast: $(STAMP)
+	$(PRECOLLECT)
 	$(BIN)/pytest -q -n $(FAST_WORKERS) --dist loadgroup -m "not integration and not slow"
 
 lint: $(STAMP)

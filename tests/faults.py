@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailroom.sandbox.server import Sandbox
-from mailroom.sandbox.switches import ForcedStatus, Route, StreamMode, Switches
+from mailroom.sandbox.switches import ForcedStatus, Route, Switches
 
 
 @dataclass
@@ -41,16 +41,10 @@ class Faults(Switches):
       client hangs up: an answer of absurd size.
     """
 
-    drop: bool = False
-    stream: StreamMode = "normal"
+    # And those of Switches: drop, stream, retry_ms, stream_prefix, event_id,
+    # trickle, delay, delay_route.
     malformed_events: int = 0
     oversized_line: int = 0
-    retry_ms: int | None = None
-    stream_prefix: str | None = None
-    event_id: str | None = None
-    trickle: float = 0.0
-    delay: float = 0.0
-    delay_route: Route | None = None
     huge_answer: int = 0
     _forced: dict[str, ForcedStatus] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

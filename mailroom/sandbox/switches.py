@@ -23,6 +23,7 @@ class ForcedStatus:
     remaining: int | None  # None: until cleared
 
 
+@dataclass
 class Switches:
     """All off: connections answered, streams normal, nothing forced or delayed."""
 

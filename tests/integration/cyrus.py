@@ -57,11 +57,14 @@ class CyrusUnavailable(Exception):
 
 
 def _free_base() -> int:
-    # Each pytest-xdist worker searches its own stretch, so two workers
-    # starting servers at once never pick the same free ports.
+    # Each pytest-xdist worker searches its own stretch, so two workers never
+    # pick the same free ports: not when starting servers at once, and not when
+    # one worker's Cyrus restarts (its ports free for a moment) while another
+    # starts one. Stretches never wrap around (with a modulo, the sixth worker
+    # shared the first's and took a restarting Cyrus's port: 401s from then on).
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    first = 18100 + 150 * (int(worker) % 5 if worker.isdigit() else 0)
-    for base in range(first, first + 150, 10):
+    first = 18100 + 100 * (int(worker) if worker.isdigit() else 0)
+    for base in range(first, first + 100, 10):
         ok = True
         for port in (base, base + 1, base + 2):
             with socket.socket() as sock:
@@ -72,7 +75,7 @@ def _free_base() -> int:
                     break
         if ok:
             return base
-    raise CyrusUnavailable(f"no free port range for Cyrus in {first}-{first + 150}")
+    raise CyrusUnavailable(f"no free port range for Cyrus in {first}-{first + 100}")
 
 
 @dataclass

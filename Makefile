@@ -14,7 +14,7 @@ unexport PYTHONDONTWRITEBYTECODE
 # from the cache instead of each rewriting them (about 3 s, saving ~25 s of CPU).
 PRECOLLECT = $(BIN)/pytest -q --collect-only -p no:cacheprovider >/dev/null
 
-.PHONY: install test test-fast lint run sandbox diagrams bench bench-smoke soak soak-ci soak-selftest package-check clean
+.PHONY: axe-core install test test-fast lint run sandbox diagrams bench bench-smoke soak soak-ci soak-selftest package-check clean
 
 install: $(STAMP)
 
@@ -41,6 +41,20 @@ FAST_WORKERS ?= $(shell echo $$(( $$(nproc) * 3 )))
 test-fast: $(STAMP)
 	$(PRECOLLECT)
 	$(BIN)/pytest -q -n $(FAST_WORKERS) --dist loadgroup -m "not integration and not slow"
+
+# axe-core, the accessibility checker the browser tests run on every page:
+# npm's tarball, pinned by version and checked by hash (tests/web/test_browser.py).
+AXE_VERSION := 4.14.1
+AXE_SHA256 := 29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c
+AXE := .cache/axe-core/axe.min.js
+axe-core: $(AXE)
+$(AXE):
+	mkdir -p .cache/axe-core/tmp
+	cd .cache/axe-core/tmp && npm pack --silent axe-core@$(AXE_VERSION) >/dev/null
+	tar -xzf .cache/axe-core/tmp/axe-core-$(AXE_VERSION).tgz -C .cache/axe-core/tmp package/axe.min.js
+	echo "$(AXE_SHA256)  .cache/axe-core/tmp/package/axe.min.js" | sha256sum -c --quiet
+	mv .cache/axe-core/tmp/package/axe.min.js $(AXE)
+	rm -rf .cache/axe-core/tmp
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -98,6 +112,11 @@ package-check: $(STAMP)
 	cd /tmp && env -i PATH=/usr/bin:/bin HOME=/tmp $(PKG_VENV)/bin/mailroom --version
 	cd /tmp && env -i PATH=/usr/bin:/bin HOME=/tmp $(PKG_VENV)/bin/mailroom check >/dev/null 2>$(PKG_VENV)/check.err; \
 	  code=$$?; cat $(PKG_VENV)/check.err; test $$code -eq 2 && grep -q MAILROOM_JMAP_TOKEN $(PKG_VENV)/check.err
+	# The pages' templates and assets ship in the wheel; the password command works from it.
+	cd /tmp && $(PKG_VENV)/bin/python -c "import importlib.resources as r; w = r.files('mailroom.web'); \
+	  assert all(w.joinpath(f).is_file() for f in ('templates/screener.html', 'static/style.css', 'static/refresh.js'))"
+	cd /tmp && echo 'a long enough password' | env -i PATH=/usr/bin:/bin HOME=/tmp \
+	  $(PKG_VENV)/bin/mailroom web-password | grep -q '^\$$argon2id\$$'
 	cd /tmp && env -i PATH=/usr/bin:/bin HOME=/tmp timeout 120 $(PKG_VENV)/bin/mailroom demo \
 	  --pause 0.2 --debounce 0.5 --poll-interval 5 | grep "^demo | done: 7/7 senders triaged"
 

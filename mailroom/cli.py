@@ -248,6 +248,12 @@ def _sandbox(host: str, port: int, flavour: str, seed: bool) -> int:
     return 0
 
 
+def _web_password(args: argparse.Namespace) -> int:
+    from mailroom.commands.web_password import run_web_password
+
+    return run_web_password(sys.stdin, sys.stdout, sys.stderr)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _with_settings(_run),
     "check": _with_settings(_check),
@@ -258,6 +264,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "undo": _undo,
     "reset": _with_settings(_reset),
     "status": _status,
+    "web-password": _web_password,
     "systemd-unit": _systemd_unit,
     "monitoring": _monitoring,
     "sandbox": _sandbox_command,

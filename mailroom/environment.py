@@ -26,6 +26,7 @@ from mailroom.ledger.location import FILE_NAME, ledger_path
 SECRET_CREDENTIALS = {
     "MAILROOM_JMAP_TOKEN": "jmap-token",
     "MAILROOM_CARDDAV_PASSWORD": "carddav-password",
+    "MAILROOM_WEB_PASSWORD": "web-password",  # the hash `mailroom web-password` prints
 }
 
 

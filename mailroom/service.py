@@ -26,7 +26,6 @@ from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
 from mailroom.net import api_client
 from mailroom.observe.history import SENDERS_KEPT, TriagedEntry
-from mailroom.observe.http_server import ObservabilityServer
 from mailroom.observe.metrics import Metrics
 from mailroom.observe.systemd import SystemdNotifier
 from mailroom.observe.telemetry import Telemetry
@@ -41,6 +40,10 @@ from mailroom.startup import STARTUP_BACKOFF_CAP, start, wait_fed
 from mailroom.triage.workflow import (
     AccountConflict,
 )
+from mailroom.web.app import build
+from mailroom.web.context import WebContext, connect_pages
+from mailroom.web.guard import default_public_url, origins
+from mailroom.web.server import WebServer
 from mailroom.wiring import Clients, make_clients
 from mailroom.writer.lock import WriterLock
 
@@ -89,12 +92,14 @@ class App:
         self.systemd = systemd or SystemdNotifier()
         self.telemetry = make_telemetry(settings, self.systemd, self.policy)
         self.telemetry.set_dry_run(dry_run)
-        self.server = ObservabilityServer(
+        self.web = WebContext(
             telemetry=self.telemetry,
-            host=settings.http_host,
-            port=settings.http_port,
+            access=settings.web,
+            categories=list(settings.categories),
+            listen_host=settings.http_host,
             allowed_hosts=settings.http_allowed_hosts,
         )
+        self.server = WebServer(build(self.web), settings.http_host, settings.http_port)
         self.supervisor: Supervisor | None = None
         self.clients: Clients | None = None
 
@@ -115,11 +120,21 @@ class App:
             return 1
         host, port = self.server.address
         base = f"http://{host}:{port}"
+        web = self.web
+        web.public_url = settings.web.public_url or default_public_url(settings.http_host, port)
+        web.origins = origins(web.public_url, settings.http_host, port)
         # Ready once the settings are valid and /health answers; not after the
         # mail server does (a server down at boot must not get us killed).
         self.systemd.ready("starting: connecting to the mail server")
         log.info(
-            "serving", extra={"fields": {"health": base + "/health", "metrics": base + "/metrics"}}
+            "serving",
+            extra={
+                "fields": {
+                    "health": base + "/health",
+                    "metrics": base + "/metrics",
+                    "pages": web.public_url if settings.web.enabled else "off",
+                }
+            },
         )
         ledger: Ledger | None = None
         try:
@@ -194,6 +209,7 @@ class App:
                 return EXIT_CONFIG
             if not started:
                 return 0
+            connect_pages(self.web, clients, ledger, self.settings.ledger_path.parent)
             await self._supervise(clients, stream_http, stop)
         log.info("stopped")
         return 0
@@ -227,7 +243,7 @@ class App:
         async def run_pass(trigger: Trigger) -> PassSummary:
             ledger = clients.ledger
             if ledger is None:  # a dry run writes nothing: no writer to wait for
-                return summarise(await clients.triage.run_pass(trigger))
+                return await self._pass(clients, trigger)
             # Stopping, a pass still waiting for the lock has written nothing:
             # it gives up at once rather than hold the shutdown for a command.
             async with writer.hold(
@@ -237,7 +253,7 @@ class App:
                     # Email-level detail past its retention, once a day.
                     next_prune[0] = time.monotonic() + 86400.0
                     ledger.prune(time.time() - retention)
-                return summarise(await clients.triage.run_pass(trigger))
+                return await self._pass(clients, trigger)
 
         self.supervisor = Supervisor(
             policy=policy,
@@ -253,6 +269,13 @@ class App:
         self.systemd.status("started: connecting push")
         log.info("started", extra={"fields": {"categories": len(self.settings.categories)}})
         await self.supervisor.run(stop)
+
+    async def _pass(self, clients: Clients, trigger: Trigger) -> PassSummary:
+        try:
+            return summarise(await clients.triage.run_pass(trigger))
+        finally:
+            if self.web.screener is not None:
+                self.web.screener.changed()  # what the pass did shows on the next view
 
 
 async def run_until_signalled(settings: Settings, *, dry_run: bool = False) -> int:

@@ -21,6 +21,15 @@ from mailroom.core import redact
 from mailroom.core.secret import Secret
 from mailroom.environment import Reader
 from mailroom.errors import ConfigError
+from mailroom.web.access import (
+    WebAccess,
+    beyond_loopback_problem,
+    hash_problem,
+    header_problem,
+    networks,
+    origin_of,
+    origin_problem,
+)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("console", "json")
@@ -56,6 +65,7 @@ class Settings:
     categories: Categories
     ledger_path: Path  # in MAILROOM_STATE_DIR, else systemd's or XDG's state directory
     ledger_retention_days: int  # email-level detail kept this long
+    web: WebAccess  # who may use the pages (off until a login is set up)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -88,9 +98,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ledger_retention_days=reader.whole(
             "MAILROOM_LEDGER_RETENTION_DAYS", 400, minimum=1, maximum=36500, unit="days"
         ),
+        web=_web_access(reader),
     )
     _check_carddav(settings, reader.problems)
     _check_mailboxes(settings, reader.problems)
+    beyond = beyond_loopback_problem(settings.web, settings.http_host)
+    if beyond is not None:
+        reader.problems.append(beyond)
     if reader.problems:
         raise SettingsError(reader.problems)
     redact.register(settings.jmap_token.reveal())
@@ -106,6 +120,47 @@ def load_ledger_path(env: Mapping[str, str] | None = None) -> Path:
     if reader.problems:
         raise SettingsError(reader.problems)
     return path
+
+
+def _web_access(reader: Reader) -> WebAccess:
+    pages = reader.choice("MAILROOM_WEB", "on", ("on", "off")) == "on"
+    password = reader.optional_secret("MAILROOM_WEB_PASSWORD")
+    if password is not None and password.reveal():
+        why = hash_problem(password.reveal())
+        if why is not None:
+            reader.problems.append(f"MAILROOM_WEB_PASSWORD_FILE: the file {why}")
+            password = None
+    given = reader.optional("MAILROOM_WEB_AUTH_HEADER") or None
+    header = given
+    if header is not None and (why := header_problem(header)) is not None:
+        reader.problems.append(f"MAILROOM_WEB_AUTH_HEADER: {why}")
+        header = None
+    proxies, why = networks(reader.optional("MAILROOM_WEB_TRUSTED_PROXIES"))
+    if why is not None:
+        reader.problems.append(f"MAILROOM_WEB_TRUSTED_PROXIES: {why}")
+    elif header is not None and not proxies:
+        reader.problems.append(
+            "MAILROOM_WEB_AUTH_HEADER: set, but MAILROOM_WEB_TRUSTED_PROXIES is not: list the "
+            "reverse proxies' addresses (only they may say who is logged in; anyone else "
+            "could send the header)"
+        )
+        header = None
+    elif proxies and given is None:
+        reader.problems.append(
+            "MAILROOM_WEB_TRUSTED_PROXIES: set, but MAILROOM_WEB_AUTH_HEADER is not: name the "
+            "header your proxy puts the logged-in user in (Remote-User, X-Forwarded-User …)"
+        )
+    public = reader.optional("MAILROOM_WEB_PUBLIC_URL") or None
+    if public is not None and (why := origin_problem(public)) is not None:
+        reader.problems.append(f"MAILROOM_WEB_PUBLIC_URL: {why}")
+        public = None
+    return WebAccess(
+        pages=pages,
+        password_hash=password,
+        auth_header=header.lower() if header else None,
+        trusted_proxies=proxies,
+        public_url=origin_of(public) if public else None,
+    )
 
 
 def _check_carddav(settings: Settings, problems: list[str]) -> None:

@@ -15,12 +15,14 @@ import pytest
 
 from mailroom.core import redact
 from mailroom.failures import classify
-from mailroom.observe.http_server import MAX_CONNECTIONS, ObservabilityServer
 from mailroom.observe.logging import ConsoleFormatter, JsonFormatter
 from mailroom.observe.systemd import SystemdNotifier
 from mailroom.service import App, make_telemetry
 from mailroom.settings import SettingsError, load_settings
+from mailroom.web.app import build
+from mailroom.web.server import MAX_CONNECTIONS
 from tests.faults import FaultySandbox
+from tests.web.servers import monitor_server
 
 TOKEN = "fmu1-SECRET-token-0123456789"
 PASSWORD = "app-password-SECRET-42"
@@ -87,8 +89,14 @@ def test_plain_http_only_to_loopback_and_a_bad_listen_host_is_named() -> None:
         load_settings({**BASE, "MAILROOM_CARDDAV_URL": ok})
     (p,) = problems(MAILROOM_HTTP_HOST="not a host!!")
     assert p.startswith("MAILROOM_HTTP_HOST: expected an IP address or a host name")
-    for ok in ("127.0.0.1", "::1", "0.0.0.0", "mailroom.lan"):  # noqa: S104
+    for ok in ("127.0.0.1", "::1", "localhost"):
         assert load_settings({**BASE, "MAILROOM_HTTP_HOST": ok}).http_host == ok
+    # Beyond this machine: only with a login for the pages, or with them off.
+    for beyond in ("0.0.0.0", "mailroom.lan", "192.168.1.5"):  # noqa: S104
+        (p,) = problems(MAILROOM_HTTP_HOST=beyond)
+        assert "listens beyond this machine, but the pages" in p and "MAILROOM_WEB=off" in p
+        env = {**BASE, "MAILROOM_HTTP_HOST": beyond, "MAILROOM_WEB": "off"}
+        assert load_settings(env).http_host == beyond
 
 
 def test_no_secret_leaks_through_logs_health_status_or_failures(tmp_path: Path) -> None:
@@ -115,9 +123,16 @@ def test_no_secret_leaks_through_logs_health_status_or_failures(tmp_path: Path) 
     # 3. /health
     telemetry = make_telemetry(settings)
     telemetry.pass_finished("push", 0.1, error=leak)
-    server = ObservabilityServer(telemetry, "127.0.0.1", 0)
-    _, body, _ = server.route("GET", "/health")
+    _, ctx = monitor_server(telemetry)
+
+    async def read(path: str) -> bytes:
+        transport = httpx.ASGITransport(app=build(ctx))
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            return (await http.get(path)).content
+
+    body, page = asyncio.run(read("/health")), asyncio.run(read("/"))
     assert redact.MASK.encode() in body and TOKEN.encode() not in body
+    assert redact.MASK.encode() in page and TOKEN.encode() not in page
     # 4. systemd STATUS over a real socket
     path = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
@@ -159,7 +174,7 @@ async def test_run_refuses_a_label_that_is_a_role_mailbox() -> None:
 @pytest.mark.anyio
 async def test_health_server_survives_slow_and_flooding_clients() -> None:
     telemetry = make_telemetry(load_settings(BASE))
-    server = ObservabilityServer(telemetry, "127.0.0.1", 0)
+    server = monitor_server(telemetry)[0]
     await server.start()
     host, port = server.address
     slow = []

@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="its address: host:port, its base URL or its /health URL "
         "(default: from MAILROOM_HTTP_HOST and MAILROOM_HTTP_PORT)",
     )
+    command(
+        "web-password",
+        "print the hash of a password for the web pages (MAILROOM_WEB_PASSWORD_FILE); "
+        "reads it from a prompt, or from standard input's first line",
+    )
     unit = command("systemd-unit", "print the systemd unit for this installation")
     shape = unit.add_mutually_exclusive_group()
     shape.add_argument(

@@ -144,12 +144,18 @@ class DomainRules:
         return [w for _, w in sorted(found.items())]
 
     async def decide(
-        self, domain: str, category: Category, own: frozenset[str], *, apply: bool
+        self,
+        domain: str,
+        category: Category,
+        own: frozenset[str],
+        *,
+        apply: bool,
+        trigger: str = "cli",
     ) -> tuple[Decision | None, list[SenderWork]]:
         """``mailroom triage @DOMAIN CATEGORY``: the rule (recorded when applied)
         and the senders it triages now; a dry run only reads."""
         if apply:
-            rule = self.record(domain, category, "cli")
+            rule = self.record(domain, category, trigger)
             return rule, await self.senders(frozenset(), own, only=domain)
         screener = {s: n for s, n in (await self._in_screener([domain])).items() if s not in own}
         decided = self.ledger.decided(screener)

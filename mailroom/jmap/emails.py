@@ -60,11 +60,12 @@ class EmailMethods:
         position: int,
         limit: int,
         prefix: str = "",
+        oldest_first: bool = True,
     ) -> list[Call]:
         """An Email/query and the Email/get of its ids, as one request's calls."""
         q, g = prefix + "q", prefix + "g"
         return [
-            Call("Email/query", query_args(filter_, position, limit), q),
+            Call("Email/query", query_args(filter_, position, limit, oldest_first=oldest_first), q),
             Call(
                 "Email/get",
                 {"#ids": ref(q, "Email/query", "/ids"), "properties": list(properties)},

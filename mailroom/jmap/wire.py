@@ -211,10 +211,12 @@ def list_of_objects(result: Mapping[str, Any], what: str) -> list[dict[str, Any]
     return items
 
 
-def query_args(filter_: Mapping[str, Any], position: int, limit: int) -> dict[str, Any]:
+def query_args(
+    filter_: Mapping[str, Any], position: int, limit: int, *, oldest_first: bool = True
+) -> dict[str, Any]:
     return {
         "filter": filter_,
-        "sort": [{"property": "receivedAt", "isAscending": True}],
+        "sort": [{"property": "receivedAt", "isAscending": oldest_first}],
         "position": position,
         "limit": limit,
     }

@@ -2,7 +2,10 @@
 
 One small HTML document: no JavaScript, no external assets, every value
 escaped (sender addresses are whatever the world put in a From header). It
-reloads itself every few seconds with a meta refresh. Nothing on it can
+keeps itself up to date every few seconds with a small script of its own
+(``/static/refresh.js``, which a button pauses: an automatic reload nobody
+can stop is an accessibility failure), and without it a "Reload" link does.
+Nothing on it can
 change anything.
 """
 
@@ -115,7 +118,10 @@ def _border(x: float, y: float, dx: float, dy: float) -> tuple[float, float]:
     return x + dx * scale, y + dy * scale
 
 
-def render(view: PageView) -> str:
+def render(view: PageView, *, nonce: str = "", nav: str = "") -> str:
+    """The page; ``nonce`` lets its one <style> through the pages' CSP, ``nav``
+    (trusted markup) links the other pages when they are on."""
+    style = f' nonce="{escape(nonce)}"' if nonce else ""
     colour = _COLOURS.get(view.status, "#57606a")
     passes = (
         "".join(
@@ -143,10 +149,10 @@ def render(view: PageView) -> str:
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="refresh" content="{REFRESH_SECONDS}">
+<script src="/static/refresh.js" defer data-seconds="{REFRESH_SECONDS}"></script>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Mailroom: {escape(view.status)}</title>
-<style>
+<style{style}>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #24292f;
   padding: 0 1em; }}
 h1 {{ font-size: 1.5em; }}
@@ -160,7 +166,7 @@ footer {{ color: #57606a; font-size: .85em; }}
 </style>
 </head>
 <body>
-<h1>Mailroom <span class="badge" id="status">{escape(view.status)}</span></h1>
+{nav}<h1>Mailroom <span class="badge" id="status">{escape(view.status)}</span></h1>
 {output}{dry}
 <h2>Push connection</h2>
 <p>State <strong id="state">{escape(view.state.upper())}</strong> since
@@ -179,7 +185,8 @@ footer {{ color: #57606a; font-size: .85em; }}
 <h2>Last error</h2>
 <p id="last-error">{error}</p>
 <footer>Mailroom {escape(view.version)} · {_time(view.now)} · reloads every
-{REFRESH_SECONDS} s · <a href="/health">/health</a> · <a href="/metrics">/metrics</a></footer>
+{REFRESH_SECONDS} s · <a href="" id="reload">Reload</a> · <a href="/health">/health</a> ·
+<a href="/metrics">/metrics</a></footer>
 </body>
 </html>
 """

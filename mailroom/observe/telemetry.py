@@ -68,6 +68,9 @@ class Telemetry:
         # service up for a year makes many transitions.
         self.path: deque[str] = deque(["connecting"], maxlen=PATH_KEPT)
         self.history = History()
+        # Told when the account may have changed (a state change pushed, a pass
+        # done): the web pages' Screener view is read again after it.
+        self.account_changed: Callable[[], None] = lambda: None
         metrics.poll_interval.set(poll_interval)
         self._narrator = Narrator(poll_interval, self.degraded_interval)
 
@@ -113,6 +116,8 @@ class Telemetry:
             self.record.last_event_at = now
             self.metrics.events.labels(kind.value).inc(n)
             self.metrics.last_event.set(now)
+        if kind is ItemKind.STATE:
+            self.account_changed()
 
     def missed_push(self) -> None:
         with self._lock:

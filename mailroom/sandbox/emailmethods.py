@@ -73,6 +73,7 @@ class EmailMethods:
             "to": [dict(a) for a in email.to],
             "subject": email.subject,
             "receivedAt": email.received_at,
+            "preview": email.preview,
         }
         if properties is None:
             return full

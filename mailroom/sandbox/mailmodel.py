@@ -64,6 +64,7 @@ class Email:
     received_at: str
     keywords: dict[str, bool] = field(default_factory=dict)
     to: list[dict[str, str]] = field(default_factory=list)
+    preview: str = ""  # the start of the body's text (RFC 8621 §4.1.4: at most 256 characters)
 
 
 def set_answer(old: str, new: str, **outcomes: Any) -> Args:

@@ -143,6 +143,7 @@ class MailStore(MailboxMethods, EmailMethods):
         name: str = "",
         subject: str = "",
         mailboxes: Iterable[str] = ("Screener",),
+        preview: str = "",
     ) -> str:
         """Add one message from ``sender`` to the named mailboxes (created if missing)."""
         with self.lock:
@@ -157,6 +158,7 @@ class MailStore(MailboxMethods, EmailMethods):
                 from_=[{"name": name, "email": sender}],
                 subject=subject or f"Message from {sender}",
                 received_at=self._clock.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                preview=preview[:256],
             )
             self.emails[email.id] = email
             self._bump([(email.id, "created")])

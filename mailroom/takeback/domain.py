@@ -15,12 +15,16 @@ from mailroom.takeback.plan import UndoPlan
 
 
 async def undo_rule(
-    ledger: Ledger, takeback: TakeBack, rule: Decision, plans: list[UndoPlan]
+    ledger: Ledger,
+    takeback: TakeBack,
+    rule: Decision,
+    plans: list[UndoPlan],
+    trigger: Trigger = Trigger.CLI,
 ) -> list[Undone]:
     """Every sender ``rule`` triaged (``plans``, from ``takeback.plan`` of
     ``ledger.ruled_by``), back; the rule's undo recorded once all are."""
-    (undo_id,) = ledger.begin([undoing(rule, Trigger.CLI.value)])
-    results = await takeback.apply(plans, ledger, Trigger.CLI, rule=rule.id)
+    (undo_id,) = ledger.begin([undoing(rule, trigger.value)])
+    results = await takeback.apply(plans, ledger, trigger, rule=rule.id)
     if all(r.error is None for r in results):
         ledger.plan({undo_id: Effects(previous=rule.intent.category)})
         ledger.finish([undo_id])

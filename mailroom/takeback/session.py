@@ -14,7 +14,7 @@ from mailroom.ledger.store import Ledger
 from mailroom.net import api_client
 from mailroom.settings import Settings
 from mailroom.takeback.apply import TakeBack
-from mailroom.wiring import make_clients
+from mailroom.wiring import Clients, make_clients
 
 
 @dataclass
@@ -35,15 +35,21 @@ async def open_session(
     async with api_client(settings.poll_interval) as http:
         clients = make_clients(settings, http, dry_run=not apply, ledger=ledger)
         await clients.connect()
-        book = clients.book
-        assert book is not None
-        config = clients.triage.config
-        # The mailboxes ride in the request that finds the groups (JMAP
-        # contacts); over CardDAV they are a request of their own.
-        listing = clients.jmap.ride_along(MAILBOXES)
-        await book.find_groups(config.categories.contact_groups)
-        responses = await clients.jmap.answer(listing)
-        boxes = map_mailboxes(config, mailboxes_in(responses, listing.call.call_id)[0])
-        labels = frozenset({*boxes.labels.values(), boxes.error_label, *boxes.extra_labels} - {""})
-        takeback = TakeBack(clients.jmap, book, boxes, labels)
-        yield Session(ledger, takeback, {**ledger.mailbox_names(), **boxes.names})
+        yield await takeback_of(clients, ledger)
+
+
+async def takeback_of(clients: Clients, ledger: Ledger) -> Session:
+    """The means to take back over connected ``clients`` (the command's, or the
+    running service's for the web pages): the mailboxes and managed groups read."""
+    book = clients.book
+    assert book is not None
+    config = clients.triage.config
+    # The mailboxes ride in the request that finds the groups (JMAP
+    # contacts); over CardDAV they are a request of their own.
+    listing = clients.jmap.ride_along(MAILBOXES)
+    await book.find_groups(config.categories.contact_groups)
+    responses = await clients.jmap.answer(listing)
+    boxes = map_mailboxes(config, mailboxes_in(responses, listing.call.call_id)[0])
+    labels = frozenset({*boxes.labels.values(), boxes.error_label, *boxes.extra_labels} - {""})
+    takeback = TakeBack(clients.jmap, book, boxes, labels)
+    return Session(ledger, takeback, {**ledger.mailbox_names(), **boxes.names})

@@ -111,6 +111,11 @@ class Triage:
         self._boxes = map_mailboxes(self._config, mailboxes)
         self._own = await self.own_addresses()
 
+    @property
+    def own(self) -> frozenset[str]:
+        """The account's own addresses (known once set up)."""
+        return self._own
+
     async def own_addresses(self) -> frozenset[str]:
         """The account's own addresses, never triaged; the username alone if identities fail."""
         try:
@@ -164,7 +169,7 @@ class Triage:
         return result
 
     async def decide(
-        self, sender: str, category: Category
+        self, sender: str, category: Category, trigger: Trigger = Trigger.CLI
     ) -> tuple[PassResult, list[SenderRecord]]:
         """``mailroom triage``: one sender into ``category`` without a labelled email,
         by the pass's own steps (its writes are the same conditional ones, so it is
@@ -176,7 +181,7 @@ class Triage:
             )
         result = PassResult()
         work = SenderWork(sender, category, "")
-        bookkeeper = self._bookkeeper(Trigger.CLI)
+        bookkeeper = self._bookkeeper(trigger)
         bookkeeper.intents([work])
         return result, await self._decide([work], bookkeeper, result)
 
@@ -189,14 +194,16 @@ class Triage:
         return await rules.works(plan, trigger.value, self._own, self._flag, result)
 
     async def decide_domain(
-        self, domain: str, category: Category, ledger: Ledger
+        self, domain: str, category: Category, ledger: Ledger, trigger: Trigger = Trigger.CLI
     ) -> tuple[Decision | None, list[SenderRecord]]:
         """``mailroom triage @DOMAIN``: the rule, then every sender of the domain
         waiting in the Screener by the pass's steps (``ledger``: this one's, or
         one only read in a dry run, to leave out senders decided on their own)."""
         rules = DomainRules(self._jmap, ledger, self.mailboxes, self._config.categories)
-        rule, works = await rules.decide(domain, category, self._own, apply=not self.dry_run)
-        bookkeeper = self._bookkeeper(Trigger.CLI)
+        rule, works = await rules.decide(
+            domain, category, self._own, apply=not self.dry_run, trigger=trigger.value
+        )
+        bookkeeper = self._bookkeeper(trigger)
         bookkeeper.intents(works)
         return rule, await self._decide(works, bookkeeper, PassResult())
 

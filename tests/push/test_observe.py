@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mailroom.observe.http_server import ObservabilityServer
 from mailroom.observe.systemd import SystemdNotifier, notify_message, socket_address
 from mailroom.service import make_telemetry
 from mailroom.settings import load_settings
+from tests.web.servers import monitor_server
 
 SETTINGS = {
     "MAILROOM_JMAP_TOKEN": "t",
@@ -50,7 +50,7 @@ def test_notifier_without_socket_does_nothing() -> None:
 @pytest.mark.anyio
 async def test_http_server_routes() -> None:
     telemetry = make_telemetry(load_settings(SETTINGS))
-    server = ObservabilityServer(telemetry, "127.0.0.1", 0)
+    server = monitor_server(telemetry)[0]
     await server.start()
     host, port = server.address
     base = f"http://{host}:{port}"
@@ -134,7 +134,7 @@ def test_which_hosts_are_answered() -> None:
 @pytest.mark.anyio
 async def test_a_rebinding_page_gets_421_and_no_body() -> None:
     telemetry = make_telemetry(load_settings(SETTINGS))
-    server = ObservabilityServer(telemetry, "127.0.0.1", 0, allowed_hosts=("box.lan",))
+    server = monitor_server(telemetry, allowed_hosts=("box.lan",))[0]
     await server.start()
     host, port = server.address
     try:

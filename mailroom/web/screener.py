@@ -1,0 +1,186 @@
+"""Who is waiting in the Screener: the senders, grouped from its emails (pure),
+and the reader that keeps them until the account changes.
+
+One view costs at most two JMAP requests (each an Email/query with the
+Email/get of its ids, as many pages as a request may carry), newest first, at
+most :data:`MAX_EMAILS` emails; past that the page says more are waiting. The
+view is kept until push, a pass or a decision says the account changed: a
+page shown again while nothing changed costs no request at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mailroom.jmap.client import JmapClient
+from mailroom.jmap.wire import Call, page_of
+from mailroom.triage.scan import mailbox_ids_of, sender_of
+
+PROPERTIES = ("from", "subject", "preview", "receivedAt", "mailboxIds")
+MAX_EMAILS = 20_000  # read for one view (a few MB at most)
+REQUESTS = 2  # at most, for one view
+MAX_NAME, MAX_SUBJECT, MAX_PREVIEW = 120, 200, 256  # characters shown
+
+# Marks that reorder or hide text (bidirectional overrides and isolates, zero
+# widths): a sender named with them could make its address read as another's.
+_HIDING = {0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF}
+_HIDING |= set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+
+
+def shown(text: Any, limit: int) -> str:
+    """Text from mail as the page shows it: one line, no control or reordering
+    characters, at most ``limit`` characters (escaping is the template's job)."""
+    if not isinstance(text, str):
+        return ""
+    out = []
+    for char in text:
+        if ord(char) in _HIDING:
+            continue
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            char = " "
+        out.append(char)
+    flat = " ".join("".join(out).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@dataclass
+class Waiting:
+    """One sender waiting in the Screener."""
+
+    address: str
+    name: str
+    emails: int
+    subject: str  # of the newest email
+    preview: str
+    received: str  # the newest email's receivedAt, as the server wrote it
+    deciding: bool = False  # a triage label is on one of its emails already
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+    @property
+    def when(self) -> datetime | None:
+        try:
+            return datetime.fromisoformat(self.received.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+
+
+@dataclass
+class ScreenerView:
+    senders: list[Waiting] = field(default_factory=list)  # newest first
+    more: bool = False  # more emails wait than were read
+    emails: int = 0
+
+
+def group(
+    emails: Iterable[Mapping[str, Any]], labels: frozenset[str], own: frozenset[str] = frozenset()
+) -> list[Waiting]:
+    """Emails (newest first) as senders, newest first; the account's own
+    addresses and emails without a sender left out."""
+    by_sender: dict[str, Waiting] = {}
+    for email in emails:
+        found = sender_of(email)
+        if found is None or found[0] in own:
+            continue
+        address, name = found
+        labelled = bool(mailbox_ids_of(email) & labels)
+        waiting = by_sender.get(address)
+        if waiting is None:
+            received = email.get("receivedAt")
+            by_sender[address] = Waiting(
+                address=shown(address, 320),
+                name=shown(name, MAX_NAME),
+                emails=1,
+                subject=shown(email.get("subject"), MAX_SUBJECT),
+                preview=shown(email.get("preview"), MAX_PREVIEW),
+                received=received if isinstance(received, str) else "",
+                deciding=labelled,
+            )
+        else:
+            waiting.emails += 1
+            waiting.deciding |= labelled
+            if not waiting.name:
+                waiting.name = shown(name, MAX_NAME)
+    return sorted(by_sender.values(), key=lambda w: w.received, reverse=True)
+
+
+class ScreenerReader:
+    """Reads the Screener for the pages; ``changed()`` forgets the view."""
+
+    def __init__(
+        self,
+        jmap: JmapClient,
+        screener_id: str,
+        labels: frozenset[str],
+        own: frozenset[str] = frozenset(),
+    ) -> None:
+        self._jmap = jmap
+        self._screener = screener_id
+        self._labels = labels
+        self._own = own
+        self._view: ScreenerView | None = None
+        self._generation = 0
+        self._lock = asyncio.Lock()  # one read at a time; the others share it
+
+    def changed(self) -> None:
+        self._generation += 1
+        self._view = None
+
+    async def view(self) -> ScreenerView:
+        async with self._lock:
+            if self._view is not None:
+                return self._view
+            generation = self._generation
+            view = await self._read()
+            if generation == self._generation:  # not changed while reading
+                self._view = view
+            return view
+
+    async def _read(self) -> ScreenerView:
+        jmap = self._jmap
+        size = jmap.page_size(4096)
+        per = max(1, jmap.session.max_calls_in_request // 2)
+        filter_ = {"inMailbox": self._screener}
+        emails: list[dict[str, Any]] = []
+        position = 0
+        for _ in range(REQUESTS):
+            calls = _page_calls(jmap, filter_, position, size, per)
+            resp = await jmap.request(calls)
+            for i in range(per):
+                page = page_of(
+                    resp.get(f"p{i}q", "Email/query"), resp.get(f"p{i}g", "Email/get"), size
+                )
+                emails.extend(page.emails)
+                position += len(page.ids)
+                if page.last or len(emails) >= MAX_EMAILS:
+                    view = group(emails, self._labels, self._own)
+                    return ScreenerView(view, more=not page.last, emails=len(emails))
+                if len(page.ids) < size:
+                    # The server clamped the page: the later positions asked
+                    # for assumed the full size, so ask again from here.
+                    size = len(page.ids)
+                    break
+        return ScreenerView(group(emails, self._labels, self._own), more=True, emails=len(emails))
+
+
+def _page_calls(
+    jmap: JmapClient, filter_: Mapping[str, Any], position: int, size: int, per: int
+) -> Sequence[Call]:
+    calls: list[Call] = []
+    for i in range(per):
+        calls += jmap.query_page_calls(
+            filter_,
+            PROPERTIES,
+            position=position + i * size,
+            limit=size,
+            prefix=f"p{i}",
+            oldest_first=False,
+        )
+    return calls

@@ -40,6 +40,7 @@ from mailroom.startup import STARTUP_BACKOFF_CAP, start, wait_fed
 from mailroom.triage.workflow import (
     AccountConflict,
 )
+from mailroom.web.access import public_host
 from mailroom.web.app import build
 from mailroom.web.context import WebContext, connect_pages
 from mailroom.web.guard import default_public_url, origins
@@ -97,7 +98,8 @@ class App:
             access=settings.web,
             categories=list(settings.categories),
             listen_host=settings.http_host,
-            allowed_hosts=settings.http_allowed_hosts,
+            # The address people open the pages at is one this service answers to.
+            allowed_hosts=(*settings.http_allowed_hosts, *public_host(settings.web)),
         )
         self.server = WebServer(build(self.web), settings.http_host, settings.http_port)
         self.supervisor: Supervisor | None = None

@@ -61,6 +61,14 @@ class WebAccess:
         return any(address in network for network in self.trusted_proxies)
 
 
+def public_host(access: WebAccess) -> tuple[str, ...]:
+    """The host name in ``MAILROOM_WEB_PUBLIC_URL``, if set."""
+    if access.public_url is None:
+        return ()
+    host = urlsplit(access.public_url).hostname
+    return (host,) if host else ()
+
+
 def is_loopback(host: str) -> bool:
     name = host.strip("[]").lower()
     if name in LOOPBACK_NAMES:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from mailroom.web.auth import Session, password_matches
+from mailroom.web.auth import Session, password_matches, same_token
 from mailroom.web.context import COOKIE, WebContext
 from mailroom.web.guard import change_refused
 from mailroom.web.render import page, refused
@@ -119,7 +119,8 @@ async def logout(request: Request, ctx: WebContext) -> Response:
     if why is not None:
         return refused(ctx, why)
     form = await request.form(max_files=0, max_fields=4, max_part_size=4096)
-    if who is None or form.get("csrf") != who.csrf:
+    token = form.get("csrf")
+    if who is None or not same_token(who.csrf, token if isinstance(token, str) else None):
         return RedirectResponse("/login", status_code=303)
     ctx.sessions.end(request.cookies.get(COOKIE))
     response = RedirectResponse("/login", status_code=303)

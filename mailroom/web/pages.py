@@ -37,7 +37,9 @@ MAX_ADDRESS = 320
 
 def _page_number(request: Request) -> int:
     raw = request.query_params.get("page", "1")
-    return min(MAX_PAGE, int(raw)) if raw.isdigit() and 0 < len(raw) < 6 and int(raw) > 0 else 1
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
+        return 1
+    return max(1, min(MAX_PAGE, int(raw)))
 
 
 def _answer(response: Response, who: Visitor, ctx: WebContext) -> Response:
@@ -59,7 +61,8 @@ async def screener(request: Request, ctx: WebContext) -> Response:
     except MailroomError as exc:
         log.warning("cannot read the Screener", extra={"fields": {"error": str(exc)}})
         return _answer(page(ctx, "connecting.html", who, status=503, error=str(exc)), who, ctx)
-    number = _page_number(request)
+    pages = max(1, -(-len(view.senders) // PER_PAGE))
+    number = min(_page_number(request), pages)
     start = (number - 1) * PER_PAGE
     shown = view.senders[start : start + PER_PAGE]
     session = who.session
@@ -72,7 +75,7 @@ async def screener(request: Request, ctx: WebContext) -> Response:
         view=view,
         senders=shown,
         number=number,
-        pages=max(1, -(-len(view.senders) // PER_PAGE)),
+        pages=pages,
         waiting=count(len(view.senders), "sender"),
         categories=list(enumerate(ctx.categories)),
         notes=notes,
@@ -133,7 +136,7 @@ async def decide(request: Request, ctx: WebContext) -> Response:
         who.session.notes.append("Tick the senders to decide first, or use a row's buttons.")
         return _answer(RedirectResponse("/screener", status_code=303), who, ctx)
     if ctx.decisions is None:
-        return _answer(page(ctx, "connecting.html", who, status=503), who, ctx)
+        return _not_yet(ctx, who)
     by_domain = set(_addresses(form.getlist("domain")) or [])
     done = Done()
     for whole, group in (
@@ -146,6 +149,14 @@ async def decide(request: Request, ctx: WebContext) -> Response:
             done.failed += part.failed
     _remember(who, done, f"into {category.name}")
     return _answer(RedirectResponse("/screener", status_code=303), who, ctx)
+
+
+def _not_yet(ctx: WebContext, who: Visitor) -> Response:
+    """No decisions: not connected yet, or a dry run (which writes nothing)."""
+    if ctx.screener is not None:
+        why = "This is a dry run (mailroom run --dry-run): nothing is written to the account."
+        return _answer(refused(ctx, why, status=409), who, ctx)
+    return _answer(page(ctx, "connecting.html", who, status=503), who, ctx)
 
 
 def _remember(who: Visitor, done: Done, what: str) -> None:
@@ -168,7 +179,7 @@ async def undo(request: Request, ctx: WebContext) -> Response:
     if subject.startswith("@"):
         subject = f"@{normal(subject)}"
     if ctx.decisions is None:
-        return _answer(page(ctx, "connecting.html", who, status=503), who, ctx)
+        return _not_yet(ctx, who)
     done = await ctx.decisions.undo(subject)
     if done.done:
         who.session.notes.append(f"Took back the decision on {subject}.")

@@ -53,13 +53,16 @@ class _Admission:
 
 
 class _Bounded(H11Protocol):
-    admission: _Admission  # set on the subclass each server makes
+    # Set on the subclass each server makes.
+    admission: _Admission
+    request_timeout: float
+    answer_timeout: float
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._deadline: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self.admission.admit(self)
-        self._arm(REQUEST_TIMEOUT)
+        self._arm(self.request_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.admission.forget(self)
@@ -82,11 +85,11 @@ class _Bounded(H11Protocol):
         super().handle_events()
         cycle = self.cycle
         if cycle is not None and not cycle.more_body and not cycle.response_complete:
-            self._arm(ANSWER_TIMEOUT)  # the whole request is in: the app's turn
+            self._arm(self.answer_timeout)  # the whole request is in: the app's turn
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        self._arm(REQUEST_TIMEOUT)  # the next request, or the answer still draining
+        self._arm(self.request_timeout)  # the next request, or the answer still draining
 
     def _arm(self, seconds: float) -> None:
         if self._deadline is not None:
@@ -99,7 +102,15 @@ class _Bounded(H11Protocol):
 
 
 class WebServer:
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        host: str,
+        port: int,
+        *,
+        request_timeout: float = REQUEST_TIMEOUT,
+        answer_timeout: float = ANSWER_TIMEOUT,
+    ) -> None:
         self._host = host
         self._port = port
         self._config = uvicorn.Config(
@@ -116,7 +127,15 @@ class WebServer:
         )
         self._config.load()
         self._state = ServerState()
-        self._protocol = type("BoundedH11", (_Bounded,), {"admission": _Admission()})
+        self._protocol = type(
+            "BoundedH11",
+            (_Bounded,),
+            {
+                "admission": _Admission(),
+                "request_timeout": request_timeout,
+                "answer_timeout": answer_timeout,
+            },
+        )
         self._server: asyncio.Server | None = None
 
     @property

@@ -668,6 +668,7 @@ def run_all(sizes: Sizes, *, with_cyrus: bool, only: set[str] | None = None) -> 
             ("dead_stream_no_pings", lambda: bench_dead_stream(False)),
         ]
     steps.append(("link", lambda: _run_link(sizes)))
+    steps += _web_steps(sizes)
     if with_cyrus:
         steps.append(("cyrus", lambda: bench_cyrus(sizes)))
         steps.append(("cyrus_next", lambda: bench_cyrus(sizes, next_build=True)))
@@ -684,6 +685,16 @@ def run_all(sizes: Sizes, *, with_cyrus: bool, only: set[str] | None = None) -> 
             f"bench: {name} done in {time.monotonic() - started:.0f} s: {results[name]}", flush=True
         )
     return results
+
+
+def _web_steps(sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+    from tests.bench import web  # it builds on this module
+
+    return [
+        ("web_screener", lambda: web.bench_screener_page(sizes)),
+        ("web_memory", lambda: web.bench_idle_memory(sizes)),
+        ("web_decision", lambda: web.bench_decision_over_link(sizes)),
+    ]
 
 
 def _run_ledger(sizes: Sizes) -> dict[str, Any]:
@@ -902,6 +913,9 @@ def markdown(r: dict[str, Any]) -> str:
         ),
     ]
     rows += _link_rows(r)
+    from tests.bench.web import web_rows
+
+    rows += web_rows(r)
     lines = [
         f"# Mailroom benchmark ({r['mode']} run)",
         "",

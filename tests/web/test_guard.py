@@ -155,3 +155,14 @@ def test_senders_are_grouped_newest_first() -> None:
     ]
     assert out[0].name == "Bo" and out[0].domain == "b.example"
     assert out[0].when is not None and out[0].when.year == 2026
+
+
+def test_the_public_address_is_one_the_service_answers_to() -> None:
+    from mailroom.observe.hosts import host_allowed
+    from mailroom.service import App
+
+    line = hash_password("correct horse battery")
+    env = _env(MAILROOM_WEB_PASSWORD=line, MAILROOM_WEB_PUBLIC_URL="https://Mail.Example.org")
+    web = App(load_settings(env)).web
+    assert host_allowed("mail.example.org", web.listen_host, web.allowed_hosts)
+    assert not host_allowed("evil.example", web.listen_host, web.allowed_hosts)

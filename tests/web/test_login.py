@@ -116,3 +116,26 @@ async def test_a_get_never_changes_anything_and_unknown_methods_are_refused() ->
         assert (await web.get("/undo")).status_code == 405
         assert (await web.get("/logout")).status_code == 405
         assert (await web.post("/health")).status_code == 405
+
+
+def test_listening_beyond_this_machine_without_a_login_does_not_start() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")},
+        **BASE,
+        "MAILROOM_HTTP_HOST": "0.0.0.0",  # noqa: S104
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "mailroom", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "listens beyond this machine" in done.stderr
+    assert "MAILROOM_WEB_PASSWORD_FILE" in done.stderr and "MAILROOM_WEB=off" in done.stderr

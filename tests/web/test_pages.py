@@ -82,8 +82,10 @@ def test_decide_and_take_back_from_the_pages(
     cookie = web.http.cookies.jar
     (session,) = [c for c in cookie if c.name == "mailroom_session"]
     assert session.has_nonstandard_attr("HttpOnly") and not session.secure
+    before = sb.total_requests("api")
     page = web.http.get("/screener")
     assert page.status_code == 200
+    assert sb.total_requests("api") - before <= 2  # one view, at most two JMAP requests
     assert "4 senders waiting" in page.text
     assert "First words" in page.text and "Invoice 2" in page.text  # newest subject
     assert "<script>document" not in page.text
@@ -95,6 +97,10 @@ def test_decide_and_take_back_from_the_pages(
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "no-referrer"
     token = web.csrf()
+    # Shown again while nothing changed: not one request to the mail server.
+    before = sb.total_requests("api")
+    assert "4 senders waiting" in web.http.get("/screener").text
+    assert sb.total_requests("api") == before
     # Ann into the Feed with her row's button: done before the answer comes.
     feed = _index(page.text, "Feed")
     resp = web.post("/screener/decide", {"csrf": token, "decide": f"{feed}:ann@a.example"})
@@ -205,3 +211,42 @@ def test_the_attacks_are_refused(
     health = httpx.get(proc.base + "/health").text
     assert "@" not in health.replace("@ToScreener", "")
     assert _in(sb, "ann@a.example") == {"Screener"}
+
+
+def test_a_thousand_waiting_senders_render_a_hundred_a_page() -> None:
+    with FaultySandbox() as sb:
+        for n in range(1000):
+            sb.mail.deliver(f"s{n:04d}@bulk{n % 13}.example", name=f"Sender {n}")
+        env = {**sb.env(), "MAILROOM_WEB_PASSWORD": HASH}
+        with MailroomProcess(env) as proc:
+            assert wait_until(lambda: proc.health()[1].get("status") == "pass", 60), proc.log
+            web = Browserless(proc.base)
+            web.login()
+            before = sb.total_requests("api")
+            first = web.http.get("/screener").text
+            assert sb.total_requests("api") - before <= 2
+            assert "1000 senders waiting" in first
+            assert first.count('class="sender"') == 100
+            assert 'data-address="s0999@bulk11.example"' in first  # newest first
+            assert "page 1 of 10" in first
+            last = web.http.get("/screener", params={"page": "10"}).text
+            assert last.count('class="sender"') == 100
+            assert 'data-address="s0000@bulk0.example"' in last
+            beyond = web.http.get("/screener", params={"page": "99999999"}).text
+            assert "page 10 of 10" in beyond
+            assert sb.total_requests("api") - before <= 2  # the pages share one read
+
+
+def test_a_dry_run_shows_the_screener_and_changes_nothing() -> None:
+    with FaultySandbox() as sb:
+        sb.mail.deliver("ann@a.example", name="Ann")
+        env = {**sb.env(), "MAILROOM_WEB_PASSWORD": HASH}
+        with MailroomProcess(env, args=("--dry-run",)) as proc:
+            assert wait_until(lambda: proc.health()[1].get("status") == "pass", 60), proc.log
+            web = Browserless(proc.base)
+            web.login()
+            page = web.http.get("/screener").text
+            assert "1 sender waiting" in page and "Dry run" in page
+            resp = web.post("/screener/decide", {"csrf": web.csrf(), "decide": "1:ann@a.example"})
+            assert resp.status_code == 409 and "dry run" in resp.text
+            assert _in(sb, "ann@a.example") == {"Screener"}

@@ -30,7 +30,12 @@ class MailroomProcess:
     """``mailroom run``; first ``mailroom setup --apply --create-screener`` unless told not."""
 
     def __init__(
-        self, env: dict[str, str], *, setup: bool = True, args: tuple[str, ...] = ()
+        self,
+        env: dict[str, str],
+        *,
+        setup: bool = True,
+        args: tuple[str, ...] = (),
+        cwd: str | None = None,  # another checkout's package (``python -m`` imports from here)
     ) -> None:
         self.port = free_port()
         full = {
@@ -47,6 +52,7 @@ class MailroomProcess:
                 text=True,
                 timeout=120,
                 check=False,
+                cwd=cwd,
             )
             assert done.returncode == 0, done.stdout + done.stderr
         self.proc = subprocess.Popen(
@@ -54,6 +60,7 @@ class MailroomProcess:
             env=full,
             stderr=subprocess.PIPE,
             text=True,
+            cwd=cwd,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

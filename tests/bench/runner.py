@@ -158,14 +158,17 @@ class StandIn:
         return time.monotonic()
 
 
-def start_service(env: dict[str, str], debounce: float, poll: float = 60) -> MailroomProcess:
+def start_service(
+    env: dict[str, str], debounce: float, poll: float = 60, cwd: str | None = None
+) -> MailroomProcess:
     mr = MailroomProcess(
         {
             **env,
             "MAILROOM_DEBOUNCE_SECONDS": f"{debounce:g}",
             "MAILROOM_POLL_INTERVAL": f"{poll:g}",
             "MAILROOM_LOG_LEVEL": "WARNING",
-        }
+        },
+        cwd=cwd,
     )
     if not wait_until(lambda: mr.push_state() in ("connected", "degraded"), 60):
         mr.stop()
@@ -694,6 +697,7 @@ def _web_steps(sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
         ("web_screener", lambda: web.bench_screener_page(sizes)),
         ("web_memory", lambda: web.bench_idle_memory(sizes)),
         ("web_decision", lambda: web.bench_decision_over_link(sizes)),
+        ("web_flood", lambda: web.bench_flood(sizes)),
     ]
 
 

@@ -6,8 +6,14 @@ round trips, no debounce), and the service's idle memory with the pages on.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
+import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +24,7 @@ from tests.bench.runner import Sizes, StandIn, percentiles, rss_mb, start_servic
 from tests.process import MailroomProcess, wait_until
 
 PASSWORD = "a bench password"
+BEFORE_PAGES = "382336c"  # the last commit before the web pages: today's memory
 HASH = hash_password(PASSWORD)
 
 
@@ -91,30 +98,63 @@ def bench_screener_page(s: Sizes) -> dict[str, Any]:
 
 
 def bench_idle_memory(s: Sizes) -> dict[str, Any]:
-    """Idle RSS of the service with the pages on (having served some) and off."""
+    """Idle RSS of the service with the pages on (having served each page),
+    with them off, and of the last build before the pages (a git worktree of
+    :data:`BEFORE_PAGES`, when the checkout has it), on the same stand-in."""
     out: dict[str, Any] = {}
-    for name, extra in (
-        ("pages_off", {"MAILROOM_WEB": "off"}),
-        ("pages_on", {"MAILROOM_WEB_PASSWORD": HASH}),
-    ):
-        si = StandIn()
-        try:
-            for n in range(50):
-                si.sb.mail.deliver(f"m{n}@mem.example", name=f"M {n}")
-            mr = start_service({**si.sb.env(), **extra}, s.debounce)
-            with mr:
-                if name == "pages_on":
-                    http, _ = _logged_in(mr)
-                    for path in ("/screener", "/history", "/status"):
-                        _timed_view(http, path)
-                    http.close()
-                time.sleep(2)
-                out[name] = {"rss_mb": rss_mb(mr.proc.pid)}
-        finally:
-            si.close()
-    out["difference_mb"] = round(out["pages_on"]["rss_mb"] - out["pages_off"]["rss_mb"], 1)
+    runs: list[tuple[str, dict[str, str], str | None]] = [
+        ("pages_off", {"MAILROOM_WEB": "off"}, None),
+        ("pages_on", {"MAILROOM_WEB_PASSWORD": HASH}, None),
+    ]
+    with contextlib.ExitStack() as stack:
+        before = stack.enter_context(_checkout(BEFORE_PAGES))
+        if before is not None:
+            runs.insert(0, ("before_pages", {}, before))
+        for name, extra, cwd in runs:
+            si = StandIn()
+            try:
+                for n in range(50):
+                    si.sb.mail.deliver(f"m{n}@mem.example", name=f"M {n}")
+                mr = start_service({**si.sb.env(), **extra}, s.debounce, cwd=cwd)
+                with mr:
+                    if name == "pages_on":
+                        http, _ = _logged_in(mr)
+                        for path in ("/screener", "/history", "/status"):
+                            _timed_view(http, path)
+                        http.close()
+                    time.sleep(2)
+                    out[name] = {"rss_mb": rss_mb(mr.proc.pid)}
+            finally:
+                si.close()
+    base = out.get("before_pages", out["pages_off"])["rss_mb"]
+    out["compared_with"] = "before_pages" if "before_pages" in out else "pages_off"
+    out["difference_mb"] = round(out["pages_on"]["rss_mb"] - base, 1)
     out["target_difference_mb"] = 15
     return out
+
+
+@contextlib.contextmanager
+def _checkout(commit: str) -> Iterator[str | None]:
+    """A worktree of ``commit`` (None when git or the commit is not there)."""
+    root = Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory(prefix="mailroom-before-") as tmp:
+        where = Path(tmp) / "tree"
+        made = subprocess.run(
+            ["git", "-C", str(root), "worktree", "add", "--detach", "-q", str(where), commit],
+            capture_output=True,
+            check=False,
+        )
+        if made.returncode != 0:
+            yield None
+            return
+        try:
+            yield str(where)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(root), "worktree", "remove", "--force", str(where)],
+                capture_output=True,
+                check=False,
+            )
 
 
 def bench_decision_over_link(s: Sizes) -> dict[str, Any]:
@@ -152,6 +192,54 @@ def bench_decision_over_link(s: Sizes) -> dict[str, Any]:
     }
 
 
+def bench_flood(s: Sizes) -> dict[str, Any]:
+    """The server's bounds, measured on the real service: /health answered while
+    three times as many slow clients as it serves at once hold half-sent
+    requests; an oversized head refused; a foreign Host refused."""
+    from mailroom.web.server import MAX_CONNECTIONS, MAX_REQUEST
+
+    si = StandIn()
+    try:
+        mr = start_service({**si.sb.env(), "MAILROOM_WEB_PASSWORD": HASH}, s.debounce)
+        with mr:
+            slow = []
+            for _ in range(MAX_CONNECTIONS * 3):
+                sock = socket.create_connection(("127.0.0.1", mr.port), timeout=10)
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                slow.append(sock)
+            took = []
+            for _ in range(10):
+                started = time.perf_counter()
+                ok = httpx.get(mr.base + "/health", timeout=10).status_code == 200
+                took.append(time.perf_counter() - started)
+                if not ok:
+                    raise RuntimeError("/health did not answer during the flood")
+            dropped = 0
+            for sock in slow:
+                try:
+                    dropped += sock.recv(1) == b""
+                except OSError:
+                    dropped += 1
+                sock.close()
+            big = socket.create_connection(("127.0.0.1", mr.port), timeout=10)
+            big.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nA: " + b"a" * 20_000 + b"\r\n\r\n")
+            oversized = big.recv(64).split(b"\r\n")[0].decode()
+            big.close()
+            foreign = httpx.get(mr.base + "/screener", headers={"Host": "evil.example"}).status_code
+        return {
+            "slow_clients": len(slow),
+            "served_at_once": MAX_CONNECTIONS,
+            "health_during_flood_s": percentiles(took),
+            "slow_clients_dropped": dropped,
+            "oversized_head": oversized,
+            "max_head_bytes": MAX_REQUEST,
+            "foreign_host_status": foreign,
+            "target_health_s": 1.0,
+        }
+    finally:
+        si.close()
+
+
 def web_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The pages' rows of bench/results.md."""
 
@@ -165,7 +253,22 @@ def web_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     cached = get("web_screener", "cached_view_s")
     decision = get("web_decision", "click_to_changed_s")
+    flood = get("web_flood", "health_during_flood_s")
     return [
+        (
+            "Flood of slow clients (three times the 32 served): /health p99 (s) / dropped / "
+            "oversized head / foreign Host",
+            " / ".join(
+                str(v)
+                for v in (
+                    flood.get("p99", "n/a") if isinstance(flood, dict) else "n/a",
+                    get("web_flood", "slow_clients_dropped"),
+                    get("web_flood", "oversized_head"),
+                    get("web_flood", "foreign_host_status"),
+                )
+            ),
+            "≤ 1.0 / all / 400 / 421",
+        ),
         (
             f"Screener page, {get('web_screener', 'senders_waiting')} senders waiting: first view "
             "/ cached p95 / last page (s)",
@@ -197,12 +300,13 @@ def web_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
             "≤ 1.0",
         ),
         (
-            "Idle RSS, pages on / off / difference (MB)",
+            "Idle RSS, pages on / off / the build before the pages / difference (MB)",
             " / ".join(
                 str(v)
                 for v in (
                     get("web_memory", "pages_on", "rss_mb"),
                     get("web_memory", "pages_off", "rss_mb"),
+                    get("web_memory", "before_pages", "rss_mb"),
                     get("web_memory", "difference_mb"),
                 )
             ),

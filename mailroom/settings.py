@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mailroom.account.categories import (
     Categories,
 )
+from mailroom.account.own import address
 from mailroom.contacts.select import ContactsChoice
 from mailroom.core import redact
 from mailroom.core.secret import Secret
@@ -62,6 +63,8 @@ class Settings:
     error_label: str
     back_label: str  # @ToScreener: a sender back to the Screener
     domain_label: str  # @WholeDomain: the triage label decides for the domain
+    own_addresses: tuple[str, ...]  # the user's own, besides what the server says
+    trust_sent: str | None  # the category of senders you wrote to (None: off)
     categories: Categories
     ledger_path: Path  # in MAILROOM_STATE_DIR, else systemd's or XDG's state directory
     ledger_retention_days: int  # email-level detail kept this long
@@ -93,6 +96,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         error_label=reader.required("MAILROOM_ERROR_LABEL", "@MailroomError"),
         back_label=reader.required("MAILROOM_TO_SCREENER_LABEL", "@ToScreener"),
         domain_label=reader.required("MAILROOM_WHOLE_DOMAIN_LABEL", "@WholeDomain"),
+        own_addresses=_own_addresses(reader),
+        trust_sent=None,  # read once the categories are known (below)
         categories=reader.categories("MAILROOM_TRIAGE_CATEGORIES"),
         ledger_path=reader.ledger_path(),
         ledger_retention_days=reader.whole(
@@ -100,6 +105,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         web=_web_access(reader),
     )
+    settings = _with_trust(settings, reader)
     _check_carddav(settings, reader.problems)
     _check_mailboxes(settings, reader.problems)
     beyond = beyond_loopback_problem(settings.web, settings.http_host)
@@ -120,6 +126,36 @@ def load_ledger_path(env: Mapping[str, str] | None = None) -> Path:
     if reader.problems:
         raise SettingsError(reader.problems)
     return path
+
+
+def _with_trust(settings: Settings, reader: Reader) -> Settings:
+    """MAILROOM_TRUST_SENT: ``off`` or a category (its name or label, any case)."""
+    wanted = (reader.optional("MAILROOM_TRUST_SENT") or "off").strip()
+    if wanted.casefold() == "off":
+        return settings
+    for c in settings.categories:
+        if wanted.casefold() in (c.name.casefold(), c.label.casefold()):
+            return replace(settings, trust_sent=c.name)
+    names = ", ".join(c.name for c in settings.categories)
+    reader.problems.append(
+        f"MAILROOM_TRUST_SENT: {wanted[:60]!r} is not a category: one of {names}, or off"
+    )
+    return settings
+
+
+def _own_addresses(reader: Reader) -> tuple[str, ...]:
+    items = [i.strip() for i in reader.optional("MAILROOM_OWN_ADDRESSES").split(",") if i.strip()]
+    out = []
+    for item in items:
+        got = address(item)
+        if got is None:
+            reader.problems.append(
+                f"MAILROOM_OWN_ADDRESSES: expected email addresses, comma-separated; "
+                f"not one: {item[:100]!r}"
+            )
+            return ()
+        out.append(got)
+    return tuple(dict.fromkeys(out))
 
 
 def _web_access(reader: Reader) -> WebAccess:

@@ -107,6 +107,8 @@ class Clients:
                 cfg.error_label,
                 cfg.back_label,
                 cfg.domain_label,
+                trust_sent=cfg.trust_sent,
+                own_addresses=cfg.own_addresses,
             )
             ledger = None if self.dry_run else self.ledger  # a dry run writes nothing
             self._triage = Triage(self.jmap, book, config, dry_run=self.dry_run, ledger=ledger)

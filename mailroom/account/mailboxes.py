@@ -39,6 +39,7 @@ class MailboxMap:
     # the feature it turns on: that feature is off, everything else triages; a
     # note, never a failure.
     off: frozenset[str] = frozenset()
+    sent: str = ""  # the mailbox with role "sent" ("" if none): whose From is the user's
 
     @property
     def extra_labels(self) -> tuple[str, ...]:
@@ -56,6 +57,7 @@ class MailboxResolution:
     inbox: str | None
     excluded: frozenset[str]
     names: Mapping[str, str] = field(default_factory=dict)  # every mailbox: id -> name
+    sent: str = ""  # role "sent"
 
 
 def resolve_mailboxes(
@@ -65,6 +67,7 @@ def resolve_mailboxes(
     by_name: dict[str, tuple[bool, str]] = {}
     by_id: dict[str, str] = {}
     inbox = None
+    sent = ""
     excluded = set()
     for box in mailboxes:
         mid, name, role = box.get("id"), box.get("name"), box.get("role")
@@ -76,6 +79,8 @@ def resolve_mailboxes(
             by_name[name] = (nested, mid)
         if role == "inbox":
             inbox = mid
+        if role == "sent" and not sent:
+            sent = mid
         if role in EXCLUDED_ROLES:
             excluded.add(mid)
     wanted = list(dict.fromkeys(names))
@@ -88,6 +93,7 @@ def resolve_mailboxes(
         inbox=inbox,
         excluded=frozenset(excluded),
         names=by_id,
+        sent=sent,
     )
 
 
@@ -138,6 +144,7 @@ def map_mailboxes(config: TriageConfig, mailboxes: Sequence[Mapping[str, Any]]) 
         names=res.names,
         back_label=found.get(config.back_label, ""),
         domain_label=found.get(config.domain_label, ""),
+        sent=res.sent,
     )
 
 

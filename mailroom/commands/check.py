@@ -143,13 +143,17 @@ async def _account(clients: Clients, report: Report) -> None:
     except JmapError as exc:
         report.bad(f"reading the account's own addresses: {exc}")
         return
-    if own:
+    if own.sources:
         report.info(
-            f"your own addresses, never triaged (mail from them gets the error label): "
-            f"{', '.join(sorted(own))}"
+            "your own addresses, never triaged (mail from them gets the error label): "
+            + "; ".join(own.lines())
         )
     else:
-        report.info("the server names no address of yours: your own mail is told by none")
+        report.warn(
+            "the server names no address of yours and your Sent mail shows none: a note to "
+            "yourself would be triaged like a stranger's",
+            "set MAILROOM_OWN_ADDRESSES to your addresses (comma-separated)",
+        )
 
 
 async def _stream(clients: Clients, report: Report) -> None:

@@ -17,6 +17,7 @@ class Trigger(StrEnum):
     FALLBACK = "fallback"  # the safety-net interval ran out
     CATCHUP = "catchup"  # push came back after an outage
     CLI = "cli"  # `mailroom triage` or `undo` from the command line, not a pass of the service
+    SENT = "sent"  # a sender the user has written to, trusted by a pass (MAILROOM_TRUST_SENT)
     WEB = "web"  # a decision or an undo on the web pages, carried out by the service
     RESET = "reset"  # `mailroom reset`: starting over, no decision of anyone's
 

@@ -42,6 +42,7 @@ from mailroom.net import (
 
 log = logging.getLogger(__name__)
 USING = [CORE, MAIL]
+SENT_SAMPLE = 200  # newest Sent emails whose From count as the user's own
 CONTACTS_METHODS = ("AddressBook/", "ContactCard/")  # RFC 9610: the contacts account
 SUBMISSION_METHODS = ("Identity/",)  # RFC 8621 §6: the submission account
 
@@ -199,30 +200,34 @@ class JmapClient(EmailMethods):
             raise JmapProtocolError("Mailbox/set: created mailbox has no id")
         return str(new["id"])
 
-    async def own_addresses(self) -> frozenset[str]:
-        """The account's own addresses: its identities (where offered) and its username.
-
-        Mail from these is the user's own; Mailroom never triages it.
-        """
-        session = self.session
-        out = set()
-        if "@" in session.username:
-            out.add(session.username.lower())
-        if session.submission_account_id is not None:
-            got = (await self.request([Call("Identity/get", {"ids": None}, "i")])).get(
-                "i", "Identity/get"
+    async def own_sources(self, sent_id: str | None) -> tuple[list[Any], list[dict[str, Any]]]:
+        """What tells the account's own addresses: its identities (where the
+        server offers submission) and the From of its newest Sent mail (at most
+        :data:`SENT_SAMPLE` emails); one request where the server allows."""
+        identities: list[Any] = []
+        sent: list[dict[str, Any]] = []
+        identity = (
+            [Call("Identity/get", {"ids": None}, "i")]
+            if self.session.submission_account_id is not None
+            else []
+        )
+        if sent_id:
+            page, resp = await self.query_page(
+                {"inMailbox": sent_id},
+                ["from"],
+                position=0,
+                limit=self.page_size(SENT_SAMPLE),
+                before=identity,
+                oldest_first=False,
             )
-            for identity in list_of_objects(got, "Identity/get"):
-                email = identity.get("email")
-                # A wildcard identity (*@domain) names a domain, not an address.
-                if (
-                    isinstance(email, str)
-                    and "@" in email
-                    and "*" not in email
-                    and len(email) <= 320
-                ):
-                    out.add(email.strip().lower())
-        return frozenset(out)
+            sent = page.emails
+            if identity and resp is not None:
+                identity = []  # it rode along
+                identities = list_of_objects(resp.get("i", "Identity/get"), "Identity/get")
+        if identity:
+            got = (await self.request(identity)).get("i", "Identity/get")
+            identities = list_of_objects(got, "Identity/get")
+        return identities, sent
 
     async def _send(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
         response = await self._channel.send(

@@ -81,6 +81,7 @@ class EmailMethods:
         position: int,
         limit: int,
         before: Sequence[Call] = (),
+        oldest_first: bool = True,
     ) -> tuple[Page, Responses | None]:
         """One page of emails, in one request when ``maxCallsInRequest`` allows.
 
@@ -93,13 +94,27 @@ class EmailMethods:
             resp = await self.request(
                 [
                     *before,
-                    *self.query_page_calls(filter_, properties, position=position, limit=limit),
+                    *self.query_page_calls(
+                        filter_,
+                        properties,
+                        position=position,
+                        limit=limit,
+                        oldest_first=oldest_first,
+                    ),
                 ]
             )
             return page_of(resp.get("q", "Email/query"), resp.get("g", "Email/get"), limit), resp
         # Fewer calls a request than a query and its get: two round trips.
         query = (
-            await self.request([Call("Email/query", query_args(filter_, position, limit), "q")])
+            await self.request(
+                [
+                    Call(
+                        "Email/query",
+                        query_args(filter_, position, limit, oldest_first=oldest_first),
+                        "q",
+                    )
+                ]
+            )
         ).get("q", "Email/query")
         ids = query_ids(query)
         got: dict[str, Any] = {"list": [], "state": ""}

@@ -144,6 +144,23 @@ class LedgerReader:
             )
         return out
 
+    def ever_decided(self, addresses: Iterable[str]) -> set[str]:
+        """Those of ``addresses`` with any decision that counted (a triage done or
+        part-way, an undo done): the user, a rule or a reset has had a say."""
+        out: set[str] = set()
+        for chunk in chunked(sorted(set(addresses)), MAX_VARIABLES):
+            marks = ",".join("?" * len(chunk))
+            try:
+                rows = self._conn.execute(
+                    f"SELECT DISTINCT subject FROM decisions WHERE {COUNTS} "  # noqa: S608
+                    f"AND subject IN ({marks})",
+                    chunk,
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise LedgerError(explain(self.path, exc)) from None
+            out.update(r[0] for r in rows)
+        return out
+
     def ruled_by(self, rules: Iterable[int]) -> list[Decision]:
         """The senders' decisions that still stand because of these domain rules:
         each sender's latest done decision, when it is a triage one of them made."""

@@ -30,13 +30,14 @@ def matches(email: Email, cond: Any) -> bool:
         elif key == "inMailboxOtherThan":
             if not email.mailbox_ids - set(value):
                 return False
-        elif key == "from":
+        elif key in ("from", "to", "cc", "bcc"):
             # A text match, like Fastmail's: "bob@x.com" also matches
             # "jimbob@x.com", so clients must confirm the address.
             needle = str(value).lower()
+            field = {"from": email.from_, "to": email.to, "cc": email.cc, "bcc": email.bcc}[key]
             if not any(
                 needle in a.get("email", "").lower() or needle in a.get("name", "").lower()
-                for a in email.from_
+                for a in field
             ):
                 return False
         else:

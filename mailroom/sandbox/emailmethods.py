@@ -71,6 +71,8 @@ class EmailMethods:
             "keywords": dict(email.keywords),
             "from": [dict(a) for a in email.from_],
             "to": [dict(a) for a in email.to],
+            "cc": [dict(a) for a in email.cc],
+            "bcc": [dict(a) for a in email.bcc],
             "subject": email.subject,
             "receivedAt": email.received_at,
             "preview": email.preview,

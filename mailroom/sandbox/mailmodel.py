@@ -64,6 +64,8 @@ class Email:
     received_at: str
     keywords: dict[str, bool] = field(default_factory=dict)
     to: list[dict[str, str]] = field(default_factory=list)
+    cc: list[dict[str, str]] = field(default_factory=list)
+    bcc: list[dict[str, str]] = field(default_factory=list)  # on the sender's own copy only
     preview: str = ""  # the start of the body's text (RFC 8621 §4.1.4: at most 256 characters)
 
 

@@ -144,6 +144,9 @@ class MailStore(MailboxMethods, EmailMethods):
         subject: str = "",
         mailboxes: Iterable[str] = ("Screener",),
         preview: str = "",
+        to: Iterable[str] = (),
+        cc: Iterable[str] = (),
+        bcc: Iterable[str] = (),
     ) -> str:
         """Add one message from ``sender`` to the named mailboxes (created if missing)."""
         with self.lock:
@@ -159,6 +162,9 @@ class MailStore(MailboxMethods, EmailMethods):
                 subject=subject or f"Message from {sender}",
                 received_at=self._clock.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 preview=preview[:256],
+                to=[{"name": "", "email": a} for a in to],
+                cc=[{"name": "", "email": a} for a in cc],
+                bcc=[{"name": "", "email": a} for a in bcc],
             )
             self.emails[email.id] = email
             self._bump([(email.id, "created")])

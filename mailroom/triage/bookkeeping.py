@@ -84,7 +84,7 @@ class Bookkeeper:
                 subject=w.sender,
                 kind=DecisionKind.TRIAGE,
                 category=w.category.name,
-                trigger=self._trigger,
+                trigger=w.trigger or self._trigger,
                 label_email=min(w.emails) if w.emails else None,
                 rule=w.rule,
             )

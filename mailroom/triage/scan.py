@@ -22,6 +22,7 @@ class SenderWork:
     emails: dict[str, frozenset[str]] = field(default_factory=dict)  # id -> mailbox ids
     whole_domain: bool = False  # labelled @WholeDomain too: decide for its domain
     rule: int | None = None  # the domain decision that triages it (ledger id)
+    trigger: str | None = None  # recorded instead of the pass's ("sent": the user wrote to them)
 
 
 @dataclass

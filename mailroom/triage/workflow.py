@@ -16,14 +16,19 @@ import logging
 
 from mailroom.account.categories import Category
 from mailroom.account.config import TriageConfig
-from mailroom.account.mailboxes import MailboxMap, SetupError, map_mailboxes
+from mailroom.account.mailboxes import (
+    MailboxMap,
+    SetupError,
+    map_mailboxes,
+)
+from mailroom.account.own import OwnAddresses, read_own
 from mailroom.account.provisioning import Provisioner
 from mailroom.account.review import SETUP_HINT, missing_message
 from mailroom.contacts.book import ContactBook
 from mailroom.core.vocabulary import Trigger
+from mailroom.correspondents.screen import Correspondents
 from mailroom.domains.rules import DomainRules, rehearse_domains
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.errors import JmapAuthError, JmapError
 from mailroom.ledger.model import Decision
 from mailroom.ledger.store import Ledger
 from mailroom.takeback.sendback import SendBack
@@ -78,6 +83,7 @@ class Triage:
         self._own: frozenset[str] = frozenset()  # the account's own addresses
         self.dry_run = dry_run
         self._rehearsal = Rehearsal()
+        self._correspondents = Correspondents(jmap)
 
     @property
     def config(self) -> TriageConfig:
@@ -109,26 +115,17 @@ class Triage:
             )
         mailboxes, _ = await self._jmap.get_mailboxes()
         self._boxes = map_mailboxes(self._config, mailboxes)
-        self._own = await self.own_addresses()
+        self._own = (await self.own_addresses()).all
 
     @property
     def own(self) -> frozenset[str]:
         """The account's own addresses (known once set up)."""
         return self._own
 
-    async def own_addresses(self) -> frozenset[str]:
-        """The account's own addresses, never triaged; the username alone if identities fail."""
-        try:
-            return await self._jmap.own_addresses()
-        except JmapAuthError:
-            raise
-        except JmapError as exc:
-            log.warning(
-                "cannot read the account's identities; only its username counts as its own",
-                extra={"fields": {"error": str(exc)}},
-            )
-            name = self._jmap.session.username.lower()
-            return frozenset({name} if "@" in name else set())
+    async def own_addresses(self) -> OwnAddresses:
+        """The account's own addresses, never triaged, with where each came from."""
+        sent = self._boxes.sent if self._boxes is not None else None
+        return await read_own(self._jmap, self._config.own_addresses, sent)
 
     def _broken(self, category: Category) -> list[str]:
         """What this category needs that the account lost, as message parts."""
@@ -151,6 +148,7 @@ class Triage:
         result.off.update(self.mailboxes.off)
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
         works = await self._with_domains(plan, trigger, result)
+        works += await self._trusted(plan, works, scan.states.get("Email", ""))
         # Before anything is written: a ledger that cannot take the intents stops here.
         bookkeeper = self._bookkeeper(trigger)
         bookkeeper.intents(works)
@@ -192,6 +190,19 @@ class Triage:
             return rehearse_domains(plan, self._rehearsal)
         rules = DomainRules(self._jmap, self._ledger, self.mailboxes, self._config.categories)
         return await rules.works(plan, trigger.value, self._own, self._flag, result)
+
+    async def _trusted(
+        self, plan: ScanPlan, works: list[SenderWork], state: str
+    ) -> list[SenderWork]:
+        """Senders waiting whom the user wrote to, when MAILROOM_TRUST_SENT names a category."""
+        name = self._config.trust_sent
+        if name is None:
+            return []
+        skip = {*self._own, *plan.senders, *plan.conflicts, *plan.back, *(w.sender for w in works)}
+        category = self._config.categories.by_name(name)
+        return await self._correspondents.trusted(
+            category, self.mailboxes, state, skip, self._ledger
+        )
 
     async def decide_domain(
         self, domain: str, category: Category, ledger: Ledger, trigger: Trigger = Trigger.CLI

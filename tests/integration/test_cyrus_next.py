@@ -402,20 +402,20 @@ async def dav_groups(cyrus: Cyrus, address: str, names: list[str]) -> set[str]:
         return set((await book.lookup([Want(address, "", "company")])).known[address].groups)
 
 
-async def test_sent_and_drafts_are_never_refiled(account: NextAccount) -> None:
+async def test_drafts_are_never_refiled(account: NextAccount) -> None:
     a = account
     sender = unique("mine")
-    for folder in ("Sent", "Drafts"):
-        a.cyrus.append(sender, "Me", f"in {folder}", folder)
+    # A draft that names them as its From (a message being re-sent, say); what
+    # sits in Sent is from the user (and its From counts as the user's own).
+    a.cyrus.append(sender, "Me", "in Drafts", "Drafts")
     a.cyrus.deliver(sender, "Me", "screened")
-    mail = a.cyrus.wait_for_mail(sender, 3)
+    mail = a.cyrus.wait_for_mail(sender, 2)
     (screened,) = [e for e, boxes in mail.items() if boxes == {"Screener"}]
     a.cyrus.label(screened, "@ToImbox")
     result = await a.triage.run_pass()
     assert (result.senders_triaged, result.failures) == (1, 0)
     boxes = sorted(a.cyrus.emails_from(sender).values(), key=sorted)
     assert {frozenset(b) for b in boxes} == {
-        frozenset({"Sent"}),
         frozenset({"Drafts"}),
         frozenset({"Imbox", "Inbox"}),
     }, mail

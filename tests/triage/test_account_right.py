@@ -131,20 +131,24 @@ async def test_the_users_own_mail_is_never_triaged_or_refiled(harness: Harness) 
     h = harness
     me = h.sandbox.username
     h.sandbox.identities.append("alias@sandbox.test")
-    sent = [h.mail.deliver("friend@x.com", mailboxes=["Sent"]) for _ in range(2)]
+    # An alias the server names in no identity, only in the From of Sent mail.
+    h.mail.deliver("old-alias@sandbox.test", mailboxes=["Sent"], to=["friend@x.com"])
+    old_alias_mail = h.mail.deliver("old-alias@sandbox.test")
+    # What the user sent is from them, to the friend.
+    sent = [h.mail.deliver(me, mailboxes=["Sent"], to=["friend@x.com"]) for _ in range(2)]
     draft = h.mail.deliver("friend@x.com", mailboxes=["Drafts"])
     test_mail = h.mail.deliver(me)  # the new user's test mail, in the Screener
     alias_mail = h.mail.deliver("alias@sandbox.test")
     await h.triage.setup()  # identities are read at start-up
     friend = h.mail.deliver("friend@x.com")
-    for eid in (test_mail, alias_mail):
+    for eid in (test_mail, alias_mail, old_alias_mail):
         label(h, eid, "@ToImbox")
     label(h, friend, "@ToImbox")
 
     result = await h.triage.run_pass()
 
     assert result.senders == [("friend@x.com", "Imbox")]
-    for eid in (test_mail, alias_mail):
+    for eid in (test_mail, alias_mail, old_alias_mail):
         assert h.mail.mailbox_names(eid) == {"Screener", "@ToImbox", "@MailroomError"}
     assert h.contacts.contact_uid(me) is None  # the user never joins a group
     for eid in sent:

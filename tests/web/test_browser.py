@@ -84,6 +84,9 @@ def test_on_a_phone(running: tuple[Account, MailroomProcess], tmp_path: Path) ->
     account, proc = running
     driver = browser(390, 844)
     try:
+        # The whole walk on a phone's screen, then what a phone needs besides.
+        decide_and_take_back(driver, proc.base, account, SENDERS, tmp_path, shots=False)
+        driver.delete_all_cookies()
         on_a_phone(driver, proc.base, account, SENDERS, tmp_path)
     finally:
         driver.quit()

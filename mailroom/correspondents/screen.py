@@ -1,11 +1,12 @@
 """Which senders waiting in the Screener the user has written to, for a pass.
 
-Nothing is read while the account's Email state is the one last looked at
-(an idle pass costs nothing). Otherwise one request reads who is waiting
-(newest first, one page), and, only when some of them were never asked about,
-one request asks Sent about all of them together (an OR filter a few dozen
-senders at a time, as many as one request carries; the rest wait for the next
-pass). A sender asked about is not asked again while the service runs.
+Who is waiting (the Screener's newest page) rides in the request the pass's
+scan makes anyway, so an idle pass costs no request more (a server taking
+fewer than five calls a request is read apart, and only when the Email state
+moved). Only when some waiting senders were never asked about does one
+request ask Sent about all of them together (an OR filter a few dozen senders
+at a time, as many as one request carries; the rest wait for the next pass).
+A sender asked about is not asked again while the service runs.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from mailroom.correspondents.recipients import (
     written_to,
 )
 from mailroom.jmap.client import JmapClient
-from mailroom.jmap.wire import Call, list_of_objects, query_ids, ref
+from mailroom.jmap.wire import Call, Responses, list_of_objects, page_of, query_ids, ref
 from mailroom.ledger.store import Ledger
 from mailroom.triage.scan import SenderWork, sender_of
 
 log = logging.getLogger(__name__)
 
+RIDER = "w"  # the prefix of the Screener calls riding in the scan request
 MAX_CHECKED = 100_000  # senders remembered as asked about; past that, forgotten and asked again
 SENT_LIMIT = 256  # Sent emails read back per filter
 
@@ -55,13 +57,14 @@ class Correspondents:
         email_state: str,
         skip: Iterable[str] | None = None,
         decided: Callable[[Iterable[str]], set[str]] | None = None,
+        riders: Responses | None = None,
     ) -> list[Waiting]:
         """Senders waiting in ``screener`` whom mail in ``sent`` was addressed to,
         none of ``skip`` (the account's own, senders this pass triages anyway) nor
         of those ``decided`` (a callable: addresses -> those with a say already)."""
         if not sent or (email_state and email_state == self._looked_at):
             return []
-        waiting = await self._waiting(screener)
+        waiting = await self._waiting(screener, riders)
         skipped = set(skip or ())
         new = [s for s in waiting if s not in self._checked and s not in skipped]
         if new and decided is not None:
@@ -85,10 +88,13 @@ class Correspondents:
         email_state: str,
         skip: Iterable[str],
         ledger: Ledger | None,
+        riders: Responses | None = None,
     ) -> list[SenderWork]:
         """The pass's work for the senders the user wrote to (trigger ``sent``)."""
         decided = ledger.ever_decided if ledger is not None else None
-        found = await self.written_to(boxes.screener, boxes.sent, email_state, skip, decided)
+        found = await self.written_to(
+            boxes.screener, boxes.sent, email_state, skip, decided, riders
+        )
         if found:
             log.info(
                 "senders you wrote to are trusted",
@@ -96,17 +102,39 @@ class Correspondents:
             )
         return [SenderWork(w.sender, category, w.name, trigger=Trigger.SENT.value) for w in found]
 
-    async def _waiting(self, screener: str) -> dict[str, str]:
-        """sender -> display name, for the newest page of the Screener."""
+    def riders(self, boxes: MailboxMap) -> list[Call]:
+        """Who waits in the Screener (its newest page), to ride in the pass's scan
+        request, where there is room for it beside the scan's own three calls."""
         jmap = self._jmap
-        page, _ = await jmap.query_page(
-            {"inMailbox": screener},
+        if not boxes.sent or jmap.session.max_calls_in_request < 5:
+            return []
+        return jmap.query_page_calls(
+            {"inMailbox": boxes.screener},
             ["from"],
             position=0,
             limit=jmap.page_size(),
+            prefix=RIDER,
             oldest_first=False,
         )
-        self.requests += 1
+
+    async def _waiting(self, screener: str, riders: Responses | None) -> dict[str, str]:
+        """sender -> display name, for the newest page of the Screener (read with
+        the scan when it rode along, else now)."""
+        jmap = self._jmap
+        if riders is not None and riders.has(RIDER + "g"):
+            size = jmap.page_size()
+            page = page_of(
+                riders.get(RIDER + "q", "Email/query"), riders.get(RIDER + "g", "Email/get"), size
+            )
+        else:
+            page, _ = await jmap.query_page(
+                {"inMailbox": screener},
+                ["from"],
+                position=0,
+                limit=jmap.page_size(),
+                oldest_first=False,
+            )
+            self.requests += 1
         out: dict[str, str] = {}
         for email in page.emails:
             found = sender_of(email)

@@ -51,6 +51,10 @@ class Responses:
         for name, args, call_id in items:
             self._by_id.setdefault(call_id, []).append((name, args))
 
+    def has(self, call_id: str) -> bool:
+        """Whether the request carried (and the server answered) ``call_id``."""
+        return call_id in self._by_id
+
     def get(self, call_id: str, name: str | None = None) -> dict[str, Any]:
         """The arguments of the response to ``call_id``; raise on a method error."""
         entries = self._by_id.get(call_id)

@@ -9,6 +9,7 @@ before anything is decided on stale ids.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ from mailroom.account.config import TriageConfig
 from mailroom.account.mailboxes import MailboxMap, map_mailboxes, still_valid
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapProtocolError
-from mailroom.jmap.wire import Call
+from mailroom.jmap.wire import Call, Responses
 from mailroom.triage.steps import EMAIL_PROPERTIES, PAGES_AT_ONCE
 
 log = logging.getLogger(__name__)
@@ -29,10 +30,19 @@ class Scan:
     emails: list[dict[str, Any]]
     mailboxes: MailboxMap  # as resolved against this scan's mailboxes
     states: dict[str, str]  # the Mailbox and Email states the scan saw
+    # The answers to calls that rode along (``also``); None when they found no room.
+    riders: Responses | None = None
 
 
-async def scan_labels(jmap: JmapClient, config: TriageConfig, boxes: MailboxMap) -> Scan:
-    """Every email in a triage-label mailbox; one request when there are few."""
+async def scan_labels(
+    jmap: JmapClient,
+    config: TriageConfig,
+    boxes: MailboxMap,
+    also: Callable[[MailboxMap], Sequence[Call]] = lambda _: (),
+) -> Scan:
+    """Every email in a triage-label mailbox; one request when there are few.
+    ``also``: calls to send in that request when there is room (given the
+    mailboxes), their answers in ``Scan.riders``."""
     for _attempt in range(2):
         label_filter = {
             "operator": "OR",
@@ -46,9 +56,10 @@ async def scan_labels(jmap: JmapClient, config: TriageConfig, boxes: MailboxMap)
             EMAIL_PROPERTIES,
             position=0,
             limit=jmap.page_size(),
-            before=[mailbox_call],
+            before=[mailbox_call, *also(boxes)],
         )
-        if resp is None:  # maxCallsInRequest below 3: the mailboxes on their own
+        riders = resp
+        if resp is None:  # maxCallsInRequest too low: the mailboxes on their own
             resp = await jmap.request([mailbox_call])
         mailbox_get = resp.get("m", "Mailbox/get")
         mailboxes = mailbox_get.get("list")
@@ -70,5 +81,5 @@ async def scan_labels(jmap: JmapClient, config: TriageConfig, boxes: MailboxMap)
                 per_request=PAGES_AT_ONCE,
             ):
                 emails.extend(more.emails)
-        return Scan(emails, boxes, states)
+        return Scan(emails, boxes, states, riders)
     raise JmapProtocolError("mailboxes keep changing during the scan")

@@ -29,12 +29,13 @@ from mailroom.core.vocabulary import Trigger
 from mailroom.correspondents.screen import Correspondents
 from mailroom.domains.rules import DomainRules, rehearse_domains
 from mailroom.jmap.client import JmapClient
+from mailroom.jmap.wire import Call
 from mailroom.ledger.model import Decision
 from mailroom.ledger.store import Ledger
 from mailroom.takeback.sendback import SendBack
 from mailroom.triage.bookkeeping import Bookkeeper, settle_stale
 from mailroom.triage.flagging import add_error_label, flag_untriageable
-from mailroom.triage.labelled import scan_labels
+from mailroom.triage.labelled import Scan, scan_labels
 from mailroom.triage.records import PassResult, SenderRecord
 from mailroom.triage.rehearsal import Rehearsal
 from mailroom.triage.scan import ScanPlan, SenderWork, plan_scan
@@ -142,13 +143,13 @@ class Triage:
 
     async def run_pass(self, trigger: Trigger = Trigger.FALLBACK) -> PassResult:
         result = PassResult()
-        scan = await scan_labels(self._jmap, self._config, self.mailboxes)
+        scan = await scan_labels(self._jmap, self._config, self.mailboxes, self._riders)
         self._boxes, result.seen_states = scan.mailboxes, scan.states
         emails = scan.emails
         result.off.update(self.mailboxes.off)
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
         works = await self._with_domains(plan, trigger, result)
-        works += await self._trusted(plan, works, scan.states.get("Email", ""))
+        works += await self._trusted(plan, works, scan)
         # Before anything is written: a ledger that cannot take the intents stops here.
         bookkeeper = self._bookkeeper(trigger)
         bookkeeper.intents(works)
@@ -192,7 +193,7 @@ class Triage:
         return await rules.works(plan, trigger.value, self._own, self._flag, result)
 
     async def _trusted(
-        self, plan: ScanPlan, works: list[SenderWork], state: str
+        self, plan: ScanPlan, works: list[SenderWork], scan: Scan
     ) -> list[SenderWork]:
         """Senders waiting whom the user wrote to, when MAILROOM_TRUST_SENT names a category."""
         name = self._config.trust_sent
@@ -200,9 +201,14 @@ class Triage:
             return []
         skip = {*self._own, *plan.senders, *plan.conflicts, *plan.back, *(w.sender for w in works)}
         category = self._config.categories.by_name(name)
+        state = scan.states.get("Email", "")
         return await self._correspondents.trusted(
-            category, self.mailboxes, state, skip, self._ledger
+            category, self.mailboxes, state, skip, self._ledger, scan.riders
         )
+
+    def _riders(self, boxes: MailboxMap) -> list[Call]:
+        """Calls for the scan's request: who waits in the Screener, when trusting."""
+        return [] if self._config.trust_sent is None else self._correspondents.riders(boxes)
 
     async def decide_domain(
         self, domain: str, category: Category, ledger: Ledger, trigger: Trigger = Trigger.CLI

@@ -672,6 +672,7 @@ def run_all(sizes: Sizes, *, with_cyrus: bool, only: set[str] | None = None) -> 
         ]
     steps.append(("link", lambda: _run_link(sizes)))
     steps += _web_steps(sizes)
+    steps.append(("trust_sent", _run_trust))
     if with_cyrus:
         steps.append(("cyrus", lambda: bench_cyrus(sizes)))
         steps.append(("cyrus_next", lambda: bench_cyrus(sizes, next_build=True)))
@@ -699,6 +700,12 @@ def _web_steps(sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
         ("web_decision", lambda: web.bench_decision_over_link(sizes)),
         ("web_flood", lambda: web.bench_flood(sizes)),
     ]
+
+
+def _run_trust() -> dict[str, Any]:
+    from tests.bench.trust import bench_trust
+
+    return bench_trust()
 
 
 def _run_ledger(sizes: Sizes) -> dict[str, Any]:
@@ -920,6 +927,17 @@ def markdown(r: dict[str, Any]) -> str:
     from tests.bench.web import web_rows
 
     rows += web_rows(r)
+    trust = r.get("trust_sent", {}).get("passes") if isinstance(r.get("trust_sent"), dict) else None
+    if isinstance(trust, list):
+        rows.append(
+            (
+                "Trusting people you wrote to: extra requests, idle pass / with 1, 10, 100 new "
+                "senders",
+                f"{trust[0]['extra_requests_idle']} / "
+                + " / ".join(str(p["extra_requests_with_new_senders"]) for p in trust),
+                "0 / 1",
+            )
+        )
     lines = [
         f"# Mailroom benchmark ({r['mode']} run)",
         "",

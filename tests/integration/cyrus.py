@@ -176,21 +176,29 @@ class Cyrus:
             check=True,
         )
 
-    def append(self, sender: str, name: str, subject: str, folder: str) -> None:
-        """Save a message into a folder over IMAP, as a mail client saves Sent and Drafts."""
+    def append(self, sender: str, name: str, subject: str, folder: str, **recipients: str) -> None:
+        """Save a message into a folder over IMAP, as a mail client saves Sent and
+        Drafts (``to=``, ``cc=``, ``bcc=``: its recipients; To is the user's own
+        address otherwise)."""
         conn = self.imap()
         typ, data = conn.append(
             folder,
             None,
             imaplib.Time2Internaldate(time.time()),
-            self._message(sender, name, subject).encode(),
+            self._message(sender, name, subject, **recipients).encode(),
         )
         conn.logout()
         assert typ == "OK", data
 
-    def _message(self, sender: str, name: str, subject: str) -> str:
+    def _message(self, sender: str, name: str, subject: str, **recipients: str) -> str:
+        to = recipients.get("to", f"{self.env['CYRUS_USER']}@localhost")
+        extra = "".join(
+            f"{field.capitalize()}: {recipients[field]}\r\n"
+            for field in ("cc", "bcc")
+            if field in recipients
+        )
         return (
-            f"From: {name} <{sender}>\r\nTo: {self.env['CYRUS_USER']}@localhost\r\n"
+            f"From: {name} <{sender}>\r\nTo: {to}\r\n{extra}"
             f"Subject: {subject}\r\nMessage-ID: <{uuid.uuid4().hex}@test>\r\n"
             "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\nContent-Type: text/plain\r\n\r\n"
             f"{subject}\r\n"

@@ -16,6 +16,7 @@ from mailroom.contacts.book import ContactsAuthError, ContactsBackend, ContactsE
 from mailroom.contacts.select import ContactsUnavailable
 from mailroom.core.vocabulary import WATCHED_TYPES
 from mailroom.core.words import count
+from mailroom.correspondents.survey import survey
 from mailroom.jmap.errors import JmapAuthError, JmapError
 from mailroom.net import api_client
 from mailroom.push.messages import StreamFailed, StreamItem, StreamMessage, StreamRefused
@@ -143,6 +144,13 @@ async def _account(clients: Clients, report: Report) -> None:
     except JmapError as exc:
         report.bad(f"reading the account's own addresses: {exc}")
         return
+    try:
+        line = await survey(clients.jmap, clients.settings)
+    except JmapError as exc:
+        report.warn(f"reading who you have written to: {exc}")
+    else:
+        if line is not None:
+            report.info(line)
     if own.sources:
         report.info(
             "your own addresses, never triaged (mail from them gets the error label): "

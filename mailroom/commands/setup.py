@@ -7,6 +7,8 @@ import sys
 from mailroom.account.fastmail_rules import fastmail_rules
 from mailroom.account.review import Need
 from mailroom.commands.report import Report
+from mailroom.correspondents.survey import survey
+from mailroom.jmap.errors import JmapError
 from mailroom.net import api_client
 from mailroom.settings import Settings
 from mailroom.wiring import make_clients
@@ -62,6 +64,13 @@ async def run_setup(
                     report.ok(f"created {need}")
                 else:
                     report.bad(f"{need}: {error}")
+        try:
+            said = await survey(clients.jmap, settings)
+        except JmapError as exc:
+            report.warn(f"reading who you have written to: {exc}")
+        else:
+            if said is not None:
+                report.info(said)
     print("\nCreate these rules in Fastmail (Settings → Filters & Rules), in this order:")
     for line in fastmail_rules(settings.categories, settings.screener_mailbox):
         print(f"  {line}")

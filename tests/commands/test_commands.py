@@ -65,9 +65,30 @@ async def test_check_a_healthy_account() -> None:
             assert "✓ event stream: first" in text
             assert (
                 "· your own addresses, never triaged (mail from them gets the error label): "
-                "user@sandbox.test" in text
+                "user@sandbox.test (from the session's username, an identity)" in text
             )
+            assert "no sender waiting in the Screener is someone you have written to" in text
             assert "✗" not in text
+
+
+async def test_check_and_setup_say_who_waiting_you_have_written_to() -> None:
+    with FaultySandbox() as sb:
+        sb.prepare()
+        sb.mail.deliver(sb.username, mailboxes=["Sent"], to=["pal@x.com", "friend@y.org"])
+        sb.mail.deliver("pal@x.com")
+        sb.mail.deliver("friend@y.org")
+        sb.mail.deliver("stranger@z.net")
+        _, text = await check(sb)
+        assert (
+            "· 2 senders waiting in the Screener you have written to: set MAILROOM_TRUST_SENT "
+            "to a category (Imbox, say)" in text
+        )
+        _, text = await check(sb, MAILROOM_TRUST_SENT="imbox")
+        assert "MAILROOM_TRUST_SENT=Imbox files them on the service's next pass" in text
+        out = io.StringIO()
+        settings = load_settings({**sb.env(), "MAILROOM_TRUST_SENT": "Imbox"})
+        await run_setup(settings, apply=False, create_screener=False, report=Report(out))
+        assert "2 senders waiting in the Screener you have written to" in out.getvalue()
 
 
 async def test_check_names_each_problem_and_its_fix() -> None:

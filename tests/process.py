@@ -26,6 +26,20 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05
     return predicate()
 
 
+def run_mailroom(
+    *argv: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``mailroom ARGV`` to its end, output captured (``env``: the whole environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mailroom", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 class MailroomProcess:
     """``mailroom run``; first ``mailroom setup --apply --create-screener`` unless told not."""
 

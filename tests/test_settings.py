@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ import pytest
 from mailroom.cli import main
 from mailroom.contacts.select import ContactsChoice
 from mailroom.settings import SettingsError, load_settings
+from tests.process import run_mailroom
 
 BASE = {
     "MAILROOM_JMAP_TOKEN": "fmu1-secret-token",
@@ -241,14 +240,7 @@ def test_real_process_exits_2_without_traceback() -> None:
         "MAILROOM_JMAP_TOKEN": "fmu1-do-not-print",
         "MAILROOM_CARDDAV_PASSWORD": "app-do-not-print",
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "mailroom", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_mailroom("run", env=env)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "do-not-print" not in proc.stderr + proc.stdout

@@ -782,14 +782,19 @@ def _link_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def pick(r: dict[str, Any], *path: str) -> Any:
+    """The value at ``path`` in the results, or "n/a"."""
+    node: Any = r
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return "n/a"
+        node = node[key]
+    return node
+
+
 def markdown(r: dict[str, Any]) -> str:
     def get(*path: str) -> Any:
-        node: Any = r
-        for key in path:
-            if not isinstance(node, dict) or key not in node:
-                return "n/a"
-            node = node[key]
-        return node
+        return pick(r, *path)
 
     def lat(*path: str) -> str:
         d = get(*path)

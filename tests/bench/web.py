@@ -20,7 +20,7 @@ import httpx
 
 from mailroom.contacts.book import ContactsBackend
 from mailroom.web.auth import hash_password
-from tests.bench.runner import Sizes, StandIn, percentiles, rss_mb, start_service
+from tests.bench.runner import Sizes, StandIn, percentiles, pick, rss_mb, start_service
 from tests.process import MailroomProcess, wait_until
 
 PASSWORD = "a bench password"
@@ -244,12 +244,7 @@ def web_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The pages' rows of bench/results.md."""
 
     def get(*path: str) -> Any:
-        node: Any = r
-        for key in path:
-            if not isinstance(node, dict) or key not in node:
-                return "n/a"
-            node = node[key]
-        return node
+        return pick(r, *path)
 
     cached = get("web_screener", "cached_view_s")
     decision = get("web_decision", "click_to_changed_s")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from mailroom.sandbox.server import free_port
 from tests.faults import FaultySandbox
+from tests.process import run_mailroom
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -97,14 +98,7 @@ def test_run_refuses_a_bare_account_and_writes_nothing() -> None:
         sb.mail.ensure_mailbox("Screener")
         before = (sb.mail.states(), len(sb.mail.mailboxes), dict(sb.contacts.cards))
         env = {**os.environ, **sb.env(), "MAILROOM_HTTP_PORT": str(free_port())}
-        done = subprocess.run(
-            [sys.executable, "-m", "mailroom", "run"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_mailroom("run", env=env)
         assert done.returncode == 2
         assert "missing in the account: mailbox '@ToImbox' (label for Imbox)" in done.stderr
         assert "contact group 'Jail' (contact group of Jail)" in done.stderr

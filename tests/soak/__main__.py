@@ -133,6 +133,7 @@ def run(
             "MAILROOM_DEBOUNCE_SECONDS": f"{SOAK_POLICY.debounce:g}",
             "MAILROOM_HTTP_PORT": str(port),
             "MAILROOM_LOG_FORMAT": "json",
+            "MAILROOM_TRUST_SENT": world.trust_category,
         }
         env.pop("SOAK_BREAK", None)
         if defect is not None:

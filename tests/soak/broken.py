@@ -22,6 +22,7 @@ BROKEN = {
     "health-pass": "/health always says pass",
     "label-first": "the label removed before re-filing",
     "forget-part-way": "a decision stopped part-way recorded as if nothing of it stood",
+    "no-trust": "the people the user wrote to never trusted",
 }
 
 
@@ -66,6 +67,9 @@ def apply(kind: str) -> None:
         _, body = original_evaluate(*args, **kwargs)
         return "pass", {**body, "status": "pass"}
 
+    async def trusting_nobody(*args: Any, **kwargs: Any) -> list[Any]:
+        return []
+
     original_evaluate = telemetry.__dict__["evaluate"]
     patches: dict[str, list[tuple[Any, str, Any]]] = {
         "skip": [(workflow, "look_up", skipping)],
@@ -74,6 +78,7 @@ def apply(kind: str) -> None:
         "label-first": [(workflow, "refile", unlabel_first), (workflow, "unlabel", nothing)],
         "health-pass": [(telemetry, "evaluate", always_pass)],
         "forget-part-way": [(bookkeeping.Bookkeeper, "outcomes", forgetting)],
+        "no-trust": [(workflow.Triage, "_trusted", trusting_nobody)],
     }
     for module, name, replacement in patches[kind]:
         setattr(module, name, replacement)

@@ -70,9 +70,15 @@ class World:
     relabels: int = 0
     conflicts: int = 0
     sent_back: int = 0
+    trust_category: str = "Imbox"  # MAILROOM_TRUST_SENT of the soaked service
 
     def __post_init__(self) -> None:
         self.senders = [f"sender{i}@soak{i % 7}.example" for i in range(60)]
+        # People the user writes to first: their replies skip the Screener
+        # (MAILROOM_TRUST_SENT); the user never labels them.
+        self.pen_pals = [f"pal{i}@pals{i % 5}.example" for i in range(20)]
+        self.written: set[str] = set()  # pen pals the user has written to
+        self.replied: set[str] = set()  # pen pals whose mail came after that
         self._cards: dict[str, tuple[str, Any]] = {}  # name -> (etag, parsed)
         self._labels = {c.label: c for c in self.categories}
         self._delivered: dict[str, float] = {}  # email id -> when the user's mail arrived
@@ -96,6 +102,10 @@ class World:
             for _ in range(self.rng.randint(2, 4)):
                 eid = self.sandbox.mail.deliver(sender, name=sender.split("@")[0].title())
                 self._delivered[eid] = self.clock()
+        # Two people the user wrote to, who have replied already.
+        for _ in range(2):
+            self._pen_pal(reply=False)
+            self._pen_pal(reply=True)
 
     def act(self) -> None:
         """One thing a user does."""
@@ -111,10 +121,40 @@ class World:
             self._send_back()
         elif roll < 0.88:
             self._label(conflict=True)
-        elif roll < 0.95:
+        elif roll < 0.91:
             self._resolve_flagged()
+        elif roll < 0.97:
+            self._pen_pal()
         else:
             self._protected_mail()
+
+    def _pen_pal(self, reply: bool | None = None) -> None:
+        """The user writes to someone first, or someone written to replies
+        (``reply``: which; None: the user's whim)."""
+        mail = self.sandbox.mail
+        fresh = [p for p in self.pen_pals if p not in self.written]
+        if reply is None:
+            reply = not fresh or (bool(self.written - self.replied) and self.rng.random() >= 0.4)
+        if not reply and fresh:
+            pal = self.rng.choice(fresh)
+            field = self.rng.choice(["to", "cc", "bcc"])
+            mail.deliver(
+                self.sandbox.username,
+                mailboxes=["Sent"],
+                to=[pal] if field == "to" else ["someone@else.example"],
+                cc=[pal] if field == "cc" else [],
+                bcc=[pal] if field == "bcc" else [],
+            )
+            self.written.add(pal)
+            return
+        # Each replies once: later mail of theirs is the account's rules' to
+        # file (the stand-in has none), not Mailroom's.
+        waiting = sorted(self.written - self.replied)
+        if not waiting:
+            return
+        pal = self.rng.choice(waiting)
+        mail.deliver(pal, name=pal.split("@")[0].title())
+        self.replied.add(pal)
 
     def _unlabelled_in_screener(self) -> list[tuple[str, str]]:
         mail = self.sandbox.mail
@@ -124,8 +164,9 @@ class World:
             out = []
             for e in mail.emails.values():
                 boxes = {names.get(m, "") for m in e.mailbox_ids}
-                if screener in e.mailbox_ids and boxes == {"Screener"}:
-                    out.append((e.id, e.from_[0]["email"]))
+                sender = e.from_[0]["email"]
+                if screener in e.mailbox_ids and boxes == {"Screener"} and "@pals" not in sender:
+                    out.append((e.id, sender))
             return out
 
     def _label(self, *, conflict: bool) -> None:
@@ -305,8 +346,12 @@ class World:
         """
         flt = args.get("filter")
         conditions = flt.get("conditions") if isinstance(flt, dict) else None
-        scan = isinstance(conditions, list) and any(
-            isinstance(c, dict) and "inMailbox" in c for c in conditions
+        # The scan's filter: any of the label mailboxes (not the Sent query's AND).
+        scan = (
+            isinstance(flt, dict)
+            and flt.get("operator") == "OR"
+            and isinstance(conditions, list)
+            and any(isinstance(c, dict) and "inMailbox" in c for c in conditions)
         )
         if not scan or args.get("position", 0):
             return
@@ -492,7 +537,7 @@ class World:
             for d in decisions
             if d.intent.kind is DecisionKind.TRIAGE
             and d.outcome is Outcome.DONE
-            and d.intent.trigger != "cli"  # the command-line user's, not a label's
+            and d.intent.trigger not in ("cli", "sent")  # a command's or trust's, not a label's
         )
         with self.lock:
             want: Counter[tuple[str, str]] = Counter(
@@ -524,7 +569,43 @@ class World:
         if extra > self.deleted_mid_pass:  # a label deleted mid-pass may still be a decision
             self.violations.append(f"ledger: {extra} done decisions beyond the labels triaged")
         self.check_account(decisions)
-        return {"ledger_decisions": len(decisions), "ledger_done": sum(done.values())}
+        self.check_pen_pals(decisions)
+        return {
+            "ledger_decisions": len(decisions),
+            "ledger_done": sum(done.values()),
+            "pen_pals_replied": len(self.replied),
+        }
+
+    def check_pen_pals(self, decisions: list[Decision]) -> None:
+        """Everyone written to who replied was trusted: one decision with trigger
+        ``sent``, their mail out of the Screener, their contact in the group."""
+        trusted = Counter(
+            d.intent.subject
+            for d in decisions
+            if d.intent.trigger == "sent" and d.outcome is Outcome.DONE
+        )
+        for pal in sorted(self.replied):
+            if trusted[pal] != 1:
+                self.violations.append(f"trust: {pal} replied, {trusted[pal]} sent decisions")
+                continue
+            mail = self.sandbox.mail
+            with mail.lock:
+                left = [
+                    e.id
+                    for e in mail.emails.values()
+                    if e.from_[0]["email"] == pal and mail.mailbox_id("Screener") in e.mailbox_ids
+                ]
+            if left:
+                self.violations.append(f"trust: {pal}'s {left[0]} still in the Screener")
+            want = {
+                c.contact_group
+                for c in self.categories.chain(self.categories.by_name(self.trust_category))
+            }
+            if self.groups_of(pal) != want:
+                self.violations.append(f"trust: {pal} in groups {sorted(self.groups_of(pal))}")
+        strangers = set(trusted) - self.written
+        if strangers:
+            self.violations.append(f"trust: never written to, yet trusted: {sorted(strangers)[0]}")
 
     def check_account(self, decisions: list[Decision]) -> None:
         """The ledger-account invariant, once all is quiet: every sender whose

@@ -16,6 +16,7 @@ from mailroom.web.app import build
 from mailroom.web.auth import hash_password
 from mailroom.web.context import WebContext
 from mailroom.web.guard import origins
+from tests.process import run_mailroom
 from tests.test_settings import BASE
 
 HASH = hash_password("correct horse battery")
@@ -120,22 +121,13 @@ async def test_a_get_never_changes_anything_and_unknown_methods_are_refused() ->
 
 def test_listening_beyond_this_machine_without_a_login_does_not_start() -> None:
     import os
-    import subprocess
-    import sys
 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")},
         **BASE,
         "MAILROOM_HTTP_HOST": "0.0.0.0",  # noqa: S104
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "mailroom", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_mailroom("run", env=env)
     assert done.returncode == 2
     assert "listens beyond this machine" in done.stderr
     assert "MAILROOM_WEB_PASSWORD_FILE" in done.stderr and "MAILROOM_WEB=off" in done.stderr

@@ -40,6 +40,16 @@ def matches(email: Email, cond: Any) -> bool:
                 for a in field
             ):
                 return False
+        elif key == "header":
+            # [name] or [name, text]: the field exists, or contains the text.
+            if not isinstance(value, list) or len(value) not in (1, 2):
+                raise MethodError("invalidArguments", "header: one or two strings")
+            name = str(value[0]).lower()
+            fields = [v for k, v in email.headers if k.lower() == name]
+            if not fields:
+                return False
+            if len(value) == 2 and not any(str(value[1]).lower() in f.lower() for f in fields):
+                return False
         else:
             raise MethodError("unsupportedFilter", f"filter property {key}")
     return True

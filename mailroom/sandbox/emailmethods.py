@@ -79,7 +79,13 @@ class EmailMethods:
         }
         if properties is None:
             return full
-        return {"id": email.id, **{p: full[p] for p in properties if p in full}}
+        out: dict[str, Any] = {"id": email.id}
+        for p in properties:
+            if p in full:
+                out[p] = full[p]
+            elif p.startswith("header:"):
+                out[p] = header_value(email, p)
+        return out
 
     def _email_get(self, args: Args) -> Args:
         ids = args.get("ids")
@@ -278,3 +284,17 @@ def _removed(patch: dict[str, Any]) -> set[str]:
     return {
         k.split("/", 1)[1] for k, v in patch.items() if k.startswith("mailboxIds/") and v is None
     }
+
+
+def header_value(email: Email, prop: str) -> str | None:
+    """``header:{name}`` (raw) or ``header:{name}:asText`` (RFC 8621 §4.1.3): the
+    last field of that name, or None; other forms and ``:all`` are refused."""
+    parts = prop.split(":")
+    if len(parts) not in (2, 3) or not parts[1] or (len(parts) == 3 and parts[2] != "asText"):
+        raise MethodError("invalidArguments", f"unsupported header property {prop[:100]}")
+    name = parts[1].lower()
+    found = [v for k, v in email.headers if k.lower() == name]
+    if not found:
+        return None
+    raw = found[-1]
+    return " ".join(raw.split()) if len(parts) == 3 else raw

@@ -67,6 +67,7 @@ class Email:
     cc: list[dict[str, str]] = field(default_factory=list)
     bcc: list[dict[str, str]] = field(default_factory=list)  # on the sender's own copy only
     preview: str = ""  # the start of the body's text (RFC 8621 §4.1.4: at most 256 characters)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # other header fields, raw
 
 
 def set_answer(old: str, new: str, **outcomes: Any) -> Args:

@@ -147,6 +147,7 @@ class MailStore(MailboxMethods, EmailMethods):
         to: Iterable[str] = (),
         cc: Iterable[str] = (),
         bcc: Iterable[str] = (),
+        headers: Iterable[tuple[str, str]] = (),
     ) -> str:
         """Add one message from ``sender`` to the named mailboxes (created if missing)."""
         with self.lock:
@@ -165,6 +166,7 @@ class MailStore(MailboxMethods, EmailMethods):
                 to=[{"name": "", "email": a} for a in to],
                 cc=[{"name": "", "email": a} for a in cc],
                 bcc=[{"name": "", "email": a} for a in bcc],
+                headers=list(headers),
             )
             self.emails[email.id] = email
             self._bump([(email.id, "created")])

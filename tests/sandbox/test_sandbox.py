@@ -278,3 +278,45 @@ def test_the_stand_ins_default_names_are_the_default_categories() -> None:
     assert categories.labels == DEFAULT_LABELS
     assert categories.destinations == DEFAULT_MAILBOXES
     assert categories.contact_groups == DEFAULT_GROUPS
+
+
+async def test_header_properties_and_filters(http: httpx.AsyncClient) -> None:
+    """RFC 8621 §4.1.3 and §4.4.1: ``header:{name}[:asText]`` the last field of
+    that name (None without one); the ``header`` filter by name, or name and text."""
+    with FaultySandbox() as sb:
+        listed = sb.mail.deliver("a@b.c", headers=[("List-Id", " Users\r\n <users.list.example>")])
+        plain = sb.mail.deliver("d@e.f")
+        got, found, named, bad = await api(
+            sb,
+            http,
+            [
+                "Email/get",
+                {
+                    "accountId": ACCOUNT_ID,
+                    "ids": [listed, plain],
+                    "properties": ["header:List-Id:asText", "header:list-id"],
+                },
+                "g",
+            ],
+            [
+                "Email/query",
+                {"accountId": ACCOUNT_ID, "filter": {"header": ["list-id", "USERS.LIST"]}},
+                "q",
+            ],
+            ["Email/query", {"accountId": ACCOUNT_ID, "filter": {"header": ["List-Id"]}}, "n"],
+            [
+                "Email/get",
+                {
+                    "accountId": ACCOUNT_ID,
+                    "ids": [plain],
+                    "properties": ["header:List-Id:asRaw:all"],
+                },
+                "b",
+            ],
+        )
+        by_id = {e["id"]: e for e in got[1]["list"]}
+        assert by_id[listed]["header:List-Id:asText"] == "Users <users.list.example>"
+        assert by_id[listed]["header:list-id"] == " Users\r\n <users.list.example>"
+        assert by_id[plain]["header:List-Id:asText"] is None
+        assert found[1]["ids"] == named[1]["ids"] == [listed]
+        assert bad[0] == "error" and bad[1]["type"] == "invalidArguments"

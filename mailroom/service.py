@@ -98,6 +98,7 @@ class App:
             access=settings.web,
             categories=list(settings.categories),
             listen_host=settings.http_host,
+            trust_sent=settings.trust_sent,
             # The address people open the pages at is one this service answers to.
             allowed_hosts=(*settings.http_allowed_hosts, *public_host(settings.web)),
         )

@@ -73,7 +73,8 @@ class Correspondents:
         if not new:
             self._looked_at = email_state
             return []
-        found, asked = await self._ask_sent(sent, new)
+        found, asked = await ask_sent(self._jmap, sent, new)
+        self.requests += 1
         if len(self._checked) + len(asked) > MAX_CHECKED:
             self._checked.clear()
         self._checked |= asked
@@ -142,45 +143,42 @@ class Correspondents:
                 out.setdefault(found[0], found[1])
         return out
 
-    async def _ask_sent(self, sent: str, senders: list[str]) -> tuple[set[str], set[str]]:
-        """(those written to, those asked about): one request, as many filters as
-        fit. A filter whose answer may be cut short (as many emails as asked for)
-        settles only the senders it found; the rest are asked again."""
-        jmap = self._jmap
-        room = jmap.session.max_calls_in_request // 2
-        limit = min(SENT_LIMIT, jmap.page_size())
-        if room < 1:  # one call a request: the first few senders, in two round trips
-            chunk = senders[:PER_FILTER]
-            (filter_,) = sent_filters(sent, chunk)
-            page, _ = await jmap.query_page(
-                filter_, list(RECIPIENT_FIELDS), position=0, limit=limit
-            )
-            self.requests += 1
-            hits = written_to(page.emails, chunk)
-            return hits, (set(chunk) if page.last else hits)
-        chunks = list(chunked(senders, PER_FILTER))[:room]
-        calls: list[Call] = []
-        for n, chunk in enumerate(chunks):
-            (filter_,) = sent_filters(sent, chunk)
-            calls += [
-                Call("Email/query", {"filter": filter_, "limit": limit}, f"s{n}q"),
-                Call(
-                    "Email/get",
-                    {
-                        "#ids": ref(f"s{n}q", "Email/query", "/ids"),
-                        "properties": list(RECIPIENT_FIELDS),
-                    },
-                    f"s{n}g",
-                ),
-            ]
-        resp = await jmap.request(calls)
-        self.requests += 1
-        found: set[str] = set()
-        asked: set[str] = set()
-        for n, chunk in enumerate(chunks):
-            emails = list_of_objects(resp.get(f"s{n}g", "Email/get"), "Email/get")
-            hits = written_to(emails, chunk)
-            found |= hits
-            whole = len(query_ids(resp.get(f"s{n}q", "Email/query"))) < limit
-            asked |= set(chunk) if whole else hits
-        return found, asked
+
+async def ask_sent(jmap: JmapClient, sent: str, senders: list[str]) -> tuple[set[str], set[str]]:
+    """(those of ``senders`` written to, those asked about), in one request with
+    as many filters as fit. A filter whose answer may be cut short (as many
+    emails as asked for) settles only the senders it found; the rest are asked
+    again another time."""
+    room = jmap.session.max_calls_in_request // 2
+    limit = min(SENT_LIMIT, jmap.page_size())
+    if room < 1:  # one call a request: the first few senders, in two round trips
+        chunk = senders[:PER_FILTER]
+        (filter_,) = sent_filters(sent, chunk)
+        page, _ = await jmap.query_page(filter_, list(RECIPIENT_FIELDS), position=0, limit=limit)
+        hits = written_to(page.emails, chunk)
+        return hits, (set(chunk) if page.last else hits)
+    chunks = list(chunked(senders, PER_FILTER))[:room]
+    calls: list[Call] = []
+    for n, chunk in enumerate(chunks):
+        (filter_,) = sent_filters(sent, chunk)
+        calls += [
+            Call("Email/query", {"filter": filter_, "limit": limit}, f"s{n}q"),
+            Call(
+                "Email/get",
+                {
+                    "#ids": ref(f"s{n}q", "Email/query", "/ids"),
+                    "properties": list(RECIPIENT_FIELDS),
+                },
+                f"s{n}g",
+            ),
+        ]
+    resp = await jmap.request(calls)
+    found: set[str] = set()
+    asked: set[str] = set()
+    for n, chunk in enumerate(chunks):
+        emails = list_of_objects(resp.get(f"s{n}g", "Email/get"), "Email/get")
+        hits = written_to(emails, chunk)
+        found |= hits
+        whole = len(query_ids(resp.get(f"s{n}q", "Email/query"))) < limit
+        asked |= set(chunk) if whole else hits
+    return found, asked

@@ -49,6 +49,7 @@ class WebContext:
     access: WebAccess
     categories: Sequence[Category]
     listen_host: str
+    trust_sent: str | None = None  # MAILROOM_TRUST_SENT: said beside those you wrote to
     allowed_hosts: tuple[str, ...] = ()
     clock: Callable[[], float] = time.time
     # Set once the server is bound (the default public URL names its port).
@@ -78,7 +79,9 @@ def connect_pages(
     dry run only shows). Push and passes tell the Screener view when to read again."""
     boxes = clients.triage.mailboxes
     labels = frozenset({*boxes.labels.values(), *boxes.extra_labels})
-    reader = ScreenerReader(clients.jmap, boxes.screener, labels, clients.triage.own)
+    reader = ScreenerReader(
+        clients.jmap, boxes.screener, labels, clients.triage.own, sent_id=boxes.sent
+    )
     ctx.telemetry.account_changed = reader.changed
     ctx.screener = reader
     ctx.ledger = ledger

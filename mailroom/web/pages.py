@@ -81,6 +81,7 @@ async def screener(request: Request, ctx: WebContext) -> Response:
         notes=notes,
         failures=failures,
         undoable=undoable,
+        trust=ctx.trust_sent,
     )
     return _answer(response, who, ctx)
 

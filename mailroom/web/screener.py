@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mailroom.correspondents.screen import ask_sent
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.wire import Call, page_of
 from mailroom.triage.scan import mailbox_ids_of, sender_of
@@ -59,6 +60,7 @@ class Waiting:
     preview: str
     received: str  # the newest email's receivedAt, as the server wrote it
     deciding: bool = False  # a triage label is on one of its emails already
+    written_to: bool = False  # the user has written to them (in Sent: To, Cc or Bcc)
 
     @property
     def domain(self) -> str:
@@ -120,8 +122,10 @@ class ScreenerReader:
         screener_id: str,
         labels: frozenset[str],
         own: frozenset[str] = frozenset(),
+        sent_id: str = "",
     ) -> None:
         self._jmap = jmap
+        self._sent = sent_id
         self._screener = screener_id
         self._labels = labels
         self._own = own
@@ -138,19 +142,25 @@ class ScreenerReader:
             if self._view is not None:
                 return self._view
             generation = self._generation
-            view = await self._read()
+            view, used = await self._read()
+            if self._sent and used < REQUESTS and view.senders:
+                # The second request of the view: whom of them the user wrote to.
+                found, _ = await ask_sent(self._jmap, self._sent, [w.address for w in view.senders])
+                for waiting in view.senders:
+                    waiting.written_to = waiting.address in found
             if generation == self._generation:  # not changed while reading
                 self._view = view
             return view
 
-    async def _read(self) -> ScreenerView:
+    async def _read(self) -> tuple[ScreenerView, int]:
+        """The view, and how many requests it took."""
         jmap = self._jmap
         size = jmap.page_size(4096)
         per = max(1, jmap.session.max_calls_in_request // 2)
         filter_ = {"inMailbox": self._screener}
         emails: list[dict[str, Any]] = []
         position = 0
-        for _ in range(REQUESTS):
+        for used in range(1, REQUESTS + 1):
             calls = _page_calls(jmap, filter_, position, size, per)
             resp = await jmap.request(calls)
             for i in range(per):
@@ -161,13 +171,14 @@ class ScreenerReader:
                 position += len(page.ids)
                 if page.last or len(emails) >= MAX_EMAILS:
                     view = group(emails, self._labels, self._own)
-                    return ScreenerView(view, more=not page.last, emails=len(emails))
+                    return ScreenerView(view, more=not page.last, emails=len(emails)), used
                 if len(page.ids) < size:
                     # The server clamped the page: the later positions asked
                     # for assumed the full size, so ask again from here.
                     size = len(page.ids)
                     break
-        return ScreenerView(group(emails, self._labels, self._own), more=True, emails=len(emails))
+        senders = group(emails, self._labels, self._own)
+        return ScreenerView(senders, more=True, emails=len(emails)), REQUESTS
 
 
 def _page_calls(

@@ -56,6 +56,7 @@ def running() -> Iterator[tuple[FaultySandbox, MailroomProcess, Browserless]]:
         sb.mail.deliver("bob@b.example", name="Bob", subject="Invoice 2")
         sb.mail.deliver("carl@b.example", name="Carl", subject="From the same firm")
         sb.mail.deliver("eve@evil.example", name=EVIL_NAME, subject="<b>bold</b>")
+        sb.mail.deliver(sb.username, mailboxes=["Sent"], cc=["carl@b.example"])
         env = {**sb.env(), "MAILROOM_WEB_PASSWORD": HASH, "MAILROOM_DEBOUNCE_SECONDS": "60"}
         with MailroomProcess(env) as proc:
             assert wait_until(lambda: proc.health()[1].get("status") == "pass", 60), proc.log
@@ -88,6 +89,10 @@ def test_decide_and_take_back_from_the_pages(
     assert sb.total_requests("api") - before <= 2  # one view, at most two JMAP requests
     assert "4 senders waiting" in page.text
     assert "First words" in page.text and "Invoice 2" in page.text  # newest subject
+    # Whom the user wrote to is said on their row (the view's second request).
+    items = page.text.split('<li class="sender"')[1:]
+    wrote = [r for r in items if "you wrote to them" in r]
+    assert len(wrote) == 1 and 'data-address="carl@b.example"' in wrote[0]
     assert "<script>document" not in page.text
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in page.text
     assert "&lt;b&gt;bold&lt;/b&gt;" in page.text

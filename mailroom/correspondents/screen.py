@@ -77,9 +77,13 @@ class Correspondents:
         self.requests += 1
         if len(self._checked) + len(asked) > MAX_CHECKED:
             self._checked.clear()
-        self._checked |= asked
-        # Asked about everyone: the next pass with this state reads nothing.
-        self._looked_at = email_state if asked >= set(new) else None
+        # Those written to are not settled by being asked: until the ledger says
+        # their decision is done (a failed or part-way one is tried again), each
+        # pass looks at them again.
+        self._checked |= asked - found
+        # Asked about everyone, nobody to decide: the next pass with this state
+        # reads nothing.
+        self._looked_at = email_state if asked >= set(new) and not found else None
         return [Waiting(s, waiting[s]) for s in new if s in found]
 
     async def trusted(

@@ -145,15 +145,16 @@ class LedgerReader:
         return out
 
     def ever_decided(self, addresses: Iterable[str]) -> set[str]:
-        """Those of ``addresses`` with any decision that counted (a triage done or
-        part-way, an undo done): the user, a rule or a reset has had a say."""
+        """Those of ``addresses`` with any decision done (a triage or an undo): the
+        user, a rule or a reset has had a say. One stopped part-way does not
+        count: what started it tries again."""
         out: set[str] = set()
         for chunk in chunked(sorted(set(addresses)), MAX_VARIABLES):
             marks = ",".join("?" * len(chunk))
             try:
                 rows = self._conn.execute(
-                    f"SELECT DISTINCT subject FROM decisions WHERE {COUNTS} "  # noqa: S608
-                    f"AND subject IN ({marks})",
+                    "SELECT DISTINCT subject FROM decisions WHERE outcome = 'done' "  # noqa: S608
+                    f"AND kind IN ('triage', 'undo') AND subject IN ({marks})",
                     chunk,
                 ).fetchall()
             except sqlite3.Error as exc:

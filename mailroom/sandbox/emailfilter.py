@@ -1,11 +1,37 @@
 """The stand-in's Email/query filter: operators, ``inMailbox``,
-``inMailboxOtherThan``, and ``from`` as the text match Fastmail makes."""
+``inMailboxOtherThan``, ``from``/``to``/``cc``/``bcc`` as the text match
+Fastmail makes, and ``header``. The whole filter is checked before any email
+is matched (as a server does), then each email is matched lazily."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mailroom.sandbox.mailmodel import Email, MethodError
+
+PROPERTIES = frozenset({"inMailbox", "inMailboxOtherThan", "from", "to", "cc", "bcc", "header"})
+OPERATORS = frozenset({"AND", "OR", "NOT"})
+
+
+def check(cond: Any) -> None:
+    """Raise ``unsupportedFilter``/``invalidArguments`` for any part of a filter
+    the stand-in (and so Mailroom) does not use, wherever it sits."""
+    if not isinstance(cond, dict):
+        raise MethodError("unsupportedFilter", "filter must be an object")
+    if "operator" in cond:
+        if cond["operator"] not in OPERATORS:
+            raise MethodError("unsupportedFilter", f"operator {cond['operator']}")
+        conditions = cond.get("conditions")
+        if not isinstance(conditions, list):
+            raise MethodError("invalidArguments", "conditions must be a list")
+        for c in conditions:
+            check(c)
+        return
+    for key, value in cond.items():
+        if key not in PROPERTIES:
+            raise MethodError("unsupportedFilter", f"filter property {key}")
+        if key == "header" and (not isinstance(value, list) or len(value) not in (1, 2)):
+            raise MethodError("invalidArguments", "header: one or two strings")
 
 
 def matches(email: Email, cond: Any) -> bool:
@@ -14,7 +40,9 @@ def matches(email: Email, cond: Any) -> bool:
     if not isinstance(cond, dict):
         raise MethodError("unsupportedFilter", "filter must be an object")
     if "operator" in cond:
-        subs = [matches(email, c) for c in cond.get("conditions") or []]
+        # Evaluated lazily, as a server's index would: an AND stops at the
+        # first condition that fails (inMailbox first, say), an OR at the first hit.
+        subs = (matches(email, c) for c in cond.get("conditions") or [])
         op = cond["operator"]
         if op == "AND":
             return all(subs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from mailroom.sandbox.emailfilter import matches
+from mailroom.sandbox.emailfilter import check, matches
 from mailroom.sandbox.mailmodel import ACCOUNT_ID, Args, Email, Mailbox, MethodError, set_answer
 
 
@@ -37,6 +37,8 @@ class EmailMethods:
 
     def _email_query(self, args: Args) -> Args:
         filter_ = args.get("filter")
+        if filter_ is not None:
+            check(filter_)
         matched = [e for e in self.emails.values() if filter_ is None or matches(e, filter_)]
         ascending = True
         for sort in args.get("sort") or []:

@@ -57,7 +57,7 @@ async def screener(request: Request, ctx: WebContext) -> Response:
     if ctx.screener is None:
         return _answer(page(ctx, "connecting.html", who, status=503), who, ctx)
     try:
-        view = await ctx.screener.view()
+        view, spent = await ctx.screener.view()
     except MailroomError as exc:
         log.warning("cannot read the Screener", extra={"fields": {"error": str(exc)}})
         return _answer(page(ctx, "connecting.html", who, status=503, error=str(exc)), who, ctx)
@@ -65,6 +65,10 @@ async def screener(request: Request, ctx: WebContext) -> Response:
     number = min(_page_number(request), pages)
     start = (number - 1) * PER_PAGE
     shown = view.senders[start : start + PER_PAGE]
+    try:
+        await ctx.screener.mark_written_to(shown, spent)
+    except MailroomError as exc:  # the page still shows who waits
+        log.warning("cannot read whom you wrote to", extra={"fields": {"error": str(exc)}})
     session = who.session
     notes, failures, undoable = session.notes, session.failures, session.undoable
     session.notes, session.failures, session.undoable = [], [], []

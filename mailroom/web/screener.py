@@ -130,27 +130,37 @@ class ScreenerReader:
         self._labels = labels
         self._own = own
         self._view: ScreenerView | None = None
+        self._asked: dict[str, bool] = {}  # sender -> written to, asked since the last change
         self._generation = 0
         self._lock = asyncio.Lock()  # one read at a time; the others share it
 
     def changed(self) -> None:
         self._generation += 1
         self._view = None
+        self._asked.clear()
 
-    async def view(self) -> ScreenerView:
+    async def mark_written_to(self, shown: list[Waiting], spent: int) -> None:
+        """Whom of the senders shown the user has written to: one request for
+        those not asked yet (a page's worth), when the view has not already
+        spent its two (``spent``: what reading the Screener cost it)."""
+        async with self._lock:
+            new = [w.address for w in shown if w.address not in self._asked]
+            if self._sent and new and spent < REQUESTS:
+                found, asked = await ask_sent(self._jmap, self._sent, new)
+                self._asked.update({a: a in found for a in asked})
+            for waiting in shown:
+                waiting.written_to = self._asked.get(waiting.address, False)
+
+    async def view(self) -> tuple[ScreenerView, int]:
+        """The view, and the requests this call cost (0: kept from before)."""
         async with self._lock:
             if self._view is not None:
-                return self._view
+                return self._view, 0
             generation = self._generation
             view, used = await self._read()
-            if self._sent and used < REQUESTS and view.senders:
-                # The second request of the view: whom of them the user wrote to.
-                found, _ = await ask_sent(self._jmap, self._sent, [w.address for w in view.senders])
-                for waiting in view.senders:
-                    waiting.written_to = waiting.address in found
             if generation == self._generation:  # not changed while reading
                 self._view = view
-            return view
+            return view, used
 
     async def _read(self) -> tuple[ScreenerView, int]:
         """The view, and how many requests it took."""

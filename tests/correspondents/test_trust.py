@@ -146,3 +146,26 @@ async def test_a_sender_taken_back_or_decided_is_never_overruled(
         ledger2.close()
     finally:
         ledger.close()
+
+
+async def test_a_trusted_decision_that_failed_is_tried_again(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Refused once (the reply's email cannot be filed), the next pass tries
+    again, though nothing changed in the account meanwhile."""
+    h = harness
+    h.mail.deliver(h.sandbox.username, mailboxes=["Sent"], to=["pal@x.com"])
+    reply = h.mail.deliver("pal@x.com")
+    h.mail.refuse_updates.add(reply)
+    triage, ledger = await trusting(h, tmp_path / "l.db")
+    try:
+        await triage.run_pass()
+        assert h.mail.mailbox_names(reply) == {"Screener"}
+        assert not [d for d in ledger.history(Filter("pal@x.com")) if d.outcome.value == "done"]
+        h.mail.refuse_updates.clear()
+        await triage.run_pass()
+        assert h.mail.mailbox_names(reply) == {"Imbox", "Inbox"}
+        (done,) = [d for d in ledger.history(Filter("pal@x.com")) if d.outcome.value == "done"]
+        assert done.intent.trigger == "sent"
+    finally:
+        ledger.close()

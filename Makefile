@@ -91,7 +91,7 @@ soak-ci: $(STAMP)
 # The soak against deliberately broken builds (a sender skipped, a valid sender
 # flagged, only the labelled email re-filed, /health always pass, the label
 # removed first, a part-way decision forgotten, nobody the user wrote to
-# trusted): passes only if the soak
+# trusted, no list rules): passes only if the soak
 # catches every one.
 soak-selftest: $(STAMP)
 	$(BIN)/python -m tests.soak.selftest --seconds 40

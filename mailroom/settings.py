@@ -63,6 +63,7 @@ class Settings:
     error_label: str
     back_label: str  # @ToScreener: a sender back to the Screener
     domain_label: str  # @WholeDomain: the triage label decides for the domain
+    list_label: str  # @WholeList: the triage label decides for the email's mailing list
     own_addresses: tuple[str, ...]  # the user's own, besides what the server says
     trust_sent: str | None  # the category of senders you wrote to (None: off)
     categories: Categories
@@ -96,6 +97,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         error_label=reader.required("MAILROOM_ERROR_LABEL", "@MailroomError"),
         back_label=reader.required("MAILROOM_TO_SCREENER_LABEL", "@ToScreener"),
         domain_label=reader.required("MAILROOM_WHOLE_DOMAIN_LABEL", "@WholeDomain"),
+        list_label=reader.required("MAILROOM_WHOLE_LIST_LABEL", "@WholeList"),
         own_addresses=_own_addresses(reader),
         trust_sent=None,  # read once the categories are known (below)
         categories=reader.categories("MAILROOM_TRIAGE_CATEGORIES"),
@@ -233,6 +235,7 @@ def _check_mailboxes(settings: Settings, problems: list[str]) -> None:
         ("MAILROOM_ERROR_LABEL", settings.error_label),
         ("MAILROOM_TO_SCREENER_LABEL", settings.back_label),
         ("MAILROOM_WHOLE_DOMAIN_LABEL", settings.domain_label),
+        ("MAILROOM_WHOLE_LIST_LABEL", settings.list_label),
     ]
     seen: dict[str, tuple[str, str]] = {"inbox": ("the Inbox", "Inbox")}
     for what, name in roles:

@@ -107,6 +107,7 @@ class Clients:
                 cfg.error_label,
                 cfg.back_label,
                 cfg.domain_label,
+                list_label=cfg.list_label,
                 trust_sent=cfg.trust_sent,
                 own_addresses=cfg.own_addresses,
             )

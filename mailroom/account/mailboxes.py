@@ -35,6 +35,7 @@ class MailboxMap:
     names: Mapping[str, str] = field(default_factory=dict)  # every mailbox: id -> name
     back_label: str = ""  # @ToScreener: the sender goes back to the Screener ("" if none)
     domain_label: str = ""  # @WholeDomain: the triage label decides for the domain
+    list_label: str = ""  # @WholeList: the triage label decides for the email's list
     # Optional labels the account lacks (set up by an older Mailroom), each with
     # the feature it turns on: that feature is off, everything else triages; a
     # note, never a failure.
@@ -43,7 +44,7 @@ class MailboxMap:
 
     @property
     def extra_labels(self) -> tuple[str, ...]:
-        return tuple(m for m in (self.back_label, self.domain_label) if m)
+        return tuple(m for m in (self.back_label, self.domain_label, self.list_label) if m)
 
     def label_category(self, categories: Categories) -> dict[str, Category]:
         """label mailbox id -> category"""
@@ -111,6 +112,7 @@ def names(config: TriageConfig) -> list[str]:
         config.error_label,
         config.back_label,
         config.domain_label,
+        config.list_label,
         *cats.labels,
         *cats.destinations,
     ]
@@ -130,6 +132,7 @@ def map_mailboxes(config: TriageConfig, mailboxes: Sequence[Mapping[str, Any]]) 
     features = {
         config.back_label: "sending a sender back to the Screener with a label",
         config.domain_label: "deciding for a whole domain with a label",
+        config.list_label: "deciding for a whole mailing list with a label",
     }
     optional = set(features) - {""}
     return MailboxMap(
@@ -144,6 +147,7 @@ def map_mailboxes(config: TriageConfig, mailboxes: Sequence[Mapping[str, Any]]) 
         names=res.names,
         back_label=found.get(config.back_label, ""),
         domain_label=found.get(config.domain_label, ""),
+        list_label=found.get(config.list_label, ""),
         sent=res.sent,
     )
 
@@ -158,6 +162,7 @@ def still_valid(
         config.error_label: boxes.error_label,
         config.back_label: boxes.back_label,
         config.domain_label: boxes.domain_label,
+        config.list_label: boxes.list_label,
         **{c.label: boxes.labels.get(c.name, "") for c in config.categories},
         **{d: boxes.destinations.get(d, "") for d in config.categories.destinations},
     }

@@ -35,6 +35,7 @@ class Provisioner:
             extra_labels=(
                 (cfg.back_label, "the back-to-Screener label"),
                 (cfg.domain_label, "the whole-domain label"),
+                (cfg.list_label, "the whole-list label"),
             ),
             mailboxes=mailboxes,
             groups=groups,

@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     screener.add_argument("--json", action="store_true", help="as JSON")
     decide = command("triage", "put a sender or a domain in a category without an email")
     decide.add_argument(
-        "sender", help="the sender's address, or @domain for the domain and its subdomains"
+        "sender",
+        help="the sender's address, @domain for the domain and its subdomains, or "
+        "list:<list-id> for a mailing list (its List-Id)",
     )
     decide.add_argument("category", help="a category's name or label (Feed, @ToFeed)")
     decide.add_argument("--apply", action="store_true", help=APPLY_HELP)
@@ -77,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
     history.add_argument("--json", action="store_true", help="as JSON")
     undo = command("undo", "take back a sender's or a domain rule's latest decision")
-    undo.add_argument("sender", help="the sender's address, or @domain for a domain's rule")
+    undo.add_argument(
+        "sender",
+        help="the sender's address, @domain for a domain's rule, or list:<list-id> for a list's",
+    )
     undo.add_argument("--apply", action="store_true", help=APPLY_HELP)
     reset = command("reset", "take back every decision, for uninstalling or starting over")
     reset.add_argument("--apply", action="store_true", help=APPLY_HELP)

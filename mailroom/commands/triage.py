@@ -24,9 +24,12 @@ from mailroom.errors import MailroomError
 from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
+from mailroom.lists.filing import file_list, waiting_of
+from mailroom.lists.listid import SUBJECT_PREFIX, parse_subject
 from mailroom.net import api_client
 from mailroom.settings import Settings
 from mailroom.triage.records import SenderRecord, Stage
+from mailroom.triage.scan import ListWork
 from mailroom.wiring import make_clients
 from mailroom.writer.commands import writing
 
@@ -63,6 +66,12 @@ async def run_triage(
         names = ", ".join(c.name for c in settings.categories)
         print(f"mailroom triage: no category {wanted!r} (one of {names})", file=err)
         return EXIT_CONFIG
+    ident = parse_subject(sender)
+    if sender.strip().lower().startswith(SUBJECT_PREFIX):
+        if ident is None:
+            print(f"mailroom triage: {sender!r} is not a mailing list's id", file=err)
+            return EXIT_CONFIG
+        return await _list(settings, ident, category, apply=apply, out=out, err=err)
     if sender.strip().startswith("@"):
         domain = normal(sender)
         why = refusal(domain, force=force)
@@ -94,6 +103,50 @@ async def run_triage(
     for line in describe(record, category, apply=apply):
         print(line, file=out)
     return 0 if record.alive or record.stage is Stage.UNLABELLED else EXIT_ERROR
+
+
+async def _list(
+    settings: Settings, ident: str, category: Category, *, apply: bool, out: TextIO, err: TextIO
+) -> int:
+    """Every email of the list waiting in the Screener filed, and the rule kept
+    for its later posts (recorded as ``list:<id>``); no contact changes."""
+    ledger = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if apply:
+                await stack.enter_async_context(writing(settings, "triage", err))
+                ledger, _ = Ledger.open(settings.ledger_path)
+            http = await stack.enter_async_context(api_client(settings.poll_interval))
+            clients = make_clients(settings, http, dry_run=not apply, ledger=ledger)
+            await clients.connect()
+            await clients.triage.setup()
+            boxes, categories = clients.triage.mailboxes, settings.categories
+            if not apply:
+                waiting = await waiting_of(clients.jmap, boxes, ident)
+                print(
+                    f"would decide list:{ident} into {category.name}: "
+                    f"{count(waiting, 'email')} of it waiting in the Screener filed now, "
+                    "later posts by the service",
+                    file=out,
+                )
+                print("dry run: nothing changed; run again with --apply to do it", file=out)
+                return 0
+            work = ListWork(ident, category)
+            filed = await file_list(
+                clients.jmap, boxes, categories, ledger, work, "cli", by_label=False
+            )
+    except MailroomError as exc:
+        print(f"mailroom triage: {exc}", file=err)
+        return EXIT_ERROR
+    finally:
+        if ledger is not None:
+            ledger.close()
+    print(
+        f"decided list:{ident} into {category.name}: {count(filed, 'email')} filed now; "
+        "later posts are filed by the service",
+        file=out,
+    )
+    return 0
 
 
 async def _domain(

@@ -22,6 +22,8 @@ from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.reading import TRAIL, Filter
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
+from mailroom.lists.listid import SUBJECT_PREFIX, parse_subject
+from mailroom.lists.undo import undo_rule_of_list
 from mailroom.settings import Settings
 from mailroom.takeback.apply import Undone
 from mailroom.takeback.domain import undo_rule
@@ -36,6 +38,10 @@ EXIT_ERROR = 1
 def subject_problem(subject: str) -> str | None:
     """Why ``subject`` is neither an address nor ``@domain`` (None: it is one)."""
     text = subject.strip()
+    if text.lower().startswith(SUBJECT_PREFIX):
+        if parse_subject(text) is None:
+            return f"{subject!r} is not a mailing list's id (list:users.lists.example)"
+        return None
     if text.startswith("@"):
         if not is_domain_name(normal(text)):
             return f"{subject!r} is not a domain name (an address, or @domain for a domain's rule)"
@@ -72,6 +78,9 @@ async def run_undo(
     settings: Settings, sender: str, *, apply: bool, out: TextIO, err: TextIO
 ) -> int:
     sender = sender.strip().lower()
+    ident = parse_subject(sender)
+    if ident is not None:
+        sender = SUBJECT_PREFIX + ident
     ledger = _open("undo", settings, out, err)
     if not isinstance(ledger, Ledger):
         return ledger
@@ -83,6 +92,8 @@ async def run_undo(
                 await stack.enter_async_context(writing(settings, "undo", err))
             if sender.startswith("@"):
                 return await _undo_domain(settings, ledger, normal(sender), apply, out, err)
+            if ident is not None:
+                return await _undo_list(settings, ledger, ident, apply, out)
             decision = undoable(ledger.history(Filter(sender, limit=TRAIL)))
             if decision is None:
                 print(f"nothing to undo for {sender}", file=out)
@@ -138,6 +149,37 @@ async def _undo_domain(
             return code
         print(f"done: {subject} is no longer decided as {rule.intent.category}", file=out)
         return 0
+
+
+async def _undo_list(
+    settings: Settings, ledger: Ledger, ident: str, apply: bool, out: TextIO
+) -> int:
+    """A mailing list's decision taken back with every email filed by it."""
+    rule = ledger.list_rules().get(ident)
+    if rule is None:
+        print(f"nothing to undo for {SUBJECT_PREFIX}{ident}", file=out)
+        return 0
+    filings = ledger.filed_by(rule.id)
+    emails = sum(len(d.effects.moves) for d in [rule, *filings])
+    verb = "undo" if apply else "would undo"
+    print(
+        f"{verb}: {SUBJECT_PREFIX}{ident} back from {rule.intent.category}: "
+        f"{count(emails, 'email')} it filed back to the Screener (those you moved since stay)",
+        file=out,
+    )
+    if not apply:
+        print("dry run: nothing changed; run again with --apply to do it", file=out)
+        return 0
+    async with open_session(settings, ledger, apply=True) as s:
+        takeback = s.takeback
+        back, left = await undo_rule_of_list(
+            takeback.jmap, takeback.boxes, ledger, rule, Trigger.CLI.value
+        )
+    print(
+        f"done: {count(back, 'email')} back, {count(left, 'email')} left where you moved them",
+        file=out,
+    )
+    return 0
 
 
 async def run_reset(settings: Settings, *, apply: bool, out: TextIO, err: TextIO) -> int:

@@ -100,15 +100,39 @@ class LedgerReader:
     def standing(self, limit: int, skip: Iterable[str] = ()) -> list[Decision]:
         """Each subject's latest triage still standing (done, not undone), newest
         first, at most ``limit``, none of the subjects in ``skip``: what ``reset``
-        takes back, round after round, until nothing stands."""
+        takes back, round after round, until nothing stands. Mailing lists are
+        not among them (``list_rules``: no contact to take back)."""
         skipped = sorted(set(skip))
         marks = ",".join("?" * len(skipped))
         return self._select(
             "WHERE id IN (SELECT MAX(id) FROM decisions AS d WHERE kind = 'triage' "  # noqa: S608
             f"AND {STANDS} AND NOT EXISTS (SELECT 1 FROM decisions AS u WHERE "
             "u.undoes = d.id AND u.kind = 'undo' AND u.outcome = 'done') "
-            f"AND subject NOT IN ({marks}) GROUP BY subject) ORDER BY id DESC LIMIT ?",
+            f"AND subject NOT LIKE 'list:%' AND subject NOT IN ({marks}) GROUP BY subject) "
+            "ORDER BY id DESC LIMIT ?",
             (*skipped, limit),
+        )
+
+    def list_rules(self) -> dict[str, Decision]:
+        """The mailing-list decisions in force: each list's latest decided by a
+        label or a command (not a pass's filing by rule), done and not taken
+        back; list id -> its decision."""
+        rules = self._select(
+            "WHERE id IN (SELECT MAX(id) FROM decisions AS d WHERE kind = 'triage' "  # noqa: S608
+            f"AND {STANDS} AND subject LIKE 'list:%' AND rule IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM decisions AS u WHERE u.undoes = d.id AND u.kind = 'undo' "
+            "AND u.outcome != 'failed') GROUP BY subject)",
+            (),
+        )
+        return {d.intent.subject.removeprefix("list:"): d for d in rules}
+
+    def filed_by(self, rule: int) -> list[Decision]:
+        """What passes filed by a list rule and still stands (not taken back)."""
+        return self._select(
+            "WHERE kind = 'triage' AND outcome = 'done' AND rule = ? AND NOT EXISTS "
+            "(SELECT 1 FROM decisions AS u WHERE u.undoes = decisions.id AND u.kind = 'undo' "
+            "AND u.outcome = 'done') ORDER BY id DESC",
+            (rule,),
         )
 
     def domain_rules(self) -> dict[str, Decision]:

@@ -16,6 +16,7 @@ from typing import Any
 MAX_ID = 255  # RFC 2919 §2: list-id is at most 255 octets
 MAX_HEADER = 4096  # a header longer than this is not read at all
 SUBJECT_PREFIX = "list:"  # how a list's decisions are named in the ledger
+LIST_ID = "header:List-Id:asText"  # the Email property (RFC 8621 §4.1.3) a list id is read from
 
 # RFC 5322 dot-atom-text: atext runs separated by single dots; RFC 2919
 # requires at least one dot (list-label "." list-id-namespace).

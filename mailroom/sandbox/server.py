@@ -153,7 +153,7 @@ class Sandbox:
         labels = DEFAULT_LABELS if categories is None else tuple(categories.labels)
         boxes = DEFAULT_MAILBOXES if categories is None else tuple(categories.destinations)
         groups = DEFAULT_GROUPS if categories is None else tuple(categories.contact_groups)
-        extra = ("@ToScreener", "@WholeDomain")
+        extra = ("@ToScreener", "@WholeDomain", "@WholeList")
         for name in (screener, error_label, *extra, *labels, *boxes):
             self.mail.ensure_mailbox(name)
         for group in groups:

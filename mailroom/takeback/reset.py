@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mailroom.core.vocabulary import Trigger
+from mailroom.errors import MailroomError
 from mailroom.ledger.model import undoing
 from mailroom.ledger.reading import MAX_VARIABLES, TRAIL
 from mailroom.ledger.store import Ledger
+from mailroom.lists.undo import undo_rule_of_list
 from mailroom.takeback.apply import TakeBack
 
 BATCH = 100  # senders taken back per round of requests
@@ -29,6 +31,15 @@ async def reset_all(
     # back triages nobody), so a reset cut short never leaves a rule to triage
     # again the senders it already put back; each rule's undo is finished with
     # its own round below.
+    # Mailing lists first: their mail back, their rules off (no contacts).
+    for ident, rule in ledger.list_rules().items():
+        try:
+            await undo_rule_of_list(
+                takeback.jmap, takeback.boxes, ledger, rule, Trigger.RESET.value
+            )
+            undone += 1
+        except MailroomError as exc:
+            failed[f"list:{ident}"] = str(exc)
     rules = ledger.domain_rules()
     if rules:
         ledger.begin([undoing(d, Trigger.RESET.value) for d in rules.values()])

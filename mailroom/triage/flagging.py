@@ -23,7 +23,7 @@ async def flag_untriageable(
     """The error label on what cannot be triaged, each with a log line saying why."""
     own = [eid for ids in plan.own.values() for eid in ids]
     conflicting = [eid for ids in plan.conflicts.values() for eid in ids]
-    flagged = [*conflicting, *plan.unreadable, *plan.several_from, *own]
+    flagged = [*conflicting, *plan.unreadable, *plan.several_from, *own, *plan.no_list]
     if not flagged:
         return
     if not boxes.error_label:
@@ -51,6 +51,8 @@ async def flag_untriageable(
             "cannot be told; added the error label",
             extra={"fields": {"emails": len(plan.several_from)}},
         )
+    for email_id, why in plan.no_list.items():
+        log.warning(f"{why}; added the error label", extra={"fields": {"email": email_id}})
     for sender, ids in plan.own.items():
         log.warning(
             "the sender is this account's own address: your own mail is never "

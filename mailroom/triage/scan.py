@@ -10,6 +10,7 @@ from typing import Any
 
 from mailroom.account.categories import Categories, Category
 from mailroom.account.mailboxes import MailboxMap
+from mailroom.lists.listid import LIST_ID, list_id
 
 
 @dataclass
@@ -26,6 +27,16 @@ class SenderWork:
 
 
 @dataclass
+class ListWork:
+    """A mailing list to decide into ``category`` (``@WholeList`` beside a triage
+    label); ``emails`` are the labelled ones."""
+
+    list_id: str
+    category: Category
+    emails: dict[str, frozenset[str]] = field(default_factory=dict)  # id -> mailbox ids
+
+
+@dataclass
 class ScanPlan:
     senders: dict[str, SenderWork] = field(default_factory=dict)
     # sender -> labelled email ids that get the error label (conflicting labels)
@@ -39,6 +50,11 @@ class ScanPlan:
     skipped: int = 0  # labelled emails already carrying the error label
     # sender -> its emails labelled back-to-Screener (id -> mailbox ids): undone
     back: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
+    # list id -> its decision (@WholeList beside one triage label)
+    lists: dict[str, ListWork] = field(default_factory=dict)
+    # labelled @WholeList but no list (no usable List-Id), or not with exactly
+    # one triage label, or two categories for one list: flagged, with why
+    no_list: dict[str, str] = field(default_factory=dict)  # email id -> why
 
 
 def from_addresses(email: Mapping[str, Any]) -> set[str]:
@@ -107,6 +123,9 @@ def plan_scan(
             labels.add(BACK)  # conflicts with any triage label like another category
         if not labels:
             continue  # label removed since the query ran
+        if boxes.list_label and boxes.list_label in mailbox_ids:
+            _place_list(plan, eid, email, mailbox_ids, labels, categories)
+            continue
         who = sender_of(email)
         if who is None:
             plan.unreadable.append(eid)
@@ -156,3 +175,30 @@ def _place(
 
 
 # -- contact groups -----------------------------------------------------------
+
+
+def _place_list(
+    plan: ScanPlan,
+    eid: str,
+    email: Mapping[str, Any],
+    mailbox_ids: frozenset[str],
+    labels: set[str],
+    categories: Categories,
+) -> None:
+    """An email labelled ``@WholeList``: its list's decision, or why there is none."""
+    ident = list_id(email.get(LIST_ID))
+    if ident is None:
+        plan.no_list[eid] = "labelled @WholeList, but it is from no mailing list (no List-Id)"
+        return
+    if len(labels) != 1 or BACK in labels:
+        plan.no_list[eid] = "labelled @WholeList with no one triage label beside it"
+        return
+    (name,) = labels
+    work = plan.lists.setdefault(ident, ListWork(ident, categories.by_name(name)))
+    if work.category.name != name:
+        plan.no_list[eid] = f"list {ident} labelled for two categories at once"
+        for other in work.emails:
+            plan.no_list[other] = plan.no_list[eid]
+        work.emails.clear()
+        return
+    work.emails[eid] = mailbox_ids

@@ -32,6 +32,7 @@ from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapSetError
 from mailroom.jmap.moves import NOT_FILED
 from mailroom.jmap.wire import any_of_chunks
+from mailroom.lists.listid import LIST_ID
 from mailroom.triage.records import PassResult, SenderRecord, Stage
 from mailroom.triage.refile import patched, plan_groups, plan_label_removal, plan_refile
 from mailroom.triage.scan import mailbox_ids_of, sender_of
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Failures the servers can cause: logged without a traceback.
 EXPECTED_ERRORS = (JmapError, ContactsError)
-EMAIL_PROPERTIES = ("id", "from", "mailboxIds")
+EMAIL_PROPERTIES = ("id", "from", "mailboxIds", LIST_ID)
 # Pages of a long result asked in one request (within maxCallsInRequest): a
 # large labelling costs round trips / PAGES_AT_ONCE.
 PAGES_AT_ONCE = 4

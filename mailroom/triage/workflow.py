@@ -32,6 +32,7 @@ from mailroom.jmap.client import JmapClient
 from mailroom.jmap.wire import Call
 from mailroom.ledger.model import Decision
 from mailroom.ledger.store import Ledger
+from mailroom.lists.filing import file_by_rules, file_list
 from mailroom.takeback.sendback import SendBack
 from mailroom.triage.bookkeeping import Bookkeeper, settle_stale
 from mailroom.triage.flagging import add_error_label, flag_untriageable
@@ -150,6 +151,8 @@ class Triage:
         plan = plan_scan(emails, self.mailboxes, self._config.categories, self._own)
         works = await self._with_domains(plan, trigger, result)
         works += await self._trusted(plan, works, scan)
+        if not self.dry_run:
+            await self._lists(plan, trigger)
         # Before anything is written: a ledger that cannot take the intents stops here.
         bookkeeper = self._bookkeeper(trigger)
         bookkeeper.intents(works)
@@ -205,6 +208,14 @@ class Triage:
         return await self._correspondents.trusted(
             category, self.mailboxes, state, skip, self._ledger, scan.riders
         )
+
+    async def _lists(self, plan: ScanPlan, trigger: Trigger) -> None:
+        """Lists decided by label now, then new mail of lists decided before."""
+        jmap, boxes, categories = self._jmap, self.mailboxes, self._config.categories
+        for listed in plan.lists.values():
+            await file_list(jmap, boxes, categories, self._ledger, listed, trigger.value)
+        if self._ledger is not None:
+            await file_by_rules(jmap, boxes, categories, self._ledger, trigger.value)
 
     def _riders(self, boxes: MailboxMap) -> list[Call]:
         """Calls for the scan's request: who waits in the Screener, when trusting."""

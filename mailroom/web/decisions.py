@@ -22,6 +22,8 @@ from mailroom.domains.names import normal, refusal
 from mailroom.errors import MailroomError
 from mailroom.ledger.reading import TRAIL, Filter
 from mailroom.ledger.store import Ledger
+from mailroom.lists.listid import SUBJECT_PREFIX
+from mailroom.lists.undo import undo_rule_of_list
 from mailroom.takeback.domain import undo_rule
 from mailroom.takeback.plan import undoable
 from mailroom.takeback.session import takeback_of
@@ -113,6 +115,15 @@ class Decisions:
 
     async def _undo(self, subject: str, out: Done) -> None:
         ledger = self._ledger
+        if subject.startswith(SUBJECT_PREFIX):
+            rule = ledger.list_rules().get(subject.removeprefix(SUBJECT_PREFIX))
+            if rule is None:
+                out.failed.append((subject, "nothing to undo: no decision of it stands"))
+                return
+            boxes = self._clients.triage.mailboxes
+            await undo_rule_of_list(self._clients.jmap, boxes, ledger, rule, Trigger.WEB.value)
+            out.done.append(subject)
+            return
         exact = subject.startswith("@")
         decision = undoable(ledger.history(Filter(subject, limit=TRAIL, exact=exact)))
         if decision is None:

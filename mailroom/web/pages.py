@@ -19,6 +19,7 @@ from mailroom.domains.names import normal
 from mailroom.errors import MailroomError
 from mailroom.ledger.model import DecisionKind
 from mailroom.ledger.reading import Filter
+from mailroom.lists.listid import SUBJECT_PREFIX, parse_subject
 from mailroom.observe.status_page import render
 from mailroom.web.auth import same_token
 from mailroom.web.context import WebContext
@@ -183,6 +184,8 @@ async def undo(request: Request, ctx: WebContext) -> Response:
         return refused(ctx, "That form does not name a sender or a domain.", status=400)
     if subject.startswith("@"):
         subject = f"@{normal(subject)}"
+    elif (ident := parse_subject(subject)) is not None:
+        subject = SUBJECT_PREFIX + ident
     if ctx.decisions is None:
         return _not_yet(ctx, who)
     done = await ctx.decisions.undo(subject)
@@ -202,7 +205,11 @@ async def history(request: Request, ctx: WebContext) -> Response:
     category = wanted if any(c.name == wanted for c in ctx.categories) else None
     subject = None
     problem = None
-    if query:
+    if query.startswith(SUBJECT_PREFIX):
+        ident = parse_subject(query)
+        subject = SUBJECT_PREFIX + ident if ident else query
+        problem = subject_problem(query)
+    elif query:
         subject = query if "@" in query.lstrip("@") else f"@{query.lstrip('@')}"
         problem = subject_problem(subject)
         if subject.startswith("@") and problem is None:
@@ -216,8 +223,9 @@ async def history(request: Request, ctx: WebContext) -> Response:
         decisions = found[(number - 1) * PER_PAGE : number * PER_PAGE]
         more = len(found) > number * PER_PAGE
         stand = ledger.standing(limit=100_000)
-        standing = {d.id for d in stand}
-        rules = [d for d in stand if d.intent.subject.startswith("@")]
+        lists = ledger.list_rules()
+        standing = {d.id for d in stand} | {d.id for d in lists.values()}
+        rules = [d for d in stand if d.intent.subject.startswith("@")] + list(lists.values())
     else:
         more = False
     session = who.session

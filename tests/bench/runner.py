@@ -673,6 +673,7 @@ def run_all(sizes: Sizes, *, with_cyrus: bool, only: set[str] | None = None) -> 
     steps.append(("link", lambda: _run_link(sizes)))
     steps += _web_steps(sizes)
     steps.append(("trust_sent", _run_trust))
+    steps.append(("list_rules", _run_lists))
     if with_cyrus:
         steps.append(("cyrus", lambda: bench_cyrus(sizes)))
         steps.append(("cyrus_next", lambda: bench_cyrus(sizes, next_build=True)))
@@ -700,6 +701,12 @@ def _web_steps(sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
         ("web_decision", lambda: web.bench_decision_over_link(sizes)),
         ("web_flood", lambda: web.bench_flood(sizes)),
     ]
+
+
+def _run_lists() -> dict[str, Any]:
+    from tests.bench.lists import bench_list_rules
+
+    return bench_list_rules()
 
 
 def _run_trust() -> dict[str, Any]:
@@ -933,6 +940,15 @@ def markdown(r: dict[str, Any]) -> str:
 
     rows += web_rows(r)
     trust = r.get("trust_sent", {}).get("passes") if isinstance(r.get("trust_sent"), dict) else None
+    lists = pick(r, "list_rules", "idle_passes")
+    if isinstance(lists, list):
+        rows.append(
+            (
+                "List rules: requests of an idle pass with 0 / 1 / 100 rules",
+                " / ".join(str(p["requests"]) for p in lists),
+                "1 / 2 / 2",
+            )
+        )
     if isinstance(trust, list):
         rows.append(
             (

@@ -127,7 +127,7 @@ async def test_check_on_a_new_account_says_once_to_run_setup() -> None:
         assert code == 1
         lines = [line for line in text.splitlines() if line.startswith("✗")]
         assert lines == [
-            "✗ not set up yet: the 18 mailboxes and contact groups the settings need are missing"
+            "✗ not set up yet: the 19 mailboxes and contact groups the settings need are missing"
         ], text
         assert "fix: run `mailroom setup` to list them, then `mailroom setup --apply`" in text
         assert "✓ mailbox 'Screener' (the Screener) exists" in text

@@ -162,8 +162,12 @@ class Cyrus:
 
     # -- mail, as an MTA and a phone would ----------------------------------
 
-    def deliver(self, sender: str, name: str, subject: str, folder: str = "Screener") -> None:
-        message = self._message(sender, name, subject)
+    def deliver(
+        self, sender: str, name: str, subject: str, folder: str = "Screener", **fields: str
+    ) -> None:
+        """A message from ``sender`` into ``folder`` (``fields``: more header fields,
+        ``list_id="<users.example>"`` for List-Id)."""
+        message = self._message(sender, name, subject, **fields)
         if self.build is CYRUS_NEXT:
             self._lmtp(sender, message.encode(), folder)
             return
@@ -197,6 +201,8 @@ class Cyrus:
             for field in ("cc", "bcc")
             if field in recipients
         )
+        if "list_id" in recipients:
+            extra += f"List-Id: {recipients['list_id']}\r\n"
         return (
             f"From: {name} <{sender}>\r\nTo: {to}\r\n{extra}"
             f"Subject: {subject}\r\nMessage-ID: <{uuid.uuid4().hex}@test>\r\n"

@@ -23,6 +23,7 @@ BROKEN = {
     "label-first": "the label removed before re-filing",
     "forget-part-way": "a decision stopped part-way recorded as if nothing of it stood",
     "no-trust": "the people the user wrote to never trusted",
+    "no-list-rules": "a list's later posts never filed by its rule",
 }
 
 
@@ -70,6 +71,9 @@ def apply(kind: str) -> None:
     async def trusting_nobody(*args: Any, **kwargs: Any) -> list[Any]:
         return []
 
+    async def filing_nothing(*args: Any, **kwargs: Any) -> int:
+        return 0
+
     original_evaluate = telemetry.__dict__["evaluate"]
     patches: dict[str, list[tuple[Any, str, Any]]] = {
         "skip": [(workflow, "look_up", skipping)],
@@ -79,6 +83,7 @@ def apply(kind: str) -> None:
         "health-pass": [(telemetry, "evaluate", always_pass)],
         "forget-part-way": [(bookkeeping.Bookkeeper, "outcomes", forgetting)],
         "no-trust": [(workflow.Triage, "_trusted", trusting_nobody)],
+        "no-list-rules": [(workflow, "file_by_rules", filing_nothing)],
     }
     for module, name, replacement in patches[kind]:
         setattr(module, name, replacement)

@@ -39,6 +39,9 @@ ODD_CARDS = (
 )
 
 
+LIST_LABEL = "@WholeList"
+
+
 def _bare(uid: str | None) -> str:
     return (uid or "").lower().removeprefix("urn:uuid:")
 
@@ -79,6 +82,13 @@ class World:
         self.pen_pals = [f"pal{i}@pals{i % 5}.example" for i in range(20)]
         self.written: set[str] = set()  # pen pals the user has written to
         self.replied: set[str] = set()  # pen pals whose mail came after that
+        # A mailing list the user decides once with @WholeList (never labelled
+        # otherwise): posts from several people, all filed by the list's rule.
+        self.list_header = "Soak announcements <announce.soaklists.example>"
+        self.list_posters = [f"poster{i}@soaklists.example" for i in range(6)]
+        self.list_posts: list[str] = []
+        self.list_decided: str | None = None  # the category, once labelled
+        self._first_act: float | None = None
         self._cards: dict[str, tuple[str, Any]] = {}  # name -> (etag, parsed)
         self._labels = {c.label: c for c in self.categories}
         self._delivered: dict[str, float] = {}  # email id -> when the user's mail arrived
@@ -106,9 +116,19 @@ class World:
         for _ in range(2):
             self._pen_pal(reply=False)
             self._pen_pal(reply=True)
+        # Three posts to the list, one of them labelled to decide it: later
+        # posts during the run are the rule's to file.
+        for _ in range(3):
+            self._list_post(decide=False)
+        self._list_post(decide=True)
 
     def act(self) -> None:
         """One thing a user does."""
+        if self._first_act is None:
+            self._first_act = self.clock()
+        elif len(self.list_posts) < 5 and self.clock() - self._first_act > 10:
+            self._list_post(decide=False)  # a post after the decision, for its rule
+            return
         roll = self.rng.random()
         mail = self.sandbox.mail
         if roll < 0.35:
@@ -123,10 +143,64 @@ class World:
             self._label(conflict=True)
         elif roll < 0.91:
             self._resolve_flagged()
-        elif roll < 0.97:
+        elif roll < 0.95:
             self._pen_pal()
+        elif roll < 0.98:
+            self._list_post()
         else:
             self._protected_mail()
+
+    def _list_post(self, decide: bool | None = None) -> None:
+        """A post to the list; now and then (``decide``) the user decides the list
+        by one of them."""
+        mail = self.sandbox.mail
+        waiting = [e for e in self.list_posts if "Screener" in self._names_of(e)]
+        if decide is None:
+            decide = self.rng.random() < 0.3
+        if self.list_decided is None and waiting and decide:
+            label = self.rng.choice(sorted(self._labels))
+            mail.set_mailboxes(self.rng.choice(waiting), {"Screener", label, LIST_LABEL})
+            self.list_decided = self._labels[label].name
+            return
+        poster = self.rng.choice(self.list_posters)
+        headers = [("List-Id", self.list_header)]
+        self.list_posts.append(mail.deliver(poster, name="Poster", headers=headers))
+
+    def _list_unlabelled(self, email_id: str, before: set[str], after: set[str]) -> None:
+        """The list's labels come off last: the list's mail is filed by then."""
+        if self.list_decided is None:
+            self.violations.append(f"{email_id}: list labels removed, nothing decided")
+            return
+        category = self.categories.by_name(self.list_decided)
+        if "Screener" in after or not self._filed(after, category):
+            self.violations.append(f"list: {email_id}'s labels removed before filing")
+
+    def _names_of(self, email_id: str) -> set[str]:
+        mail = self.sandbox.mail
+        with mail.lock:
+            email = mail.emails.get(email_id)
+            return {mail.mailboxes[m].name for m in email.mailbox_ids} if email else set()
+
+    def check_list(self, decisions: list[Decision]) -> None:
+        """Decided once: every post of the list filed (those before and after),
+        one decision by label and filings by its rule, no poster in a group."""
+        listed = [d for d in decisions if d.intent.subject == "list:announce.soaklists.example"]
+        if self.list_decided is None:
+            if any(d.outcome is Outcome.DONE for d in listed):
+                self.violations.append("list: decided, yet the user never labelled it")
+            return
+        by_label = [d for d in listed if d.intent.rule is None and d.outcome is Outcome.DONE]
+        if len(by_label) != 1 or by_label[0].intent.category != self.list_decided:
+            self.violations.append(f"list: {len(by_label)} decisions by its label")
+        category = self.categories.by_name(self.list_decided)
+        for eid in self.list_posts:
+            names = self._names_of(eid)
+            if names and ("Screener" in names or not self._filed(names, category)):
+                self.violations.append(f"list: post {eid} in {sorted(names)}")
+                break
+        for poster in self.list_posters:
+            if self.groups_of(poster):
+                self.violations.append(f"list: {poster} put in a group")
 
     def _pen_pal(self, reply: bool | None = None) -> None:
         """The user writes to someone first, or someone written to replies
@@ -165,7 +239,8 @@ class World:
             for e in mail.emails.values():
                 boxes = {names.get(m, "") for m in e.mailbox_ids}
                 sender = e.from_[0]["email"]
-                if screener in e.mailbox_ids and boxes == {"Screener"} and "@pals" not in sender:
+                theirs = "@pals" in sender or "@soaklists" in sender  # trusted, or a list
+                if screener in e.mailbox_ids and boxes == {"Screener"} and not theirs:
                     out.append((e.id, sender))
             return out
 
@@ -326,7 +401,9 @@ class World:
             if BACK_LABEL in before - after:
                 self._back_label_removed(email_id, email.from_[0]["email"], after)
             removed = (before - after) & set(self._labels)
-            if removed:
+            if removed and LIST_LABEL in before:
+                self._list_unlabelled(email_id, before, after)
+            elif removed:
                 self._label_removed(email_id, email.from_[0]["email"], removed, after)
             if ERROR_LABEL in after - before:
                 entry = self._pending(email_id)
@@ -538,6 +615,7 @@ class World:
             if d.intent.kind is DecisionKind.TRIAGE
             and d.outcome is Outcome.DONE
             and d.intent.trigger not in ("cli", "sent")  # a command's or trust's, not a label's
+            and not d.intent.subject.startswith("list:")  # a list's, not a sender's
         )
         with self.lock:
             want: Counter[tuple[str, str]] = Counter(
@@ -570,10 +648,13 @@ class World:
             self.violations.append(f"ledger: {extra} done decisions beyond the labels triaged")
         self.check_account(decisions)
         self.check_pen_pals(decisions)
+        self.check_list(decisions)
         return {
             "ledger_decisions": len(decisions),
             "ledger_done": sum(done.values()),
             "pen_pals_replied": len(self.replied),
+            "list_posts": len(self.list_posts),
+            "list_decided": int(self.list_decided is not None),
         }
 
     def check_pen_pals(self, decisions: list[Decision]) -> None:

@@ -146,7 +146,7 @@ def test_decide_and_take_back_from_the_pages(
     assert sb.contacts.groups_of_address("ann@a.example") == set()
     # The domain rule taken back from history.
     history = web.http.get("/history").text
-    assert "@b.example" in history and "Domain rules" in history
+    assert "@b.example" in history and "Domain and list rules" in history
     resp = web.post("/undo", {"csrf": token, "subject": "@b.example", "back": "history"})
     assert resp.status_code == 303 and resp.headers["location"] == "/history"
     assert _in(sb, "bob@b.example") == _in(sb, "carl@b.example") == {"Screener"}
@@ -259,3 +259,25 @@ def test_a_dry_run_shows_the_screener_and_changes_nothing() -> None:
             resp = web.post("/screener/decide", {"csrf": web.csrf(), "decide": "1:ann@a.example"})
             assert resp.status_code == 409 and "dry run" in resp.text
             assert _in(sb, "ann@a.example") == {"Screener"}
+
+
+def test_a_mailing_list_decision_is_shown_and_taken_back_from_history() -> None:
+    with FaultySandbox() as sb:
+        sb.prepare()
+        users = [("List-Id", "Users <users.list.example>")]
+        posts = [sb.mail.deliver(s, headers=users) for s in ("a@x.com", "b@y.org")]
+        sb.mail.set_mailboxes(posts[0], {"Screener", "@ToFeed", "@WholeList"})
+        env = {**sb.env(), "MAILROOM_WEB_PASSWORD": HASH}
+        with MailroomProcess(env) as proc:
+            assert wait_until(lambda: sb.mail.mailbox_names(posts[1]) == {"Feed"}, 60), proc.log
+            web = Browserless(proc.base)
+            web.login()
+            history = web.http.get("/history").text
+            assert "list:users.list.example" in history
+            assert 'aria-label="Undo list:users.list.example"' in history
+            trail = web.http.get("/history", params={"q": "list:<Users.List.Example>"}).text
+            assert "into Feed" in trail
+            token = web.csrf("/history")
+            resp = web.post("/undo", {"csrf": token, "subject": "list:users.list.example"})
+            assert resp.status_code == 303
+            assert all(sb.mail.mailbox_names(p) == {"Screener"} for p in posts)

@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     screener = command("screener", "who is waiting in the Screener (read from the account)")
     screener.add_argument("--json", action="store_true", help="as JSON")
-    decide = command("triage", "put a sender or a domain in a category without an email")
+    decide = command(
+        "triage", "put a sender, a domain or a mailing list in a category without an email"
+    )
     decide.add_argument(
         "sender",
         help="the sender's address, @domain for the domain and its subdomains, or "
@@ -72,13 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     history = command("history", "the decisions Mailroom made, newest first (from the ledger)")
     history.add_argument(
-        "subject", nargs="?", help="a sender (its whole trail) or @domain (it and its subdomains)"
+        "subject",
+        nargs="?",
+        help="a sender (its whole trail), @domain (it and its subdomains) or list:<list-id>",
     )
     history.add_argument("--category", help="only decisions into this category")
     history.add_argument("--since", help="only decisions from this date (2026-11-30) on")
     history.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
     history.add_argument("--json", action="store_true", help="as JSON")
-    undo = command("undo", "take back a sender's or a domain rule's latest decision")
+    undo = command("undo", "take back the latest decision on a sender, a domain or a mailing list")
     undo.add_argument(
         "sender",
         help="the sender's address, @domain for a domain's rule, or list:<list-id> for a list's",

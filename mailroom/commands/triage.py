@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TextIO
 
@@ -24,13 +25,11 @@ from mailroom.errors import MailroomError
 from mailroom.ledger.location import elsewhere_hint
 from mailroom.ledger.sqlite_file import LedgerError
 from mailroom.ledger.store import Ledger
-from mailroom.lists.filing import file_list, waiting_of
 from mailroom.lists.listid import SUBJECT_PREFIX, parse_subject
 from mailroom.net import api_client
 from mailroom.settings import Settings
 from mailroom.triage.records import SenderRecord, Stage
-from mailroom.triage.scan import ListWork
-from mailroom.wiring import make_clients
+from mailroom.wiring import Clients, make_clients
 from mailroom.writer.commands import writing
 
 EXIT_ERROR, EXIT_CONFIG = 1, 2
@@ -82,6 +81,21 @@ async def run_triage(
     if "@" not in sender.strip(" @"):
         print(f"mailroom triage: {sender!r} is not an email address", file=err)
         return EXIT_CONFIG
+    try:
+        async with _connected(settings, apply=apply, err=err) as clients:
+            _, records = await clients.triage.decide(sender, category)
+    except MailroomError as exc:
+        print(f"mailroom triage: {exc}", file=err)
+        return EXIT_ERROR
+    (record,) = records
+    for line in describe(record, category, apply=apply):
+        print(line, file=out)
+    return 0 if record.alive or record.stage is Stage.UNLABELLED else EXIT_ERROR
+
+
+@contextlib.asynccontextmanager
+async def _connected(settings: Settings, *, apply: bool, err: TextIO) -> AsyncIterator[Clients]:
+    """The account's clients, set up; applying: under the writer lock, with the ledger."""
     ledger = None
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -92,17 +106,10 @@ async def run_triage(
             clients = make_clients(settings, http, dry_run=not apply, ledger=ledger)
             await clients.connect()
             await clients.triage.setup()
-            _, records = await clients.triage.decide(sender, category)
-    except MailroomError as exc:
-        print(f"mailroom triage: {exc}", file=err)
-        return EXIT_ERROR
+            yield clients
     finally:
         if ledger is not None:
             ledger.close()
-    (record,) = records
-    for line in describe(record, category, apply=apply):
-        print(line, file=out)
-    return 0 if record.alive or record.stage is Stage.UNLABELLED else EXIT_ERROR
 
 
 async def _list(
@@ -110,39 +117,31 @@ async def _list(
 ) -> int:
     """Every email of the list waiting in the Screener filed, and the rule kept
     for its later posts (recorded as ``list:<id>``); no contact changes."""
-    ledger = None
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            if apply:
-                await stack.enter_async_context(writing(settings, "triage", err))
-                ledger, _ = Ledger.open(settings.ledger_path)
-            http = await stack.enter_async_context(api_client(settings.poll_interval))
-            clients = make_clients(settings, http, dry_run=not apply, ledger=ledger)
-            await clients.connect()
-            await clients.triage.setup()
-            boxes, categories = clients.triage.mailboxes, settings.categories
-            if not apply:
-                waiting = await waiting_of(clients.jmap, boxes, ident)
-                print(
-                    f"would decide list:{ident} into {category.name}: "
-                    f"{count(waiting, 'email')} of it waiting in the Screener filed now, "
-                    "later posts by the service",
-                    file=out,
-                )
-                print("dry run: nothing changed; run again with --apply to do it", file=out)
-                return 0
-            work = ListWork(ident, category)
-            filed = await file_list(
-                clients.jmap, boxes, categories, ledger, work, "cli", by_label=False
-            )
+        async with _connected(settings, apply=apply, err=err) as clients:
+            filed = await clients.triage.decide_list(ident, category)
     except MailroomError as exc:
         print(f"mailroom triage: {exc}", file=err)
         return EXIT_ERROR
-    finally:
-        if ledger is not None:
-            ledger.close()
+    if not apply:
+        print(
+            f"would decide list:{ident} into {category.name}: "
+            f"{count(filed.moved, 'email')} of it waiting in the Screener filed now, "
+            "later posts by the service",
+            file=out,
+        )
+        print("dry run: nothing changed; run again with --apply to do it", file=out)
+        return 0
+    if filed.failed is not None:
+        print(
+            f"mailroom triage: list:{ident} not finished: {filed.failed} "
+            f"({count(filed.moved, 'email')} filed); run it again to finish, "
+            f"or `mailroom undo list:{ident}`",
+            file=err,
+        )
+        return EXIT_ERROR
     print(
-        f"decided list:{ident} into {category.name}: {count(filed, 'email')} filed now; "
+        f"decided list:{ident} into {category.name}: {count(filed.moved, 'email')} filed now; "
         "later posts are filed by the service",
         file=out,
     )

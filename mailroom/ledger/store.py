@@ -57,6 +57,10 @@ class Ledger(LedgerReader, AccountBinding):
         self._identity = identity(path)  # the file opened, to notice it replaced
         self._key: AccountKey | None = None  # the account bound, to bind a new file to
         self._named: dict[str, str] = {}  # mailbox names written by this process
+        # Decisions stopped part-way and taken up again by this process: what
+        # their first attempt wrote stands, so a retry that writes nothing
+        # leaves them part-way, never "failed" (which nothing takes back).
+        self._reopened: set[int] = set()
 
     # -- opening ----------------------------------------------------------------
 
@@ -110,6 +114,7 @@ class Ledger(LedgerReader, AccountBinding):
                 decision, outcome = reusable[key]
                 if outcome == "partial":
                     reopened.append((decision,))
+                    self._reopened.add(decision)
                     reusable[key] = (decision, "pending")
                 ids.append(decision)
             conn.executemany(
@@ -211,8 +216,16 @@ class Ledger(LedgerReader, AccountBinding):
             )
 
     def fail(self, failed: Mapping[int, str]) -> None:
-        """Nothing of these was written: the labels stay and the next pass tries again."""
-        self._stop(failed, Outcome.FAILED)
+        """Nothing of these was written: the labels stay and the next pass tries again.
+        One taken up after stopping part-way stays part-way (its first attempt's
+        writes stand)."""
+        again = {
+            d: f"{why} (tried again; what landed before stands)"
+            for d, why in failed.items()
+            if d in self._reopened
+        }
+        self._stop(again, Outcome.PARTIAL)
+        self._stop({d: why for d, why in failed.items() if d not in again}, Outcome.FAILED)
 
     def stop(self, stopped: Mapping[int, str]) -> None:
         """These stopped after their writes began: what landed of them stands

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mailroom.account.categories import Categories, Category
 from mailroom.account.mailboxes import MailboxMap
+from mailroom.core.words import count
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.wire import any_of_chunks
 from mailroom.ledger.model import DecisionKind, Effects, EmailMove, Intent
@@ -26,6 +28,15 @@ from mailroom.triage.refile import patch_for, patched, target_mailboxes
 from mailroom.triage.scan import ListWork, mailbox_ids_of
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Filed:
+    """What one list filing did: ``moved`` emails; ``failed``: why it did not
+    finish (None: done, or nothing to do)."""
+
+    moved: int = 0
+    failed: str | None = None
 
 
 def waiting_filter(screener: str, ident: str) -> Mapping[str, Any]:
@@ -45,11 +56,11 @@ async def file_list(
     trigger: str,
     *,
     by_label: bool = True,
-) -> int:
-    """Decide ``work``'s list (labelled now, or by ``mailroom triage list:<id>``):
-    returns how many emails were filed."""
+) -> Filed:
+    """Decide ``work``'s list (labelled now, or by ``mailroom triage list:<id>``
+    or the Screener page)."""
     if by_label and not work.emails:
-        return 0  # its labels disagreed: flagged instead
+        return Filed()  # its labels disagreed: flagged instead
     found = await jmap.query_emails(
         waiting_filter(boxes.screener, work.list_id), ["id", "mailboxIds", LIST_ID]
     )
@@ -99,7 +110,7 @@ async def file_by_rules(
             trigger=trigger,
             rule=rule.id,
         )
-        filed += await _file(jmap, boxes, categories, ledger, intent, category, current, {})
+        filed += (await _file(jmap, boxes, categories, ledger, intent, category, current, {})).moved
     return filed
 
 
@@ -123,8 +134,8 @@ async def _file(
     category: Category,
     current: dict[str, frozenset[str]],
     labelled: Mapping[str, frozenset[str]],
-) -> int:
-    """Record, move, take the labels off, finish: how many emails moved."""
+) -> Filed:
+    """Record, move, take the labels off, finish."""
     ids = ledger.begin([intent]) if ledger is not None else []
     moves = {}
     for eid, now in current.items():
@@ -136,9 +147,9 @@ async def _file(
         ledger.plan({ids[0]: Effects(moves=recorded)})
     outcome = await jmap.move_emails(moves)
     if outcome.failures:
-        if ledger is not None:
-            ledger.fail({ids[0]: f"{len(outcome.failures)} emails could not be filed"})
-        return len(outcome.updated)
+        why = f"{count(len(outcome.failures), 'email')} could not be filed"
+        _failed(ledger, ids, why, landed=bool(outcome.updated))
+        return Filed(len(outcome.updated), why)
     labels = {boxes.labels[category.name], boxes.list_label}
     unlabel = {}
     for eid in labelled:
@@ -146,7 +157,12 @@ async def _file(
         keep = now - labels or frozenset({boxes.destinations[category.destination]})
         unlabel[eid] = patch_for(now, keep)
     if unlabel:
-        await jmap.update_emails(unlabel)
+        off = await jmap.update_emails(unlabel)
+        if off.failures:
+            # Filed, but a label stayed: the next pass sees it and finishes this record.
+            why = f"the labels of {count(len(off.failures), 'email')} could not be removed"
+            _failed(ledger, ids, why, landed=True)
+            return Filed(len(moves), why)
     if ledger is not None:
         ledger.finish(ids)
     log.info(
@@ -155,4 +171,16 @@ async def _file(
             "fields": {"subject": intent.subject, "category": category.name, "emails": len(moves)}
         },
     )
-    return len(moves)
+    return Filed(len(moves))
+
+
+def _failed(ledger: Ledger | None, ids: list[int], why: str, *, landed: bool) -> None:
+    """A list decision that did not finish: failed when nothing of it landed;
+    stopped part-way otherwise, so undo and reset take back what did, and the
+    next attempt (a label seen again, the same command) takes the record up."""
+    if ledger is None:
+        return
+    if landed:
+        ledger.stop({ids[0]: f"{why}; what landed stands: label it again or undo it"})
+    else:
+        ledger.fail({ids[0]: why})

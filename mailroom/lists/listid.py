@@ -39,6 +39,17 @@ def list_id(header: Any) -> str | None:
     return text.lower()
 
 
+def list_name(header: Any) -> str:
+    """The list's own name, the phrase before the angle brackets
+    (``Mailroom users``), unquoted; "" when there is none."""
+    if not isinstance(header, str) or len(header) > MAX_HEADER or "<" not in header:
+        return ""
+    phrase = header[: header.rfind("<")].strip()
+    if len(phrase) >= 2 and phrase[0] == phrase[-1] == '"':
+        phrase = phrase[1:-1].replace('\\"', '"')
+    return phrase
+
+
 def subject_of(list_id_: str) -> str:
     """The ledger subject of a list's decisions: ``list:users.mailroom.example``."""
     return SUBJECT_PREFIX + list_id_

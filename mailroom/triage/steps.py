@@ -32,7 +32,7 @@ from mailroom.jmap.client import JmapClient
 from mailroom.jmap.errors import JmapAuthError, JmapError, JmapSetError
 from mailroom.jmap.moves import NOT_FILED
 from mailroom.jmap.wire import any_of_chunks
-from mailroom.lists.listid import LIST_ID
+from mailroom.lists.listid import LIST_ID, list_id
 from mailroom.triage.records import PassResult, SenderRecord, Stage
 from mailroom.triage.refile import patched, plan_groups, plan_label_removal, plan_refile
 from mailroom.triage.scan import mailbox_ids_of, sender_of
@@ -63,6 +63,9 @@ class Pass:
     # sender -> the uid an open decision of theirs planned for the contact it
     # was making: a retry makes it under that uid (the one the ledger names).
     planned_uids: Mapping[str, str] = field(default_factory=dict)
+    # Mailing lists with a decision in force: their posts are the list's to
+    # file (``lists.filing``), so a sender's decision leaves them where they are.
+    lists: frozenset[str] = frozenset()
 
     def fail(self, record: SenderRecord, exc: BaseException | None, message: str = "") -> None:
         """Count and log a sender left for the next pass; its labels stay."""
@@ -164,7 +167,7 @@ async def find_mail(p: Pass, records: list[SenderRecord]) -> list[SenderRecord]:
     The JMAP ``from`` filter is a text match, so the exact address is
     confirmed here; the senders go a hundred to a query.
     """
-    mail = await p.batched(records, _senders_mail(p.jmap, records))
+    mail = await p.batched(records, _senders_mail(p.jmap, records, p.lists))
     if mail is None:
         return []
     for record in records:
@@ -186,14 +189,19 @@ def plan_mail(p: Pass, record: SenderRecord) -> None:
 
 
 async def _senders_mail(
-    jmap: JmapClient, records: list[SenderRecord]
+    jmap: JmapClient, records: list[SenderRecord], lists: frozenset[str]
 ) -> dict[str, dict[str, frozenset[str]]]:
+    """Each sender's mail; posts to a list decided on its own are left out
+    (the list's decision wins inside the list), unless labelled for the sender."""
     mail: dict[str, dict[str, frozenset[str]]] = {r.sender: dict(r.work.emails) for r in records}
     for filter_ in any_of_chunks([{"from": r.sender} for r in records]):
         for email in await jmap.query_emails(filter_, EMAIL_PROPERTIES, per_request=PAGES_AT_ONCE):
             who = sender_of(email)
-            if who is not None and who[0] in mail and isinstance(email.get("id"), str):
-                mail[who[0]][email["id"]] = mailbox_ids_of(email)
+            if who is None or who[0] not in mail or not isinstance(email.get("id"), str):
+                continue
+            if lists and list_id(email.get(LIST_ID)) in lists and email["id"] not in mail[who[0]]:
+                continue
+            mail[who[0]][email["id"]] = mailbox_ids_of(email)
     return mail
 
 

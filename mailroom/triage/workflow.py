@@ -32,14 +32,14 @@ from mailroom.jmap.client import JmapClient
 from mailroom.jmap.wire import Call
 from mailroom.ledger.model import Decision
 from mailroom.ledger.store import Ledger
-from mailroom.lists.filing import file_by_rules, file_list
+from mailroom.lists.filing import Filed, file_by_rules, file_list, waiting_of
 from mailroom.takeback.sendback import SendBack
 from mailroom.triage.bookkeeping import Bookkeeper, settle_stale
 from mailroom.triage.flagging import add_error_label, flag_untriageable
 from mailroom.triage.labelled import Scan, scan_labels
 from mailroom.triage.records import PassResult, SenderRecord
 from mailroom.triage.rehearsal import Rehearsal
-from mailroom.triage.scan import ScanPlan, SenderWork, plan_scan
+from mailroom.triage.scan import ListWork, ScanPlan, SenderWork, plan_scan
 from mailroom.triage.steps import (
     Pass,
     find_mail,
@@ -217,6 +217,26 @@ class Triage:
         if self._ledger is not None:
             await file_by_rules(jmap, boxes, categories, self._ledger, trigger.value)
 
+    async def decide_list(
+        self, ident: str, category: Category, trigger: Trigger = Trigger.CLI
+    ) -> Filed:
+        """``mailroom triage list:<id>`` or the Screener page: every email of the
+        list waiting in the Screener filed, and the rule kept for later posts (a
+        dry run moves nothing: how many would be filed)."""
+        if self.dry_run:
+            return Filed(await waiting_of(self._jmap, self.mailboxes, ident))
+        work = ListWork(ident, category)
+        categories = self._config.categories
+        return await file_list(
+            self._jmap,
+            self.mailboxes,
+            categories,
+            self._ledger,
+            work,
+            trigger.value,
+            by_label=False,
+        )
+
     def _riders(self, boxes: MailboxMap) -> list[Call]:
         """Calls for the scan's request: who waits in the Screener, when trusting."""
         return [] if self._config.trust_sent is None else self._correspondents.riders(boxes)
@@ -262,6 +282,7 @@ class Triage:
             result,
             self._flag,
             planned_uids=bookkeeper.planned_uids(r.work.sender for r in everyone),
+            lists=frozenset(self._ledger.list_rules()) if self._ledger is not None else frozenset(),
         )
         records: list[SenderRecord] = []
         for record in everyone:

@@ -22,7 +22,7 @@ from mailroom.domains.names import normal, refusal
 from mailroom.errors import MailroomError
 from mailroom.ledger.reading import TRAIL, Filter
 from mailroom.ledger.store import Ledger
-from mailroom.lists.listid import SUBJECT_PREFIX
+from mailroom.lists.listid import SUBJECT_PREFIX, subject_of
 from mailroom.lists.undo import undo_rule_of_list
 from mailroom.takeback.domain import undo_rule
 from mailroom.takeback.plan import undoable
@@ -71,6 +71,26 @@ class Decisions:
                         await self._sender(sender, category, out)
         except MailroomError as exc:
             out.failed += [(s, str(exc)) for s in senders if not _mentioned(out, s)]
+        finally:
+            self._changed()
+        return out
+
+    async def decide_list(self, ident: str, category: Category) -> Done:
+        """A mailing list decided as a whole (``list:<id>``): its waiting posts
+        filed now, later ones by the passes; no contact changes."""
+        out, subject = Done(), subject_of(ident)
+        try:
+            async with self._writing("a decision on the web page"):
+                filed = await self._clients.triage.decide_list(ident, category, Trigger.WEB)
+        except MailroomError as exc:
+            out.failed.append((subject, str(exc)))
+        else:
+            if filed.failed is None:
+                out.done.append(subject)
+            else:
+                out.failed.append(
+                    (subject, f"{filed.failed}; decide it again to finish, or undo it")
+                )
         finally:
             self._changed()
         return out

@@ -12,6 +12,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from mailroom.account.categories import Category
 from mailroom.commands.undo import subject_problem
 from mailroom.core.redact import scrub
 from mailroom.core.words import count
@@ -19,7 +20,7 @@ from mailroom.domains.names import normal
 from mailroom.errors import MailroomError
 from mailroom.ledger.model import DecisionKind
 from mailroom.ledger.reading import Filter
-from mailroom.lists.listid import SUBJECT_PREFIX, parse_subject
+from mailroom.lists.listid import MAX_ID, SUBJECT_PREFIX, list_id, parse_subject
 from mailroom.observe.status_page import render
 from mailroom.web.auth import same_token
 from mailroom.web.context import WebContext
@@ -27,6 +28,7 @@ from mailroom.web.decisions import MAX_SENDERS, Done
 from mailroom.web.guard import STATUS_CSP, change_refused
 from mailroom.web.login import Visitor, visitor, with_cookie
 from mailroom.web.render import headers, page, refused
+from mailroom.web.screener import ScreenerView
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ async def screener(request: Request, ctx: WebContext) -> Response:
     except MailroomError as exc:
         log.warning("cannot read the Screener", extra={"fields": {"error": str(exc)}})
         return _answer(page(ctx, "connecting.html", who, status=503, error=str(exc)), who, ctx)
-    pages = max(1, -(-len(view.senders) // PER_PAGE))
+    pages = max(1, -(-len(view.senders) // PER_PAGE))  # the lists: on the first page
     number = min(_page_number(request), pages)
     start = (number - 1) * PER_PAGE
     shown = view.senders[start : start + PER_PAGE]
@@ -79,9 +81,10 @@ async def screener(request: Request, ctx: WebContext) -> Response:
         who,
         view=view,
         senders=shown,
+        lists=view.lists if number == 1 else [],
         number=number,
         pages=pages,
-        waiting=count(len(view.senders), "sender"),
+        waiting=_waiting(view),
         categories=list(enumerate(ctx.categories)),
         notes=notes,
         failures=failures,
@@ -89,6 +92,11 @@ async def screener(request: Request, ctx: WebContext) -> Response:
         trust=ctx.trust_sent,
     )
     return _answer(response, who, ctx)
+
+
+def _waiting(view: ScreenerView) -> str:
+    said = count(len(view.senders), "sender")
+    return f"{said}, {count(len(view.lists), 'list')}" if view.lists else said
 
 
 async def _change(request: Request, ctx: WebContext) -> tuple[Visitor, FormData] | Response:
@@ -125,6 +133,9 @@ async def decide(request: Request, ctx: WebContext) -> Response:
     if isinstance(got, Response):
         return got
     who, form = got
+    listed = form.get("list")
+    if isinstance(listed, str) and ":" in listed:  # a list's button: "<category>:<list id>"
+        return await _decide_list(ctx, who, *listed.split(":", 1))
     row = form.get("decide")
     if isinstance(row, str) and ":" in row:  # one row's button: "<category>:<address>"
         index, _, address = row.partition(":")
@@ -132,9 +143,7 @@ async def decide(request: Request, ctx: WebContext) -> Response:
     else:
         index = str(form.get("category", ""))
         wanted = form.getlist("sender")
-    category = (
-        ctx.categories[int(index)] if index.isdigit() and int(index) < len(ctx.categories) else None
-    )
+    category = _category(ctx, index)
     senders = _addresses(wanted)
     if category is None or senders is None or len(senders) > MAX_SENDERS:
         return refused(ctx, "That form does not name a category and senders.", status=400)
@@ -155,6 +164,24 @@ async def decide(request: Request, ctx: WebContext) -> Response:
             done.failed += part.failed
     _remember(who, done, f"into {category.name}")
     return _answer(RedirectResponse("/screener", status_code=303), who, ctx)
+
+
+async def _decide_list(ctx: WebContext, who: Visitor, index: str, raw: str) -> Response:
+    category = _category(ctx, index)
+    ident = list_id(raw) if len(raw) <= MAX_ID else None
+    if category is None or ident is None:
+        return refused(ctx, "That form does not name a category and a mailing list.", status=400)
+    if ctx.decisions is None:
+        return _not_yet(ctx, who)
+    done = await ctx.decisions.decide_list(ident, category)
+    _remember(who, done, f"into {category.name} (its posts now and later)")
+    return _answer(RedirectResponse("/screener", status_code=303), who, ctx)
+
+
+def _category(ctx: WebContext, index: str) -> Category | None:
+    if index.isascii() and index.isdigit() and int(index) < len(ctx.categories):
+        return ctx.categories[int(index)]
+    return None
 
 
 def _not_yet(ctx: WebContext, who: Visitor) -> Response:

@@ -20,9 +20,10 @@ from typing import Any
 from mailroom.correspondents.screen import ask_sent
 from mailroom.jmap.client import JmapClient
 from mailroom.jmap.wire import Call, page_of
+from mailroom.lists.listid import LIST_ID, list_id, list_name, subject_of
 from mailroom.triage.scan import mailbox_ids_of, sender_of
 
-PROPERTIES = ("from", "subject", "preview", "receivedAt", "mailboxIds")
+PROPERTIES = ("from", "subject", "preview", "receivedAt", "mailboxIds", LIST_ID)
 MAX_EMAILS = 20_000  # read for one view (a few MB at most)
 REQUESTS = 2  # at most, for one view
 MAX_NAME, MAX_SUBJECT, MAX_PREVIEW = 120, 200, 256  # characters shown
@@ -68,10 +69,38 @@ class Waiting:
 
     @property
     def when(self) -> datetime | None:
-        try:
-            return datetime.fromisoformat(self.received.replace("Z", "+00:00"))
-        except ValueError:
-            return None
+        return _when(self.received)
+
+
+@dataclass
+class WaitingList:
+    """One mailing list with posts waiting in the Screener (its posts are not
+    among the senders': a list is decided once, as a whole)."""
+
+    list_id: str
+    name: str  # the list's own name, from its List-Id ("" if it gives none)
+    emails: int
+    subject: str  # of the newest post
+    preview: str
+    received: str
+    posters: set[str] = field(default_factory=set)
+    deciding: bool = False  # a triage label is on one of its posts already
+
+    @property
+    def subject_key(self) -> str:
+        """How its decision is named in the ledger and the forms: ``list:<id>``."""
+        return subject_of(self.list_id)
+
+    @property
+    def when(self) -> datetime | None:
+        return _when(self.received)
+
+
+def _when(received: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(received.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -79,6 +108,57 @@ class ScreenerView:
     senders: list[Waiting] = field(default_factory=list)  # newest first
     more: bool = False  # more emails wait than were read
     emails: int = 0
+    lists: list[WaitingList] = field(default_factory=list)  # newest first
+
+
+def view_of(
+    emails: Sequence[Mapping[str, Any]],
+    labels: frozenset[str],
+    own: frozenset[str] = frozenset(),
+    *,
+    more: bool = False,
+) -> ScreenerView:
+    """The Screener's emails (newest first) as its lists and its senders."""
+    plain: list[Mapping[str, Any]] = []
+    listed: list[tuple[str, Mapping[str, Any]]] = []
+    for email in emails:
+        ident = list_id(email.get(LIST_ID))
+        if ident is None:
+            plain.append(email)
+        else:
+            listed.append((ident, email))
+    return ScreenerView(
+        senders=group(plain, labels, own),
+        more=more,
+        emails=len(emails),
+        lists=group_lists(listed, labels),
+    )
+
+
+def group_lists(
+    emails: Iterable[tuple[str, Mapping[str, Any]]], labels: frozenset[str]
+) -> list[WaitingList]:
+    """(list id, email) pairs, newest first, as lists, newest first."""
+    by_list: dict[str, WaitingList] = {}
+    for ident, email in emails:
+        labelled = bool(mailbox_ids_of(email) & labels)
+        found = sender_of(email)
+        waiting = by_list.get(ident)
+        if waiting is None:
+            received = email.get("receivedAt")
+            waiting = by_list[ident] = WaitingList(
+                list_id=ident,
+                name=shown(list_name(email.get(LIST_ID)), MAX_NAME),
+                emails=0,
+                subject=shown(email.get("subject"), MAX_SUBJECT),
+                preview=shown(email.get("preview"), MAX_PREVIEW),
+                received=received if isinstance(received, str) else "",
+            )
+        waiting.emails += 1
+        waiting.deciding |= labelled
+        if found is not None:
+            waiting.posters.add(found[0])
+    return sorted(by_list.values(), key=lambda w: w.received, reverse=True)
 
 
 def group(
@@ -180,15 +260,13 @@ class ScreenerReader:
                 emails.extend(page.emails)
                 position += len(page.ids)
                 if page.last or len(emails) >= MAX_EMAILS:
-                    view = group(emails, self._labels, self._own)
-                    return ScreenerView(view, more=not page.last, emails=len(emails)), used
+                    return view_of(emails, self._labels, self._own, more=not page.last), used
                 if len(page.ids) < size:
                     # The server clamped the page: the later positions asked
                     # for assumed the full size, so ask again from here.
                     size = len(page.ids)
                     break
-        senders = group(emails, self._labels, self._own)
-        return ScreenerView(senders, more=True, emails=len(emails)), REQUESTS
+        return view_of(emails, self._labels, self._own, more=True), REQUESTS
 
 
 def _page_calls(

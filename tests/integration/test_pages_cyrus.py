@@ -32,6 +32,8 @@ def test_deciding_and_taking_back_in_a_browser_on_cyrus(any_cyrus: Cyrus, tmp_pa
         f"news@{tag}-b.example",
         f"eve@{tag}-evil.example",
         hostile_name=HOSTILE,
+        list_id=f"users-{tag}.lists.example",
+        list_poster=f"someone@{tag}-lists.example",
     )
     cyrus.ensure_mailbox("Screener")
     cyrus.deliver(s.person, "Ann Example", "Lunch on Friday?")
@@ -39,7 +41,10 @@ def test_deciding_and_taking_back_in_a_browser_on_cyrus(any_cyrus: Cyrus, tmp_pa
     cyrus.deliver(s.billing, "B Corp Billing", "Invoice 2026-12")
     cyrus.deliver(s.colleague, "B Corp News", "What is new at B")
     cyrus.deliver(s.hostile, f'"{HOSTILE}"', "Hello")
-    found = cyrus.wait_for_mail_of({s.person: 1, s.billing: 2, s.colleague: 1, s.hostile: 1})
+    for n in (1, 2):
+        cyrus.deliver(s.list_poster, "Someone", f"Post {n}", list_id=f"Users <{s.list_id}>")
+    wanted = {s.person: 1, s.billing: 2, s.colleague: 1, s.hostile: 1, s.list_poster: 2}
+    found = cyrus.wait_for_mail_of(wanted)
     assert all(found.values()), found
 
     def boxes(sender: str) -> set[str]:

@@ -97,6 +97,23 @@ def test_a_failed_decision_keeps_its_reason_and_the_retry_is_new(ledger: Ledger)
     assert failed.outcome is Outcome.FAILED and failed.reason == "group Feed missing"
 
 
+def test_a_part_way_decision_retried_in_vain_stays_part_way(ledger: Ledger) -> None:
+    """What its first attempt wrote stands: a retry that writes nothing must not
+    turn it into "failed", which undo and reset would pass over."""
+    (first,) = ledger.begin([intent()])
+    ledger.plan({first: EFFECTS})
+    ledger.stop({first: "refused after its writes began"})
+    (again,) = ledger.begin([intent()])
+    assert again == first
+    ledger.fail({again: "refused again"})
+    (decision,) = ledger.history(Filter())
+    assert decision.outcome is Outcome.PARTIAL
+    assert decision.reason == "refused again (tried again; what landed before stands)"
+    assert decision.effects.moves == EFFECTS.moves
+    (retry,) = ledger.begin([intent()])
+    assert retry == first  # still the one to finish
+
+
 def test_history_filters_newest_first(tmp_path: Path) -> None:
     clock = Clock()
     ledger, _ = Ledger.open(tmp_path / "l.db", clock=clock)

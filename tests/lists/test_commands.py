@@ -57,3 +57,26 @@ async def test_a_list_decided_undone_and_reset_from_the_command_line(
     assert all(h.mail.mailbox_names(p) == {"Jail"} for p in posts)
     assert await run_reset(s, apply=True, out=io.StringIO(), err=err) == 0, err.getvalue()
     assert all(h.mail.mailbox_names(p) == {"Screener"} for p in posts)
+
+
+async def test_a_refused_list_decision_says_so_and_the_same_command_finishes_it(
+    harness: Harness, tmp_path: Path
+) -> None:
+    h = harness
+    posts = [h.mail.deliver(s, headers=USERS) for s in ("a@x.com", "b@y.org")]
+    h.mail.refuse_updates.add(posts[1])
+    s = settings(h, tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    code = await run_triage(s, "list:users.list.example", "Feed", apply=True, out=out, err=err)
+    assert code == 1
+    assert "list:users.list.example not finished: 1 email could not be filed" in err.getvalue()
+    assert "(1 email filed)" in err.getvalue() and "mailroom undo list:" in err.getvalue()
+    assert h.mail.mailbox_names(posts[0]) == {"Feed"}
+    h.mail.refuse_updates.clear()
+    code = await run_triage(s, "list:users.list.example", "Feed", apply=True, out=out, err=err)
+    assert code == 0, err.getvalue()
+    assert all(h.mail.mailbox_names(p) == {"Feed"} for p in posts)
+    out = io.StringIO()
+    assert await run_undo(s, "list:users.list.example", apply=True, out=out, err=err) == 0
+    assert "done: 2 emails back" in out.getvalue()  # one record, both attempts in it
+    assert all(h.mail.mailbox_names(p) == {"Screener"} for p in posts)

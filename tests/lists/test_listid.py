@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailroom.lists.listid import MAX_ID, list_id, parse_subject, subject_of
+from mailroom.lists.listid import MAX_ID, list_id, list_name, parse_subject, subject_of
 
 
 def test_the_part_in_angle_brackets_case_insensitive() -> None:
@@ -58,3 +58,11 @@ def test_any_header_gives_a_bounded_dot_atom_or_nothing(header: str) -> None:
 def test_an_id_survives_any_phrase_before_it(ident: str, phrase: str) -> None:
     clean = phrase.replace("<", "").replace(">", "")
     assert list_id(f"{clean} <{ident.upper()}>") == ident
+
+
+def test_a_list_names_itself_before_its_id() -> None:
+    assert list_name("Mailroom users <users.mailroom.example>") == "Mailroom users"
+    assert list_name('"Users, \\"all\\"" <users.mailroom.example>') == 'Users, "all"'
+    assert list_name("<users.mailroom.example>") == ""
+    assert list_name("users.mailroom.example") == ""
+    assert list_name(None) == "" and list_name("x" * 5000 + "<a.b>") == ""

@@ -39,7 +39,10 @@ from tests.soak.cli_user import CliUser
 from tests.soak.service import SOAK_POLICY
 from tests.soak.world import World
 
-RSS_LIMIT_MB = 60.0  # the service's promise: bounded memory, a flood of comments included
+# The service's promise: bounded memory, a flood of comments included. Idle
+# with the pages on it is about 55 MB (bench: web_memory); a flood's bounded
+# buffers and a pass over many senders add a few MB more.
+RSS_LIMIT_MB = 72.0
 RSS_GROWTH_MB = 40.0  # after the first minute
 TICK = 0.25
 # Quiet after a fault before /health must say pass: a pass, a reconnect, the backoff cap.

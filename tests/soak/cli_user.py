@@ -62,6 +62,9 @@ class CliUser:
             self._world.violations.append(f"cli: {' '.join(argv)} took over {COMMAND_TIMEOUT} s")
             return
         self.runs[f"{argv[0]} {done.returncode}"] += 1
+        if argv[0] == "triage" and done.returncode == 1:
+            # Refused part-way: its decision stays open for a label to finish.
+            self._world.cli_refused[(argv[1], argv[2])] += 1
         # 0 done (or nothing to do), 1 refused by a fault of the server; never
         # a traceback, never a settings error.
         if done.returncode not in (0, 1) or "Traceback" in done.stderr:

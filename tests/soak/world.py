@@ -88,6 +88,7 @@ class World:
         self.list_posters = [f"poster{i}@soaklists.example" for i in range(6)]
         self.list_posts: list[str] = []
         self.list_decided: str | None = None  # the category, once labelled
+        self.cli_refused: Counter[tuple[str, str]] = Counter()  # (sender, category)
         self._first_act: float | None = None
         self._cards: dict[str, tuple[str, Any]] = {}  # name -> (etag, parsed)
         self._labels = {c.label: c for c in self.categories}
@@ -249,7 +250,10 @@ class World:
         if not candidates:
             return
         email_id, sender = self.rng.choice(candidates)
-        pending = {x.sender for x in self.ledger if x.settled_at is None}
+        with self.lock:
+            # A flagged email not resolved yet counts: a person resolves it first,
+            # rather than label another email of the sender (two labels: a conflict).
+            pending = {x.sender for x in self.ledger if x.settled_at is None or x.how == "flagged"}
         if sender in pending:
             return  # one label at a time per sender, as a person would
         labels = self.rng.sample(list(self._labels), 2 if conflict else 1)
@@ -624,12 +628,32 @@ class World:
                 if x.how == "triaged"
                 for label in x.labels
             )
-        missing = want - done
+        # A command refused part-way leaves its decision open, and the next label
+        # for the same sender and category finishes that record (one decision is
+        # never recorded twice): such a label is accounted for by the command's.
+        taken_up: Counter[tuple[str, str]] = Counter(
+            (d.intent.subject, d.intent.category or "")
+            for d in decisions
+            if d.intent.kind is DecisionKind.TRIAGE
+            and d.outcome is Outcome.DONE
+            and d.intent.trigger == "cli"
+        )
+        taken_up = taken_up & self.cli_refused
+        missing = want - done - taken_up
         if missing:
             example = next(iter(missing))
+            theirs = [
+                f"{d.intent.kind.value} {d.intent.category} by {d.intent.trigger}: "
+                f"{d.outcome.value}"
+                for d in reversed(decisions)
+                if d.intent.subject == example[0]
+            ]
+            with self.lock:
+                labels = [(sorted(x.labels), x.how) for x in self.ledger if x.sender == example[0]]
             self.violations.append(
                 f"ledger: {sum(missing.values())} triaged labels without a done decision "
-                f"(e.g. {example[0]} -> {example[1]})"
+                f"(e.g. {example[0]} -> {example[1]}; its decisions, oldest first: {theirs}; "
+                f"its labels: {labels}; commands refused: {dict(self.cli_refused)})"
             )
         with self.lock:
             back = Counter(x.sender for x in self.ledger if x.how == "sent back")

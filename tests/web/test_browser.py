@@ -31,7 +31,14 @@ pytestmark = [
         reason="chromium-driver not installed (Debian: apt install chromium-driver)",
     ),
 ]
-SENDERS = Senders("ann@a.example", "billing@b.example", "news@b.example", "eve@evil.example")
+SENDERS = Senders(
+    "ann@a.example",
+    "billing@b.example",
+    "news@b.example",
+    "eve@evil.example",
+    list_id="users.lists.example",
+    list_poster="someone@lists.example",
+)
 
 
 @pytest.fixture
@@ -53,6 +60,13 @@ def running() -> Iterator[tuple[Account, MailroomProcess]]:
         )
         mail.deliver(SENDERS.colleague, name="B Corp News", subject="What is new at B")
         mail.deliver(SENDERS.hostile, name=EVIL, subject="\u202eexe.gnp")
+        for n in (1, 2):
+            mail.deliver(
+                SENDERS.list_poster,
+                name="Someone",
+                subject=f"Re: the release, part {n}",
+                headers=[("List-Id", f"Mailroom users <{SENDERS.list_id}>")],
+            )
         env = {
             **sb.env("jmap"),
             "MAILROOM_WEB_PASSWORD": hash_password(PASSWORD),

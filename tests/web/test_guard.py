@@ -13,7 +13,7 @@ from mailroom.settings import SettingsError, load_settings
 from mailroom.web.access import origin_of
 from mailroom.web.auth import hash_password
 from mailroom.web.guard import change_refused, default_public_url, origins
-from mailroom.web.screener import MAX_NAME, group, shown
+from mailroom.web.screener import MAX_NAME, group, shown, view_of
 from tests.test_settings import BASE
 
 LOCAL = origins("http://127.0.0.1:8080", "127.0.0.1", 8080)
@@ -155,6 +155,35 @@ def test_senders_are_grouped_newest_first() -> None:
     ]
     assert out[0].name == "Bo" and out[0].domain == "b.example"
     assert out[0].when is not None and out[0].when.year == 2026
+
+
+def test_list_posts_wait_as_their_list_not_as_senders() -> None:
+    def post(sender: str, when: str, header: str, labelled: bool = False) -> dict[str, Any]:
+        boxes = {"scr": True, "lbl": True} if labelled else {"scr": True}
+        return {
+            "from": [{"email": sender}],
+            "subject": f"from {sender}",
+            "receivedAt": when,
+            "mailboxIds": boxes,
+            "header:List-Id:asText": header,
+        }
+
+    emails = [
+        post("a@x.example", "2026-12-03T10:00:00Z", '"Users \\"all\\"" <Users.List.Example>'),
+        post("b@y.example", "2026-12-02T10:00:00Z", "<users.list.example>", labelled=True),
+        post("a@x.example", "2026-12-01T10:00:00Z", "dev.list.example"),
+        post("a@x.example", "2026-11-01T10:00:00Z", "<not a list>"),  # as if none
+    ]
+    view = view_of(emails, frozenset({"lbl"}))
+    assert [(w.list_id, w.emails, len(w.posters), w.deciding) for w in view.lists] == [
+        ("users.list.example", 2, 2, True),
+        ("dev.list.example", 1, 1, False),
+    ]
+    assert view.lists[0].name == 'Users "all"' and view.lists[1].name == ""
+    assert view.lists[0].subject == "from a@x.example"
+    assert view.lists[0].subject_key == "list:users.list.example"
+    assert [(w.address, w.emails) for w in view.senders] == [("a@x.example", 1)]
+    assert view.emails == 4
 
 
 def test_the_public_address_is_one_the_service_answers_to() -> None:

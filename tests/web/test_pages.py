@@ -281,3 +281,53 @@ def test_a_mailing_list_decision_is_shown_and_taken_back_from_history() -> None:
             resp = web.post("/undo", {"csrf": token, "subject": "list:users.list.example"})
             assert resp.status_code == 303
             assert all(sb.mail.mailbox_names(p) == {"Screener"} for p in posts)
+
+
+def test_a_mailing_list_waits_as_one_row_and_is_decided_from_it() -> None:
+    with FaultySandbox() as sb:
+        sb.prepare()
+        users = [("List-Id", '"Mailroom <b>users</b>" <Users.List.Example>')]
+        posts = [
+            sb.mail.deliver(s, headers=users, subject=f"Post {i}")
+            for i, s in enumerate(("a@x.com", "b@y.org", "a@x.com"))
+        ]
+        alone = sb.mail.deliver("a@x.com", name="Ann", subject="Just to you")
+        env = {**sb.env(), "MAILROOM_WEB_PASSWORD": HASH, "MAILROOM_DEBOUNCE_SECONDS": "60"}
+        with MailroomProcess(env) as proc:
+            assert wait_until(lambda: proc.health()[1].get("status") == "pass", 60), proc.log
+            web = Browserless(proc.base)
+            web.login()
+            page = web.http.get("/screener").text
+            assert "1 sender, 1 list waiting" in page
+            assert "Mailroom &lt;b&gt;users&lt;/b&gt;" in page  # the list's name, as text
+            assert "3 posts from 2 people" in page and "Post 2" in page
+            assert page.count('data-address="a@x.com"') == 1  # Ann's own mail, apart
+            found = re.search(
+                r'value="(\d+):users\.list\.example" '
+                r'aria-label="Feed: the whole list users\.list\.example"',
+                page,
+            )
+            assert found is not None
+            feed = found.group(1)
+            token = web.csrf()
+            bad = web.post("/screener/decide", {"csrf": token, "list": f"{feed}:not a list"})
+            assert bad.status_code == 400
+            resp = web.post(
+                "/screener/decide", {"csrf": token, "list": f"{feed}:users.list.example"}
+            )
+            assert resp.status_code == 303
+            assert all(sb.mail.mailbox_names(p) == {"Feed"} for p in posts)
+            assert sb.mail.mailbox_names(alone) == {"Screener"}  # not the list's
+            assert sb.contacts.groups_of_address("a@x.com") == set()  # no contact changed
+            ledger = _ledger(sb)
+            try:
+                (decision,) = ledger.history(Filter())
+            finally:
+                ledger.close()
+            assert decision.intent.subject == "list:users.list.example"
+            assert decision.intent.trigger == "web" and decision.outcome.value == "done"
+            after = web.http.get("/screener").text
+            assert "1 sender waiting" in after and "Mailing lists" not in after
+            assert "Undo <bdi>list:users.list.example</bdi>" in after
+            web.post("/undo", {"csrf": web.csrf(), "subject": "list:users.list.example"})
+            assert all(sb.mail.mailbox_names(p) == {"Screener"} for p in posts)

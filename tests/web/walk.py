@@ -36,6 +36,8 @@ class Senders:
     colleague: str  # … which takes this one too
     hostile: str  # named hostile_name
     hostile_name: str = EVIL
+    list_id: str = ""  # a mailing list waiting, decided whole from its row …
+    list_poster: str = ""  # … whose only poster this is
 
 
 def browser(width: int, height: int) -> Any:
@@ -91,7 +93,7 @@ def waiting(driver: Any) -> int:
     from selenium.webdriver.common.by import By
 
     text = driver.find_element(By.ID, "waiting").text
-    found = re.fullmatch(r"(\d+) senders? waiting", text)
+    found = re.fullmatch(r"(\d+) senders?(?:, \d+ lists?)? waiting", text)
     assert found is not None, text
     return int(found.group(1))
 
@@ -195,6 +197,15 @@ def decide_and_take_back(
     assert account.groups(s.person) == set()
     if shots:
         shot(driver, "web-history", tmp)
+    if s.list_id:
+        driver.get(base + "/screener")
+        click(driver, f'button[name="list"][aria-label="Feed: the whole list {s.list_id}"]')
+        assert account.boxes(s.list_poster) == {"Feed"}
+        assert account.groups(s.list_poster) == set()
+        assert not driver.find_elements(By.CSS_SELECTOR, f'[data-list="{s.list_id}"]')
+        click(driver, "form.undo button")
+        assert account.boxes(s.list_poster) == {"Screener"}
+        assert driver.find_elements(By.CSS_SELECTOR, f'[data-list="{s.list_id}"]')
     driver.get(base + "/status")
     accessible(driver, "status")
     driver.get(base + "/screener")

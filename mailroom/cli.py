@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -119,7 +120,7 @@ def _reset(settings: Settings, args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from mailroom.commands.status import run_status
 
-    return run_status(args.url)
+    return run_status(args.url, healthcheck=args.healthcheck)
 
 
 def _systemd_unit(args: argparse.Namespace) -> int:
@@ -158,7 +159,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _sandbox_command(args: argparse.Namespace) -> int:
-    return _sandbox(args.host, args.port, args.flavour, args.seed)
+    tls = None
+    if (args.certificate is None) != (args.key is None):
+        print("mailroom sandbox: --certificate and --key go together", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.certificate is not None:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            tls.load_cert_chain(args.certificate, args.key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"mailroom sandbox: cannot use the certificate: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    return _sandbox(args.host, args.port, args.flavour, args.seed, tls, args.public_url)
 
 
 def _history(args: argparse.Namespace) -> int:
@@ -214,11 +226,24 @@ def _settings() -> Settings | None:
         return None
 
 
-def _sandbox(host: str, port: int, flavour: str, seed: bool) -> int:
+def _sandbox(
+    host: str,
+    port: int,
+    flavour: str,
+    seed: bool,
+    tls: ssl.SSLContext | None = None,
+    public_url: str | None = None,
+) -> int:
     from mailroom.sandbox.demo import seed as seed_mail
     from mailroom.sandbox.server import Sandbox
 
-    sandbox = Sandbox(host=host, port=port, flavour=flavour)  # type: ignore[arg-type]
+    sandbox = Sandbox(
+        host=host,
+        port=port,
+        flavour=flavour,  # type: ignore[arg-type]
+        tls=tls,
+        public_url=public_url,
+    )
     try:
         sandbox.start()
     except OSError as exc:

@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="its address: host:port, its base URL or its /health URL "
         "(default: from MAILROOM_HTTP_HOST and MAILROOM_HTTP_PORT)",
     )
+    status.add_argument(
+        "--healthcheck",
+        action="store_true",
+        help="for a container's HEALTHCHECK: one line; exit 0 while triage works "
+        "(pass or warn), 1 when it has stopped or nothing answers",
+    )
     command(
         "web-password",
         "print the hash of a password for the web pages (MAILROOM_WEB_PASSWORD_FILE); "
@@ -126,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="fastmail: no pings, as Fastmail; rfc: pings as RFC 8620 asks",
     )
     sandbox.add_argument("--seed", action="store_true", help="fill the Screener with demo mail")
+    sandbox.add_argument(
+        "--certificate",
+        help="serve HTTPS with this certificate (PEM; with --key): for a service on "
+        "another host or container, which refuses plain http beyond loopback",
+    )
+    sandbox.add_argument("--key", help="the certificate's private key (PEM)")
+    sandbox.add_argument(
+        "--public-url",
+        help="the address the service reaches it at, for the session's URLs "
+        "(https://sandbox:8765; default: where it listens)",
+    )
     demo = command("demo", "the stand-in, the service and a simulated user labelling mail")
     demo.add_argument(
         "--poll-interval", type=float, default=60.0, help="the safety-net poll, seconds (60)"

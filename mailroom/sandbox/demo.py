@@ -151,6 +151,9 @@ def _environment(
         **sandbox.env("jmap"),  # the API token alone, as on Fastmail: contacts over JMAP
         "MAILROOM_POLL_INTERVAL": f"{poll_interval:g}",
         "MAILROOM_DEBOUNCE_SECONDS": f"{debounce:g}",
+        # Where the lines below say (a container's image listens on all its
+        # addresses; the demo stays on loopback, as its pages have no login).
+        "MAILROOM_HTTP_HOST": "127.0.0.1",
         "MAILROOM_HTTP_PORT": str(http_port),
         "MAILROOM_LOG_FORMAT": env_default("MAILROOM_LOG_FORMAT", "console"),
     }

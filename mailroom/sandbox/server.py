@@ -194,7 +194,7 @@ class Sandbox:
 
     @property
     def session_url(self) -> str:
-        return self.url + "/jmap/session"
+        return (self.public_url or self.url) + "/jmap/session"
 
     def env(self, contacts: str = "carddav") -> dict[str, str]:
         """MAILROOM_* settings pointing ``mailroom run`` at this stand-in.

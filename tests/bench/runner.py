@@ -674,6 +674,10 @@ def run_all(sizes: Sizes, *, with_cyrus: bool, only: set[str] | None = None) -> 
     steps += _web_steps(sizes)
     steps.append(("trust_sent", _run_trust))
     steps.append(("list_rules", _run_lists))
+    from tests.bench import container
+
+    if container.available():
+        steps.append(("container", lambda: container.bench_container(sizes.idle_seconds / 10)))
     if with_cyrus:
         steps.append(("cyrus", lambda: bench_cyrus(sizes)))
         steps.append(("cyrus_next", lambda: bench_cyrus(sizes, next_build=True)))
@@ -939,6 +943,9 @@ def markdown(r: dict[str, Any]) -> str:
     from tests.bench.web import web_rows
 
     rows += web_rows(r)
+    from tests.bench.container import container_rows
+
+    rows += container_rows(r)
     trust = r.get("trust_sent", {}).get("passes") if isinstance(r.get("trust_sent"), dict) else None
     lists = pick(r, "list_rules", "idle_passes")
     if isinstance(lists, list):

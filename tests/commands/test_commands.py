@@ -318,6 +318,19 @@ def test_status_prints_for_a_person_and_exits_by_health(health_server: dict[str,
     )
 
 
+def test_status_as_a_container_health_check(health_server: dict[str, Any]) -> None:
+    """Two codes, as engines read them: 0 while triage works, 1 once it stopped."""
+    for status, code in (("pass", 0), ("warn", 0), ("fail", 1)):
+        health_server["body"] = {"status": status, "version": "0.1.0", "output": "why"}
+        out = io.StringIO()
+        assert run_status(health_server["url"], out, healthcheck=True) == code
+        assert out.getvalue() == f"Mailroom 0.1.0: {status.upper()}\n"  # one line
+    out = io.StringIO()
+    assert run_status("127.0.0.1:9", out, healthcheck=True) == 1
+    assert out.getvalue().startswith("mailroom status: nothing answers at")
+    assert out.getvalue().count("\n") == 1
+
+
 async def test_status_against_a_running_service() -> None:
     with FaultySandbox() as sb:
         async with running(sb) as run:

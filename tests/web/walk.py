@@ -74,16 +74,32 @@ def click(driver: Any, css: str) -> None:
     press(driver, driver.find_element(By.CSS_SELECTOR, css))
 
 
+def _gone(element: Any) -> bool:
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
+
+
 def press(driver: Any, element: Any) -> None:
     """Click a form's button and wait for the page it leads to (the click
     returns before the browser has navigated)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
+    # Chromium may answer for a node detached mid-navigation with a plain
+    # WebDriverException ("does not belong to the document") rather than the
+    # stale-element error Selenium's own condition expects: the page left too.
+    WebDriverWait(driver, 30, ignored_exceptions=()).until(lambda d: _gone(page))
     WebDriverWait(driver, 30).until(
         lambda d: d.execute_script("return document.readyState") == "complete"
     )
